@@ -1,0 +1,36 @@
+# Two commands matter (see README):  make run   and   make test
+# Both create a local virtualenv in .venv (no root needed) and install the project into it.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint types unit bench clean
+
+$(STAMP): setup.cfg setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
+	touch $(STAMP)
+
+## run: install, then start the local demo stack (3 shards, 6-node cluster, 2 chat nodes)
+run: $(STAMP)
+	$(BIN)/chat dev
+
+## test: install, then lint, type-check and run the whole test suite
+test: $(STAMP) lint types
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy shardring chat
+
+bench: $(STAMP)
+	$(BIN)/python bench/ring_bench.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,41 @@
+"""In-memory broker for unit tests of the logic above the broker (no Redis involved).
+
+A ``MemoryHub`` plays the shards: every ``MemoryBroker`` attached to it is one node.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+
+from chat.ports import MessageHandler
+from chat.refcount import RefCounts
+
+
+class MemoryHub:
+    def __init__(self) -> None:
+        self.subscribers: defaultdict[str, set[MemoryBroker]] = defaultdict(set)
+        self.published: list[tuple[str, bytes]] = []
+
+
+class MemoryBroker:
+    def __init__(self, hub: MemoryHub, handler: MessageHandler) -> None:
+        self._hub = hub
+        self._handler = handler
+        self.refs = RefCounts()
+
+    async def subscribe(self, channels: Collection[str]) -> None:
+        for channel in self.refs.acquire(channels):
+            self._hub.subscribers[channel].add(self)
+
+    async def unsubscribe(self, channels: Collection[str]) -> None:
+        for channel in self.refs.release(channels):
+            self._hub.subscribers[channel].discard(self)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        self._hub.published.append((channel, payload))
+        for broker in list(self._hub.subscribers.get(channel, ())):
+            await broker._handler(channel, payload)
+
+    def is_ready(self) -> bool:
+        return True

@@ -1,0 +1,264 @@
+"""One pub/sub shard: its subscriber connection, its subscription record, its listener task
+and its publish client, owned by one object.
+
+The listener is the only reader of the subscriber connection.  It reconnects forever with a
+jittered backoff (capped at 2 s, reset once a connection is up and subscribed) and, after
+every reconnect, subscribes again from *our* record of wanted channels: redis-py's memory of
+a connection dies with the connection, ours does not.  A connection that stays silent is
+pinged; one that does not answer within ``dead_after`` seconds is dropped and replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
+from redis.asyncio.retry import Retry
+
+from chat.adapters.redis_common import connection_kwargs, reconnect_backoff
+from chat.ports import MessageHandler
+
+log = logging.getLogger(__name__)
+
+#: Channels per SUBSCRIBE command: keeps one command (and its reply burst) bounded.
+BATCH = 1000
+
+
+class Shard:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        handler: MessageHandler,
+        *,
+        node_id: str,
+        ping_interval: float = 5.0,
+        dead_after: float = 15.0,
+        publish_connections: int = 8,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._handler = handler
+        self._node_id = node_id
+        self._ping_interval = ping_interval
+        self._dead_after = dead_after
+        self._wanted: set[str] = set()  # our record: what should be subscribed
+        self._requested: set[str] = set()  # what this connection was asked for
+        self._confirmed: set[str] = set()  # what the server confirmed on this connection
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._conn: Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._flush_scheduled = False
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()  # replaced on every state change; see wait_until
+        self.reconnects = 0
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=publish_connections,
+            timeout=5.0,
+            **connection_kwargs(f"chat-{node_id}-pub"),
+        )
+        self._publisher = aioredis.Redis(
+            connection_pool=pool, retry=Retry(reconnect_backoff(), retries=3)
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"shard-listener-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            # The listener's finally-block closes the connection; wait for it.
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for waiter in self._waiters.values():
+            waiter.cancel()
+        self._waiters.clear()
+        await self._publisher.aclose()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def is_ready(self) -> bool:
+        return self._conn is not None and self._wanted <= self._confirmed
+
+    async def wait_until(self, predicate: Callable[[Shard], bool]) -> None:
+        """Return once ``predicate(self)`` holds; re-checked on every connection or
+        subscription change, so callers await the event instead of polling."""
+        while not predicate(self):
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- subscriptions -----------------------------------------------------------------------
+
+    def want(self, channels: Iterable[str]) -> None:
+        """Add channels to the record and subscribe them (batched with concurrent callers)."""
+        self._wanted.update(channels)
+        self._schedule_flush()
+
+    def unwant(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            self._wanted.discard(channel)
+            waiter = self._waiters.pop(channel, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)  # nobody needs it any more
+        self._notify()
+        self._schedule_flush()
+
+    async def wait_subscribed(self, channels: Collection[str]) -> None:
+        """Return once the server confirmed every channel (across reconnects if need be)."""
+        pending = []
+        for channel in channels:
+            if channel in self._wanted and channel not in self._confirmed:
+                waiter = self._waiters.get(channel)
+                if waiter is None:
+                    waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
+                pending.append(waiter)
+        if pending:
+            # shield: one caller timing out must not cancel a waiter others share.
+            await asyncio.gather(*(asyncio.shield(w) for w in pending))
+
+    @property
+    def subscribed(self) -> frozenset[str]:
+        return frozenset(self._confirmed)
+
+    def _schedule_flush(self) -> None:
+        # Coalesce every want/unwant of this loop iteration into one SUBSCRIBE/UNSUBSCRIBE.
+        if not self._flush_scheduled and self._conn is not None:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_scheduled = False
+        conn = self._conn
+        if conn is not None:
+            task = asyncio.create_task(self._flush(conn))
+            task.add_done_callback(_ignore_result)
+
+    async def _flush(self, conn: Connection) -> None:
+        """Bring the server's subscriptions on ``conn`` in line with the record.
+
+        Commands on one connection are processed in order, so ``_requested`` is what the
+        server will hold once it has read everything we sent.  A write error closes the
+        connection; the listener then reconnects and flushes from scratch.
+        """
+        try:
+            async with self._write_lock:
+                if conn is not self._conn or not conn.is_connected:
+                    # Gone or replaced: the listener flushes a fresh connection itself.
+                    # (Sending on a closed redis-py connection would silently reopen it.)
+                    return
+                add = sorted(self._wanted - self._requested)
+                drop = sorted(self._requested - self._wanted)
+                self._requested = set(self._wanted)
+                for command, batch in _batches(("SUBSCRIBE", add), ("UNSUBSCRIBE", drop)):
+                    await conn.send_command(command, *batch, check_health=False)
+        except Exception as exc:  # the listener notices the dead connection and reconnects
+            log.debug("shard %s: subscription write failed: %r", self.name, exc)
+
+    # --- listener ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff, failures = reconnect_backoff(), 0
+        while True:
+            conn = self._new_connection()
+            try:
+                await conn.connect()  # type: ignore[no-untyped-call]
+                self._attach(conn)
+                await self._flush(conn)
+                failures = await self._read_loop(conn, failures)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                level = logging.WARNING if failures <= 3 or failures % 30 == 0 else logging.DEBUG
+                log.log(level, "shard %s: pub/sub connection lost: %s", self.name, exc)
+            finally:
+                self._detach()
+                await conn.disconnect(nowait=True)
+            await asyncio.sleep(backoff.compute(failures))
+
+    def _new_connection(self) -> Connection:
+        kwargs: dict[str, Any] = dict(aioredis.connection.parse_url(self.url))
+        kwargs.update(connection_kwargs(f"chat-{self._node_id}-sub"))
+        # No library retries: this loop owns reconnection and its backoff.
+        kwargs["retry"] = Retry(reconnect_backoff(), retries=0)
+        cls: type[Connection] = kwargs.pop("connection_class", Connection)
+        return cls(**kwargs)
+
+    def _attach(self, conn: Connection) -> None:
+        self._conn = conn
+        self._requested = set()
+        self._confirmed = set()
+        self._notify()
+
+    def _detach(self) -> None:
+        if self._conn is not None:
+            self.reconnects += 1
+        self._conn = None
+        self._requested = set()
+        self._confirmed = set()
+        self._notify()
+
+    async def _read_loop(self, conn: Connection, failures: int) -> int:
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        while True:
+            # push_request: with RESP3, subscription replies and messages are push frames.
+            reply = await conn.read_response(timeout=self._ping_interval, push_request=True)
+            now = loop.time()
+            if reply is None:  # silence: probe it, and give up on it after dead_after
+                if now - last_heard >= self._dead_after:
+                    raise ConnectionError(f"no reply for {now - last_heard:.1f} s")
+                async with self._write_lock:
+                    await conn.send_command("PING", check_health=False)
+                continue
+            last_heard = now
+            await self._on_reply(reply)
+            if failures and self._wanted <= self._confirmed:
+                failures = 0  # up and fully subscribed: the next outage starts afresh
+                log.info("shard %s: pub/sub connection restored", self.name)
+
+    async def _on_reply(self, reply: Any) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            return  # PONG outside subscribed mode
+        kind = reply[0]
+        if kind == b"message":
+            await self._handler(reply[1].decode(), reply[2])
+        elif kind == b"subscribe":
+            channel = reply[1].decode()
+            self._confirmed.add(channel)
+            waiter = self._waiters.pop(channel, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+            self._notify()
+        elif kind == b"unsubscribe" and reply[1] is not None:
+            self._confirmed.discard(reply[1].decode())
+            self._notify()
+
+    # --- publishing --------------------------------------------------------------------------
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        receivers: int = await self._publisher.publish(channel, payload)
+        return receivers
+
+
+def _batches(*commands: tuple[str, list[str]]) -> Iterable[tuple[str, list[str]]]:
+    for command, channels in commands:
+        for start in range(0, len(channels), BATCH):
+            yield command, channels[start : start + BATCH]
+
+
+def _ignore_result(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()

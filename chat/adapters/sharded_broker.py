@@ -1,0 +1,110 @@
+"""The node's broker over the pub/sub shards: channel -> shard by the consistent-hash ring.
+
+Subscriptions are reference-counted per node: the first local interest in a channel
+subscribes it on its shard, the last one gone unsubscribes it.  Many sockets of one user, or
+many local members of one room, therefore cost one subscription on one shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+
+from chat.adapters.redis_shard import Shard
+from chat.ports import MessageHandler
+from chat.refcount import RefCounts
+from shardring import HashRing
+
+log = logging.getLogger(__name__)
+
+
+class ShardedBroker:
+    def __init__(
+        self,
+        shard_urls: Mapping[str, str],
+        handler: MessageHandler,
+        *,
+        node_id: str,
+        subscribe_timeout: float = 5.0,
+        ping_interval: float = 5.0,
+        dead_after: float = 15.0,
+    ) -> None:
+        self.ring = HashRing(list(shard_urls))
+        self.shards = {
+            name: Shard(
+                name,
+                url,
+                handler,
+                node_id=node_id,
+                ping_interval=ping_interval,
+                dead_after=dead_after,
+            )
+            for name, url in shard_urls.items()
+        }
+        self.refs = RefCounts()
+        self._subscribe_timeout = subscribe_timeout
+
+    async def start(self, timeout: float) -> None:
+        """Start every shard's listener and wait until each one is connected."""
+        for shard in self.shards.values():
+            shard.start()
+        waits = [shard.wait_until(lambda s: s.connected) for shard in self.shards.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+        except TimeoutError:
+            down = [s.name for s in self.shards.values() if not s.connected]
+            raise RuntimeError(f"pub/sub shards not reachable after {timeout} s: {down}") from None
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(shard.stop() for shard in self.shards.values()))
+
+    def shard_for(self, channel: str) -> Shard:
+        return self.shards[self.ring.get(channel)]
+
+    def _by_shard(self, channels: Collection[str]) -> dict[Shard, list[str]]:
+        grouped: defaultdict[Shard, list[str]] = defaultdict(list)
+        for channel in channels:
+            grouped[self.shard_for(channel)].append(channel)
+        return grouped
+
+    async def subscribe(self, channels: Collection[str]) -> None:
+        """Count the interest and wait (bounded) until every channel is subscribed.
+
+        Every caller waits, not only the first: a second socket of a user must not be told it
+        is connected while the first socket's SUBSCRIBE is still in flight.  On timeout (a shard
+        is down) the interest stays recorded and the listener subscribes when the shard is back.
+        """
+        for shard, first in self._by_shard(self.refs.acquire(channels)).items():
+            shard.want(first)
+        waits = [shard.wait_subscribed(chs) for shard, chs in self._by_shard(channels).items()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), self._subscribe_timeout)
+        except TimeoutError:
+            log.warning("subscription not confirmed within %.1f s", self._subscribe_timeout)
+
+    async def unsubscribe(self, channels: Collection[str]) -> None:
+        for shard, last in self._by_shard(self.refs.release(channels)).items():
+            shard.unwant(last)
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self.shard_for(channel).publish(channel, payload)
+
+    async def wait_ready(self) -> None:
+        """Return once every shard is connected with all its wanted channels subscribed."""
+        await asyncio.gather(*(s.wait_until(Shard.is_ready) for s in self.shards.values()))
+
+    def is_ready(self) -> bool:
+        return all(shard.is_ready() for shard in self.shards.values())
+
+    def status(self) -> dict[str, dict[str, object]]:
+        return {
+            name: {
+                "connected": shard.connected,
+                "ready": shard.is_ready(),
+                "channels": len(shard.subscribed),
+                "reconnects": shard.reconnects,
+            }
+            for name, shard in self.shards.items()
+        }

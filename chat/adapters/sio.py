@@ -1,0 +1,181 @@
+"""The Socket.IO adapter: the only module that imports socketio.
+
+It turns Socket.IO connects, events and disconnects into calls of the use-case layer and
+delivers what the node receives to local sockets.  Every client event goes through one
+dispatcher that validates the shape, never lets an exception escape, and always acks
+``{ok: true, ...}`` or ``{ok: false, error: {code, message}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+import socketio
+
+from chat.core.connections import Conn, Connections
+from chat.errors import ChatError, internal, invalid_request, unauthorized
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any]]]
+NAMESPACE = "/"
+
+
+class RefusedError(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
+    """Refusal whose ``connect_error`` data is ``{code, message}``.
+
+    The JS client exposes ``err.message`` and ``err.data``; python-socketio passes the whole
+    dict.  Both find ``code`` and ``message``.
+    """
+
+    def __init__(self, error: ChatError) -> None:
+        super().__init__(error.message)
+        self.error_args = {**error.to_wire(), "data": error.to_wire()}
+
+
+class _Manager(socketio.AsyncManager):  # type: ignore[misc]
+    """Local rooms only (never a cross-node manager: the broker does that), plus a hook that
+    runs once the client has been sent its CONNECT packet, so ``session`` cannot overtake it."""
+
+    on_connected: Callable[[str], Awaitable[None]] | None = None
+
+    async def connect(self, sid: str, namespace: str) -> Any:
+        result = await super().connect(sid, namespace)
+        if self.on_connected is not None and namespace == NAMESPACE:
+            await self.on_connected(sid)
+        return result
+
+
+class SocketServer:
+    def __init__(self, *, origins: tuple[str, ...], max_payload: int) -> None:
+        self._allowed = set(origins)
+        self._connections: Connections | None = None
+        self._events: dict[str, EventHandler] = {}
+        self.conns: dict[str, Conn] = {}
+        manager = _Manager()
+        manager.on_connected = self._on_connected
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=manager,
+            cors_allowed_origins=self._origin_allowed,
+            max_http_buffer_size=max_payload,
+            logger=False,
+            engineio_logger=False,
+        )
+
+    def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
+        """Start answering: bound after construction because delivery (this object) is needed
+        to build the layers that ``connections`` and ``events`` come from."""
+        self._connections = connections
+        self._events = events
+        self.sio.on("connect", self._connect)
+        self.sio.on("disconnect", self._disconnect)
+        self.sio.on("*", self._event)
+
+    def attach(self, app: Any) -> None:
+        self.sio.attach(app)
+
+    def _origin_allowed(self, origin: str, environ: dict[str, Any]) -> bool:
+        """The allowlist, plus the node's own origin (its web page)."""
+        if origin in self._allowed:
+            return True
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin == own
+
+    # --- LocalDelivery -----------------------------------------------------------------------
+
+    async def emit(self, local_room: str, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, to=local_room)
+
+    async def disconnect(self, local_room: str, reason: str) -> None:
+        for sid, _ in list(self.sio.manager.get_participants(NAMESPACE, local_room)):
+            await self.sio.disconnect(sid)
+
+    async def close_all(self, timeout: float = 5.0) -> int:
+        """Close every Engine.IO connection (clients see a lost transport and reconnect)."""
+        sids = list(self.sio.eio.sockets)
+        if sids:
+            # A polling client that stopped polling never drains its queue: bound the wait.
+            closing = [self.sio.eio.disconnect(sid) for sid in sids]
+            try:
+                await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), timeout)
+            except TimeoutError:
+                log.warning("some sockets did not close within %.1f s", timeout)
+        return len(sids)
+
+    # --- connection lifecycle ------------------------------------------------------------------
+
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is None:
+            token = _cookie_token(environ.get("HTTP_COOKIE", ""))
+        assert self._connections is not None, "serve() was not called"
+        try:
+            conn = await self._connections.open(sid, token)
+        except ChatError as exc:
+            raise RefusedError(exc) from None
+        except Exception:
+            log.exception("connect failed")
+            raise RefusedError(internal()) from None
+        self.conns[sid] = conn
+        return True
+
+    async def _on_connected(self, sid: str) -> None:
+        conn = self.conns.get(sid)
+        if conn is None:
+            return
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid not in self.sio.eio.sockets:
+            # The transport went away while the connect handler awaited; python-socketio
+            # skips the disconnect handler for such sockets, so clean up here.
+            await self._disconnect(sid, "transport closed during connect")
+            await self.sio.manager.disconnect(sid, NAMESPACE)
+            return
+        for room in conn.local_rooms:
+            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
+        assert self._connections is not None
+        await self.sio.emit("session", self._connections.session(conn), to=sid)
+
+    async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        conn = self.conns.pop(sid, None)
+        if conn is None:
+            return
+        try:
+            assert self._connections is not None
+            await self._connections.close(conn)
+        except Exception:
+            log.exception("disconnect cleanup failed")
+
+    # --- events ----------------------------------------------------------------------------
+
+    async def _event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        try:
+            return {"ok": True, **await self._dispatch(event, sid, args)}
+        except ChatError as exc:
+            return {"ok": False, "error": exc.to_wire()}
+        except Exception:
+            log.exception("event %r failed", event)
+            return {"ok": False, "error": internal().to_wire()}
+
+    async def _dispatch(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+        conn = self.conns.get(sid)
+        if conn is None:
+            raise unauthorized("not connected")
+        handler = self._events.get(event)
+        if handler is None:
+            raise invalid_request(f"unknown event {event!r}")
+        if len(args) != 1 or not isinstance(args[0], dict):
+            raise invalid_request("an event takes exactly one object argument")
+        return await handler(conn, args[0])
+
+
+def _cookie_token(header: str) -> str | None:
+    try:
+        morsel = SimpleCookie(header).get("chat_token")
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None else None

@@ -1,0 +1,206 @@
+"""Node configuration: one table of options, read from ``CHAT_*`` variables and CLI flags.
+
+Every option has one environment name and one flag, generated from the same table, so the
+Kubernetes ConfigMap, ``chat serve --help`` and this file cannot drift apart.  Values are
+validated at start and *all* problems are reported at once.
+
+Leaf module: imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+SHARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+JWT_ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA")
+
+
+class ConfigError(ValueError):
+    """Configuration is unusable; the message lists every problem found."""
+
+
+def _shards(text: str) -> tuple[tuple[str, str], ...]:
+    out: list[tuple[str, str]] = []
+    for item in _items(text):
+        name, sep, url = item.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not SHARD_NAME.match(name):
+            raise ValueError(f"{item!r} is not name=redis://host:port")
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise ValueError(f"shard {name!r}: {url!r} is not a redis:// or rediss:// URL")
+        if any(name == seen for seen, _ in out):
+            raise ValueError(f"shard name {name!r} appears twice")
+        out.append((name, url))
+    if not out:
+        raise ValueError("at least one shard is needed")
+    return tuple(out)
+
+
+def _cluster(text: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in _items(text):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{item!r} is not host:port")
+        out.append((host, int(port)))
+    if not out:
+        raise ValueError("at least one cluster seed node is needed")
+    return tuple(out)
+
+
+def _items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    items = _items(text)
+    for origin in items:
+        parts = urlsplit(origin)
+        if origin == "*" or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{origin!r} is not an origin like https://chat.example.com")
+        if parts.path not in ("", "/"):
+            raise ValueError(f"origin {origin!r} must not have a path")
+    return tuple(origin.rstrip("/") for origin in items)
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value < 65536:
+        raise ValueError("must be 0-65535")
+    return value
+
+
+def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    return parse
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _secret(text: str) -> str:
+    if len(text) < 32:
+        raise ValueError("must be at least 32 characters (use a random value)")
+    return text
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default: str | None = None  # None: required
+    secret: bool = False  # never echoed back in errors or logs
+
+    @property
+    def env(self) -> str:
+        return "CHAT_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "address to listen on", "0.0.0.0"),  # noqa: S104 - a server listens
+    Option("port", _port, "port to listen on", "8080"),
+    Option("node_id", str, "unique name of this node (default: hostname-pid)", ""),
+    Option("shards", _shards, "pub/sub shards: name=redis://host:port,..."),
+    Option("cluster", _cluster, "Redis Cluster seed nodes: host:port,..."),
+    Option("jwt_secret", _secret, "JWT signing secret (>= 32 characters)", secret=True),
+    Option("jwt_issuer", str, "JWT issuer claim", "chat"),
+    Option("jwt_algorithm", _choice(*JWT_ALGORITHMS), "JWT algorithm", "HS256"),
+    Option("token_ttl", _positive(int), "token lifetime in seconds", "3600"),
+    Option("origins", _origins, "allowed browser origins, comma-separated", ""),
+    Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
+    Option("text_max", _positive(int), "longest message text in characters", "4000"),
+    Option("subscribe_timeout", _positive(float), "seconds to wait for a subscription", "5"),
+    Option("shutdown_timeout", _positive(float), "seconds allowed for a clean shutdown", "10"),
+    Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level", "INFO"),
+    Option("log_json", _bool, "log one JSON object per line", "false"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    node_id: str
+    shards: tuple[tuple[str, str], ...]
+    cluster: tuple[tuple[str, int], ...]
+    jwt_secret: str
+    jwt_issuer: str
+    jwt_algorithm: str
+    token_ttl: int
+    origins: tuple[str, ...]
+    max_payload: int
+    text_max: int
+    subscribe_timeout: float
+    shutdown_timeout: float
+    log_level: str
+    log_json: bool
+
+    @property
+    def shard_urls(self) -> dict[str, str]:
+        return dict(self.shards)
+
+    def __repr__(self) -> str:  # keeps the secret out of tracebacks and logs
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "jwt_secret"}
+        return f"Settings({shown}, jwt_secret=<hidden>)"
+
+
+def load(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build settings from flags (``overrides``: strings, or None where unset) over ``CHAT_*``."""
+    environ = os.environ if environ is None else environ
+    overrides = overrides or {}
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for opt in OPTIONS:
+        raw = overrides.get(opt.name)
+        source = opt.flag
+        if raw is None:
+            raw, source = environ.get(opt.env), opt.env
+        if raw is None:
+            raw, source = opt.default, "default"
+        if raw is None:
+            problems.append(f"{opt.env} (or {opt.flag}) is required: {opt.help}")
+            continue
+        try:
+            values[opt.name] = opt.parse(str(raw))
+        except ValueError as exc:
+            shown = "<hidden>" if opt.secret else repr(raw)
+            problems.append(f"{source}={shown}: {exc}")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    if not values["node_id"]:
+        values["node_id"] = f"{socket.gethostname()}-{os.getpid()}"
+    return Settings(**values)

@@ -1,0 +1,59 @@
+"""Errors that cross the wire: a stable snake_case code, a human message and an HTTP status.
+
+Leaf module: imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChatError(Exception):
+    """An error the client is told about, as ``{"code", "message"}``.
+
+    ``retriable`` marks errors a client may retry unchanged (with the same ``cid``).
+    """
+
+    def __init__(
+        self, code: str, message: str, status: int = 400, *, retriable: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retriable = retriable
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+    def __repr__(self) -> str:
+        return f"ChatError({self.code!r}, {self.message!r}, {self.status})"
+
+
+def invalid_request(message: str) -> ChatError:
+    return ChatError("invalid_request", message, 400)
+
+
+def unauthorized(message: str = "authentication required") -> ChatError:
+    return ChatError("unauthorized", message, 401)
+
+
+def forbidden(message: str = "not allowed") -> ChatError:
+    return ChatError("forbidden", message, 403)
+
+
+def not_found(code: str, message: str) -> ChatError:
+    return ChatError(code, message, 404)
+
+
+def rate_limited(message: str = "too many requests, slow down") -> ChatError:
+    return ChatError("rate_limited", message, 429, retriable=True)
+
+
+def unavailable(message: str = "temporarily unavailable, retry") -> ChatError:
+    return ChatError("unavailable", message, 503, retriable=True)
+
+
+def internal() -> ChatError:
+    # Never carries the exception text: it may hold secrets or internals.
+    return ChatError("internal", "internal server error", 500)

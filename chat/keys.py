@@ -1,0 +1,60 @@
+"""Every Redis key and pub/sub channel name, built in one place.
+
+Cluster keys carry a hash tag (``{...}``) so that all keys of one room (or one user) live in
+one cluster slot: a Lua script or MULTI may then touch them together.  Pub/sub channels live on
+standalone shards chosen by the consistent-hash ring; they get the same tags so a channel and
+the keys of its entity are spelled alike in logs.
+
+Leaf module: imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+USER_PREFIX = "user:"
+ROOM_PREFIX = "room:"
+
+
+# --- pub/sub channels (sharded by shardring over the standalone shards) ---------------------
+
+
+def user_channel(user_id: str) -> str:
+    """Channel of everything addressed to one user: DMs, control messages, session events."""
+    return f"{USER_PREFIX}{user_id}"
+
+
+def room_channel(room_id: str) -> str:
+    """Channel of one room's live messages."""
+    return f"{ROOM_PREFIX}{room_id}"
+
+
+def channel_entity(channel: str) -> tuple[str, str]:
+    """Split a channel into ``(kind, id)``: ``("user", "u1")`` or ``("room", "lobby")``."""
+    kind, sep, ident = channel.partition(":")
+    if not sep or kind not in ("user", "room"):
+        raise ValueError(f"not a chat channel: {channel!r}")
+    return kind, ident
+
+
+# --- local Socket.IO rooms (in-process only) ----------------------------------------------------
+
+
+def user_sio_room(user_id: str) -> str:
+    """Local Socket.IO room holding every socket of one user on this node."""
+    return user_channel(user_id)
+
+
+def token_sio_room(jti: str) -> str:
+    """Local Socket.IO room of the sockets opened with one token (revoked together)."""
+    return f"jti:{jti}"
+
+
+def room_sio_room(room_id: str) -> str:
+    return room_channel(room_id)
+
+
+# --- Redis Cluster keys (hash-tagged) ----------------------------------------------------------
+
+
+def room_seq_key(room_id: str) -> str:
+    """Counter that hands out the room's gap-free sequence numbers."""
+    return f"{{r:{room_id}}}:seq"

@@ -1,0 +1,299 @@
+"""A local fleet: N standalone pub/sub shards plus a Redis Cluster, for ``chat dev`` and tests.
+
+Imports the stdlib, redis-py, :mod:`chat.localnet` and :mod:`chat.localredis`.  Everything is
+started concurrently (spawn all, then wait), stopped in parallel, and stopped at interpreter
+exit as a safety net.
+
+Layout of ``data_dir``: ``shards/shard<i>/`` and ``cluster/node<i>/`` (server.log, nodes.conf,
+appendonlydir/), ``cluster/create.log`` (valkey-cli output) and ``fleet.json`` (the ports, so a
+persistent cluster comes back on the ports recorded in its nodes.conf files).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from redis.crc import key_slot
+
+from chat.localnet import LocalRedisError, cluster_problem, node_role, pick_free_ports, slot_owner
+from chat.localredis import (
+    RedisBinaries,
+    RedisProcess,
+    RedisStartError,
+    find_redis_binaries,
+    log_tail,
+    stop_all,
+)
+
+PortSpec = int | Sequence[int] | None  # None: pick free ports; int: base port; list: explicit
+
+
+def _ports(spec: PortSpec, count: int) -> list[int] | None:
+    if spec is None:
+        return None
+    ports = list(range(spec, spec + count)) if isinstance(spec, int) else list(spec)
+    if len(ports) != count:
+        raise ValueError(f"need {count} ports, got {ports}")
+    return ports
+
+
+class RedisFleet:
+    """``shards`` pub/sub servers (shard0..) + a cluster of ``masters`` x (1 + ``replicas``).
+
+    ``node_timeout_ms`` (cluster-node-timeout) defaults to 2000 ms so a killed master is
+    failed over within a few seconds in tests and ``chat dev``; production uses ~15000.
+    ``persistent=False`` runs in a temp dir (inside ``data_dir`` if given) removed on stop;
+    ``persistent=True`` needs ``data_dir``, keeps it and enables the AOF on cluster nodes.
+    Shards never persist: they carry pub/sub only.
+    """
+
+    def __init__(
+        self,
+        *,
+        shards: int = 3,
+        masters: int = 3,
+        replicas: int = 1,
+        data_dir: Path | str | None = None,
+        persistent: bool = False,
+        shard_ports: PortSpec = None,
+        cluster_ports: PortSpec = None,
+        host: str = "127.0.0.1",
+        node_timeout_ms: int = 2000,
+        binaries: RedisBinaries | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if masters and masters < 3:
+            raise ValueError("a Redis Cluster needs at least 3 masters (or masters=0 for none)")
+        if persistent and data_dir is None:
+            raise ValueError("persistent=True needs a data_dir")
+        self.host, self.persistent, self.timeout = host, persistent, timeout
+        self.node_timeout_ms = node_timeout_ms
+        self.n_shards, self.masters_count, self.replicas_per_master = shards, masters, replicas
+        self._data_dir_arg = Path(data_dir) if data_dir is not None else None
+        self._shard_spec = _ports(shard_ports, shards)
+        self._cluster_spec = _ports(cluster_ports, masters * (1 + replicas))
+        self._binaries = binaries
+        self._tempdir: Path | None = None
+        self.data_dir: Path | None = None
+        self.shards: list[RedisProcess] = []
+        self.cluster: list[RedisProcess] = []
+        self.cluster_created = False  # True if start() ran `--cluster create`
+        self.start_seconds: float | None = None
+
+    def __enter__(self) -> RedisFleet:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ app-facing addresses
+
+    @property
+    def shard_urls(self) -> dict[str, str]:
+        return {p.name: p.url for p in self.shards}
+
+    @property
+    def shards_env(self) -> str:
+        """CHAT_SHARDS format: ``shard0=redis://127.0.0.1:p0,shard1=...``."""
+        return ",".join(f"{name}={url}" for name, url in self.shard_urls.items())
+
+    @property
+    def cluster_nodes(self) -> list[str]:
+        return [p.address for p in self.cluster]
+
+    @property
+    def cluster_env(self) -> str:
+        """CHAT_CLUSTER format: ``127.0.0.1:p,127.0.0.1:q,...``."""
+        return ",".join(self.cluster_nodes)
+
+    def processes(self) -> list[RedisProcess]:
+        return self.shards + self.cluster
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> RedisFleet:
+        if any(p.alive for p in self.processes()):
+            raise LocalRedisError("fleet already running; stop() it first")
+        began = time.monotonic()
+        atexit.register(self.stop)
+        try:  # BaseException: a Ctrl-C halfway through start must not leak servers
+            self._build()
+            for proc in self.processes():
+                proc.spawn()
+            for proc in self.processes():
+                proc.wait_ready(max(began + self.timeout - time.monotonic(), 1.0))
+            if self.cluster:
+                self._form_cluster(began + self.timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.start_seconds = time.monotonic() - began
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop everything in parallel (SIGTERM, SIGKILL after ``timeout``); idempotent."""
+        atexit.unregister(self.stop)
+        stop_all(self.processes(), timeout)
+        if self._tempdir is not None:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+            self._tempdir = None
+
+    def _build(self) -> None:
+        binaries = self._binaries or find_redis_binaries()
+        root = self._root_dir()
+        shard_ports, cluster_ports = self._resolve_ports(root)
+        node_args = [
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", str(self.node_timeout_ms)),
+            # Default 5 s: replicas would idle that long before their first full sync.
+            *("--repl-diskless-sync-delay", "0"),
+        ]
+        self.shards = [
+            RedisProcess(
+                binaries, port, root / "shards" / f"shard{i}", host=self.host, name=f"shard{i}"
+            )
+            for i, port in enumerate(shard_ports)
+        ]
+        self.cluster = [
+            RedisProcess(
+                binaries,
+                port,
+                root / "cluster" / f"node{i}",
+                host=self.host,
+                persistent=self.persistent,
+                args=node_args,
+                name=f"node{i}",
+            )
+            for i, port in enumerate(cluster_ports)
+        ]
+
+    def _root_dir(self) -> Path:
+        if self.persistent and self._data_dir_arg is not None:
+            root = self._data_dir_arg
+            root.mkdir(parents=True, exist_ok=True)
+        else:
+            if self._data_dir_arg is not None:
+                self._data_dir_arg.mkdir(parents=True, exist_ok=True)
+            root = self._tempdir = Path(
+                tempfile.mkdtemp(prefix="chat-redis-", dir=self._data_dir_arg)
+            )
+        self.data_dir = root.resolve()
+        return self.data_dir
+
+    def _resolve_ports(self, root: Path) -> tuple[list[int], list[int]]:
+        n_nodes = self.masters_count * (1 + self.replicas_per_master)
+        saved_path = root / "fleet.json"
+        saved = (
+            json.loads(saved_path.read_text()) if self.persistent and saved_path.exists() else {}
+        )
+        stored = saved.get("cluster_ports")
+        if stored and (len(stored) != n_nodes or self._cluster_spec not in (None, stored)):
+            # nodes.conf pins every node's address: other ports would leave the nodes unable
+            # to find each other, and a different topology cannot be loaded at all.
+            raise ValueError(
+                f"{root} holds a cluster on ports {stored}; use those ports and topology "
+                "or remove the directory"
+            )
+        cluster = (
+            stored
+            or self._cluster_spec
+            or pick_free_ports(n_nodes, host=self.host, cluster_bus=True)
+        )
+        stored_shards = saved.get("shard_ports")
+        if self._shard_spec is not None:
+            shards = self._shard_spec
+        elif stored_shards and len(stored_shards) == self.n_shards:
+            shards = stored_shards
+        else:
+            busy = [*cluster, *(p + 10000 for p in cluster)]
+            shards = pick_free_ports(self.n_shards, host=self.host, exclude=busy)
+        if self.persistent:
+            saved_path.write_text(json.dumps({"shard_ports": shards, "cluster_ports": cluster}))
+        return list(shards), list(cluster)
+
+    # ------------------------------------------------------------------ cluster
+
+    def _form_cluster(self, deadline: float) -> None:
+        infos = [p.command("CLUSTER INFO") for p in self.cluster]  # one arg: parsed to a dict
+        known = {info.get("cluster_known_nodes") for info in infos}
+        if known == {"1"} and all(i.get("cluster_slots_assigned") == "0" for i in infos):
+            self._create_cluster(deadline)
+        elif known != {str(len(self.cluster))}:
+            raise RedisStartError(
+                f"{self.data_dir} holds a partial cluster (nodes know {sorted(map(str, known))} "
+                "nodes); remove the directory to start afresh"
+            )
+        # else: a persistent cluster restarted from its nodes.conf files; no re-create
+        self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))
+
+    def _create_cluster(self, deadline: float) -> None:
+        assert self.data_dir is not None
+        cli = str(self.cluster[0].binaries.cli)
+        argv = [cli, "--cluster", "create", *self.cluster_nodes]
+        argv += ["--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"]
+        log_path = self.data_dir / "cluster" / "create.log"
+        with log_path.open("wb") as log:  # it prints a lot; only the tail goes into errors
+            try:
+                code: int | None = subprocess.run(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=max(deadline - time.monotonic(), 5.0),
+                    check=False,
+                ).returncode
+            except subprocess.TimeoutExpired:
+                code = None
+        if code != 0:
+            raise RedisStartError(f"`{' '.join(argv)}` failed ({code}):\n{log_tail(log_path)}")
+        self.cluster_created = True
+
+    def _live_cluster(self) -> list[RedisProcess]:
+        return [p for p in self.cluster if p.alive and not p.paused]
+
+    def _cluster_problem(self) -> str | None:
+        live = [(p.host, p.port) for p in self._live_cluster()]
+        return cluster_problem(live, self.masters_count) if live else "no live cluster node"
+
+    def wait_cluster_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every live, unpaused node has cluster_state:ok and cluster_slots_ok:16384,
+        every replica's master link is up, and all agree on which masters own which slots.
+
+        After killing a master, the cluster itself promotes a replica once the master has been
+        unreachable for cluster-node-timeout (plus a short election), so allow a few seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while (problem := self._cluster_problem()) is not None:
+            if time.monotonic() > deadline:
+                raise RedisStartError(f"cluster not ok after {timeout}s: {problem}")
+            time.sleep(0.05)
+
+    def masters(self) -> list[RedisProcess]:
+        """Live cluster nodes that currently report ROLE master."""
+        return [p for p in self._live_cluster() if node_role(p.host, p.port) == "master"]
+
+    def replicas(self) -> list[RedisProcess]:
+        return [p for p in self._live_cluster() if node_role(p.host, p.port) == "slave"]
+
+    def master_for_key(self, key: str | bytes) -> RedisProcess:
+        """The process currently serving ``key``'s slot, per the first node that answers."""
+        slot = key_slot(key.encode() if isinstance(key, str) else key)
+        owner = slot_owner([(p.host, p.port) for p in self._live_cluster()], slot)
+        if owner is None:
+            raise LocalRedisError(f"no live cluster node knows the owner of {key!r}")
+        return next(p for p in self.cluster if p.port == owner[1])
+
+    def flushall(self) -> None:
+        """FLUSHALL on every shard and every cluster master (replicas follow)."""
+        for proc in [*self.shards, *self.masters()]:
+            proc.command("FLUSHALL")

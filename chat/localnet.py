@@ -1,0 +1,183 @@
+"""Talking to the local servers: short-lived redis-py clients, cluster health probes and
+free-port picking.  Uses redis-py; nothing else from ``chat``.
+
+Every call opens its own client and closes it again, with retries off and a hard timeout:
+there is no pool state to go stale across the kill/restart/SIGSTOP fault tests, and a dead
+or stopped server fails the call after ``timeout`` seconds rather than after redis-py's
+default retries with backoff.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS
+from redis.driver_info import DriverInfo
+from redis.retry import Retry
+
+_PORT_LOW, _PORT_HIGH = 12000, 22767  # port + 10000 stays below the ephemeral range (32768+)
+# Fixed: the default DriverInfo() looks redis-py's version up in importlib.metadata per client.
+_DRIVER = DriverInfo(name="chat-local", lib_version="1")
+
+
+class LocalRedisError(RuntimeError):
+    """Base class for errors of the local server helpers."""
+
+
+class RedisReplyError(LocalRedisError):
+    """The server answered with an error (``-ERR ...``, ``-LOADING ...``)."""
+
+
+@contextmanager
+def redis_client(host: str, port: int, timeout: float = 2.0) -> Iterator[redis.Redis]:
+    """A redis-py client for one probe: no retries, ``timeout`` per connect and per reply.
+
+    redis-py errors raised in the block come out as the builtin TimeoutError/ConnectionError
+    (both OSError) or as RedisReplyError, so callers catch ``(OSError, LocalRedisError)``.
+    """
+    try:
+        with redis.Redis(
+            host,
+            port,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # Needed: with retry_on_error=[] alone, the default 10 retries with backoff apply.
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            driver_info=_DRIVER,
+        ) as client:
+            yield client
+    except redis.TimeoutError as exc:
+        raise TimeoutError(str(exc)) from exc
+    except (redis.ResponseError, redis.BusyLoadingError) as exc:  # -ERR ..., -LOADING ...
+        raise RedisReplyError(str(exc)) from exc
+    except (redis.ConnectionError, redis.InvalidResponse) as exc:  # refused, reset, garbled
+        raise ConnectionError(str(exc)) from exc
+
+
+def redis_command(host: str, port: int, *args: str | int, timeout: float = 2.0) -> Any:
+    """Run one command on a fresh connection; the reply as ``Redis.execute_command`` gives it.
+
+    redis-py's response callbacks apply, keyed by the first argument: ``"PING"`` gives True,
+    ``"INFO"`` and ``"CLUSTER INFO"`` (one argument) give dicts, ``"CLUSTER", "INFO"`` the
+    text.  Raises OSError if the server is down or stopped, RedisReplyError on error replies.
+    """
+    with redis_client(host, port, timeout) as client:
+        return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------------------- cluster probes
+
+
+def node_role(host: str, port: int) -> str | None:
+    """``master``/``slave`` per ROLE, or None if the node does not answer."""
+    try:
+        with redis_client(host, port, timeout=1.0) as client:
+            return str(client.role()[0])
+    except (OSError, LocalRedisError):
+        return None
+
+
+def _node_problem(client: redis.Redis) -> str | None:
+    info = client.cluster("INFO")
+    if info.get("cluster_state") != "ok":
+        return f"cluster_state={info.get('cluster_state')}"
+    if info.get("cluster_slots_ok") != str(REDIS_CLUSTER_HASH_SLOTS):
+        return f"cluster_slots_ok={info.get('cluster_slots_ok')}"
+    repl = client.info("replication")
+    if repl.get("role") == "slave" and repl.get("master_link_status") != "up":
+        return f"replica link to master is {repl.get('master_link_status')}"
+    return None
+
+
+def cluster_problem(nodes: Iterable[tuple[str, int]], masters: int) -> str | None:
+    """Why the cluster formed by ``nodes`` is not healthy yet, or None if it is.
+
+    Healthy: every node has cluster_state:ok and cluster_slots_ok:16384, every replica's
+    master link is up, all nodes agree on which node owns which slots, and ``masters``
+    distinct nodes own slots.
+    """
+    maps = set()
+    for host, port in nodes:
+        try:
+            with redis_client(host, port, timeout=1.0) as client:
+                problem = _node_problem(client)
+                # Parsed CLUSTER NODES: {"ip:port": {"node_id": ..., "slots": [[a, b], ...]}}
+                owners = client.cluster("NODES").values()
+                maps.add(frozenset((n["node_id"], str(n["slots"])) for n in owners if n["slots"]))
+        except (OSError, LocalRedisError) as exc:
+            problem = repr(exc)
+        if problem:
+            return f"{host}:{port}: {problem}"
+    if len(maps) != 1:
+        return "nodes disagree on the slot map"
+    owning = len(next(iter(maps)))
+    return None if owning == masters else f"{owning} masters own slots, expected {masters}"
+
+
+def slot_owner(nodes: Iterable[tuple[str, int]], slot: int) -> tuple[str, int] | None:
+    """(host, port) of the master serving ``slot`` per the first node that answers."""
+    for host, port in nodes:
+        try:
+            with redis_client(host, port, timeout=1.0) as client:
+                ranges = client.cluster("SLOTS")  # no response callback: the raw reply
+        except (OSError, LocalRedisError):
+            continue
+        for entry in ranges if isinstance(ranges, list) else []:
+            # [first slot, last slot, [ip, port, id, ...], replicas...]
+            match entry:
+                case [int(first), int(last), [str(ip), int(owner), *_], *_] if (
+                    first <= slot <= last
+                ):
+                    return ip, owner
+    return None
+
+
+# ---------------------------------------------------------------------------- ports
+
+
+def _bindable(host: str, port: int) -> bool:
+    # No SO_REUSEADDR on purpose: a port lingering in TIME_WAIT is skipped, which is stricter
+    # than what the server needs and therefore safe.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_free_ports(
+    count: int,
+    *,
+    host: str = "127.0.0.1",
+    cluster_bus: bool = False,
+    exclude: Iterable[int] = (),
+) -> list[int]:
+    """Pick ``count`` distinct free ports (and ``port+10000`` too when ``cluster_bus``).
+
+    Ports come from [12000, 22767) so that bus ports stay below the Linux ephemeral range
+    (32768+), where outgoing connections would otherwise steal them.  Random picks keep
+    parallel test runs apart.  Tiny race: a port is only known to be free when checked; if
+    something grabs it before the server binds, that server fails with "Address already in
+    use", which RedisProcess.start reports with the log tail.
+    """
+    chosen: list[int] = []
+    taken = set(exclude)
+    for _ in range(count * 200):
+        if len(chosen) == count:
+            break
+        port = _PORT_LOW + secrets.randbelow(_PORT_HIGH - _PORT_LOW)
+        needed = [port, port + 10000] if cluster_bus else [port]
+        if taken.isdisjoint(needed) and all(_bindable(host, p) for p in needed):
+            chosen.append(port)
+            taken.update(needed)
+    if len(chosen) != count:
+        raise LocalRedisError(f"could not find {count} free ports on {host}")
+    return chosen

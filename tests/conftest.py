@@ -1,0 +1,29 @@
+"""Shared fixtures: real Redis servers (redis_fixtures), real chat node processes, real
+Socket.IO clients (sioclient)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from redis_fixtures import make_fleet, redis_clean, redis_fleet  # noqa: F401
+from stack import Stack, start_stack
+
+from chat.localcluster import RedisFleet
+
+
+@pytest.fixture(scope="session")
+def jwt_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@pytest.fixture(scope="session")
+def stack(
+    redis_fleet: RedisFleet,  # noqa: F811 - pytest fixture injection
+    tmp_path_factory: pytest.TempPathFactory,
+    jwt_secret: str,
+) -> Iterator[Stack]:
+    """Two chat nodes on the shared fleet, for tests that do not kill nodes."""
+    with start_stack(redis_fleet, tmp_path_factory.mktemp("nodes"), jwt_secret, nodes=2) as s:
+        yield s
