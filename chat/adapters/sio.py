@@ -96,16 +96,25 @@ class SocketServer:
             await self.sio.disconnect(sid)
 
     async def close_all(self, timeout: float = 5.0) -> int:
-        """Close every Engine.IO connection (clients see a lost transport and reconnect)."""
-        sids = list(self.sio.eio.sockets)
-        if sids:
-            # A polling client that stopped polling never drains its queue: bound the wait.
-            closing = [self.sio.eio.disconnect(sid) for sid in sids]
+        """Drop every Engine.IO connection without a CLOSE packet.
+
+        Clients then see a lost transport ("transport close"), which both the JS client and
+        python-socketio answer by reconnecting (through the load balancer, to another node).
+        A CLOSE packet or a Socket.IO DISCONNECT would read as "server disconnect", after
+        which clients deliberately stay away.
+        """
+        sockets = list(self.sio.eio.sockets.values())
+        for sock in sockets:
+            # None ends engineio's writer: it closes the websocket (a WS close frame, not an
+            # Engine.IO CLOSE) or answers a pending long-poll.  abort: no CLOSE packet either.
+            sock.queue.put_nowait(None)
+        if sockets:
+            closing = [sock.close(wait=False, abort=True) for sock in sockets]
             try:
                 await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), timeout)
             except TimeoutError:
                 log.warning("some sockets did not close within %.1f s", timeout)
-        return len(sids)
+        return len(sockets)
 
     # --- connection lifecycle ------------------------------------------------------------------
 
@@ -141,6 +150,7 @@ class SocketServer:
         await self.sio.emit("session", self._connections.session(conn), to=sid)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        self._release_long_poll(sid)
         conn = self.conns.pop(sid, None)
         if conn is None:
             return
@@ -149,6 +159,18 @@ class SocketServer:
             await self._connections.close(conn)
         except Exception:
             log.exception("disconnect cleanup failed")
+
+    def _release_long_poll(self, sid: str) -> None:
+        """Answer a long-poll still pending for a closing socket.
+
+        engineio closes a socket on the client's CLOSE packet without waking the GET that is
+        parked on its queue, which then holds a task (and the client's shutdown) for the whole
+        ping timeout.  None wakes it with an empty answer.
+        """
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        sock = self.sio.eio.sockets.get(eio_sid)
+        if sock is not None and not sock.upgraded:
+            sock.queue.put_nowait(None)
 
     # --- events ----------------------------------------------------------------------------
 
