@@ -10,19 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from chat.adapters.cluster_store import ClusterStore
-from chat.adapters.http import health_routes
+from chat import keys
+from chat.adapters.cluster import Cluster
+from chat.adapters.cluster_accounts import ClusterAccounts
+from chat.adapters.cluster_history import ClusterHistory
+from chat.adapters.cluster_limits import ClusterLimits
+from chat.adapters.http import health_routes, json_errors, origin_guard
+from chat.adapters.rest import Rest
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
+from chat.core.accounts import Accounts
 from chat.core.api import SocketApi
 from chat.core.connections import Connections
 from chat.core.fanout import Fanout
 from chat.core.messaging import Messaging
+from chat.core.passwords import PasswordHasher
 from chat.core.tokens import TokenService
 
 log = logging.getLogger(__name__)
@@ -35,13 +43,14 @@ class Node:
     settings: Settings
     sockets: SocketServer
     broker: ShardedBroker
-    store: ClusterStore
-    tokens: TokenService
+    cluster: Cluster
+    hasher: PasswordHasher
+    rest: Rest
     draining: bool = field(default=False)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         shards = self.broker.status()
-        cluster_ok = await self.store.healthy()
+        cluster_ok = await self.cluster.healthy()
         ready = not self.draining and self.broker.is_ready() and cluster_ok
         detail = {"node": self.settings.node_id, "draining": self.draining}
         return ready, {**detail, "shards": shards, "cluster": cluster_ok}
@@ -50,33 +59,90 @@ class Node:
 NODE = web.AppKey("node", Node)
 
 
-def build_node(settings: Settings) -> Node:
-    sockets = SocketServer(origins=settings.origins, max_payload=settings.max_payload)
-    fanout = Fanout(sockets)
-    broker = ShardedBroker(
-        settings.shard_urls,
-        fanout,
-        node_id=settings.node_id,
-        subscribe_timeout=settings.subscribe_timeout,
-    )
-    store = ClusterStore(settings.cluster, node_id=settings.node_id)
-    tokens = TokenService(
-        signing_key=settings.jwt_secret,
+def token_service(settings: Settings) -> TokenService:
+    if settings.jwt_algorithm.startswith("HS"):
+        signing = verifying = settings.jwt_secret
+    else:
+        signing = Path(settings.jwt_private_key).read_text()
+        verifying = Path(settings.jwt_public_key).read_text()
+    return TokenService(
+        signing_key=signing,
+        verifying_key=verifying,
         issuer=settings.jwt_issuer,
         algorithm=settings.jwt_algorithm,
         ttl=settings.token_ttl,
     )
-    messaging = Messaging(broker, store, text_max=settings.text_max)
-    sockets.serve(Connections(tokens, broker), SocketApi(messaging).events())
-    return Node(settings=settings, sockets=sockets, broker=broker, store=store, tokens=tokens)
+
+
+def build_node(settings: Settings) -> Node:
+    s = settings
+    sockets = SocketServer(origins=s.origins, max_payload=s.max_payload)
+    fanout = Fanout(sockets)
+    broker = ShardedBroker(
+        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout
+    )
+    cluster = Cluster(s.cluster, node_id=s.node_id, deadline=s.cluster_deadline)
+    history = ClusterHistory(
+        cluster,
+        max_len=s.history_max,
+        max_age_s=s.history_max_age,
+        replica_wait_ms=s.replica_wait_ms,
+    )
+    limits = ClusterLimits(
+        cluster,
+        login_fail_limit=s.login_fail_limit,
+        login_cooldown_s=s.login_cooldown,
+        login_cooldown_max_s=s.login_cooldown_max,
+    )
+    hasher = PasswordHasher(workers=s.hash_workers)
+    accounts = Accounts(
+        ClusterAccounts(cluster),
+        limits,
+        hasher,
+        token_service(s),
+        broker,
+        login_ip_rate=s.login_ip_rate,
+    )
+    messaging = Messaging(
+        broker,
+        history,
+        limits,
+        text_max=s.text_max,
+        send_rate=s.send_rate,
+        send_burst=s.send_burst,
+    )
+
+    async def revoke(channel: str, data: Any) -> None:
+        await sockets.disconnect(keys.token_sio_room(str(data["jti"])), "token revoked")
+
+    async def online(user_ids: list[str]) -> dict[str, bool]:
+        counts = await broker.subscribers([keys.user_channel(u) for u in user_ids])
+        return {u: counts.get(keys.user_channel(u), 0) > 0 for u in user_ids}
+
+    fanout.on_control("revoke", revoke)
+    sockets.serve(Connections(accounts, broker, history), SocketApi(messaging).events())
+    rest = Rest(
+        accounts,
+        messaging,
+        history,
+        online,
+        token_ttl=s.token_ttl,
+        cookie_secure=s.cookie_secure,
+        trusted_proxies=s.trusted_proxies,
+    )
+    return Node(s, sockets, broker, cluster, hasher, rest)
 
 
 def create_app(settings: Settings) -> web.Application:
     node = build_node(settings)
-    app = web.Application(client_max_size=settings.max_payload)
+    app = web.Application(
+        client_max_size=settings.max_payload,
+        middlewares=[json_errors, origin_guard(settings.origins)],
+    )
     app[NODE] = node
     node.sockets.attach(app)
     app.add_routes(health_routes(node.readiness))
+    app.add_routes(node.rest.routes())
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     return app
@@ -85,7 +151,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
     try:
-        await node.store.start(START_TIMEOUT)
+        await node.cluster.start(START_TIMEOUT)
         await node.broker.start(START_TIMEOUT)
         log.info("node %s started", node.settings.node_id)
         yield
@@ -93,14 +159,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Runs on a failed start too: nothing may be left running.
         node.draining = True
         await node.broker.stop()
-        await node.store.stop()
+        await node.cluster.stop()
+        node.hasher.close()
         await node.sockets.sio.shutdown()
         log.info("node %s stopped", node.settings.node_id)
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """Stop being ready and close every socket at the Engine.IO level, which clients treat
-    as a lost transport: they reconnect (through the load balancer, to another node)."""
+    """Stop being ready and drop every connection; clients reconnect to another node."""
     node = app[NODE]
     node.draining = True
     closed = await node.sockets.close_all()

@@ -39,7 +39,7 @@ def _dev_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    token = sub.add_parser("token", help="mint a token with the dev stack's secret")
+    token = sub.add_parser("token", help="mint a token for an existing user with the dev secret")
     token.add_argument("--user", required=True, help="user id (the token's sub)")
     token.add_argument("--name", help="display name (default: the user id)")
     token.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR)

@@ -14,6 +14,7 @@ import re
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,9 +98,26 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 
 def _secret(text: str) -> str:
-    if len(text) < 32:
+    if text and len(text) < 32:
         raise ValueError("must be at least 32 characters (use a random value)")
     return text
+
+
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    try:
+        return tuple(ip_network(item, strict=False) for item in _items(text))
+    except ValueError as exc:
+        raise ValueError(f"not a list of addresses or networks: {exc}") from None
+
+
+def _non_negative(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+
+    return parse
 
 
 def _bool(text: str) -> bool:
@@ -134,13 +152,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("node_id", str, "unique name of this node (default: hostname-pid)", ""),
     Option("shards", _shards, "pub/sub shards: name=redis://host:port,..."),
     Option("cluster", _cluster, "Redis Cluster seed nodes: host:port,..."),
-    Option("jwt_secret", _secret, "JWT signing secret (>= 32 characters)", secret=True),
+    Option("jwt_secret", _secret, "JWT secret for HS* (>= 32 characters)", "", secret=True),
+    Option("jwt_private_key", str, "PEM file signing RS256/ES256/EdDSA tokens", ""),
+    Option("jwt_public_key", str, "PEM file verifying RS256/ES256/EdDSA tokens", ""),
     Option("jwt_issuer", str, "JWT issuer claim", "chat"),
     Option("jwt_algorithm", _choice(*JWT_ALGORITHMS), "JWT algorithm", "HS256"),
     Option("token_ttl", _positive(int), "token lifetime in seconds", "3600"),
+    Option("cookie_secure", _bool, "mark the chat_token cookie Secure (HTTPS)", "false"),
     Option("origins", _origins, "allowed browser origins, comma-separated", ""),
+    Option("trusted_proxies", _networks, "proxies whose X-Forwarded-For is believed", ""),
+    Option("login_fail_limit", _positive(int), "failed logins before an account cools down", "10"),
+    Option("login_cooldown", _positive(float), "first cool-down in seconds (doubles)", "30"),
+    Option("login_cooldown_max", _positive(float), "longest cool-down in seconds", "900"),
+    Option("login_ip_rate", _positive(int), "login attempts per minute per client address", "30"),
+    Option("send_rate", _positive(float), "messages per second per user", "10"),
+    Option("send_burst", _positive(int), "message burst per user", "20"),
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
     Option("text_max", _positive(int), "longest message text in characters", "4000"),
+    Option("history_max", _non_negative(int), "messages kept per room (0: all)", "10000"),
+    Option("history_max_age", _non_negative(float), "seconds messages are kept (0: always)", "0"),
+    Option("order_hold_ms", _positive(int), "ms an early message waits for a missing one", "200"),
+    Option("replica_wait_ms", _positive(int), "ms a send waits for a replica's ack", "1000"),
+    Option("cluster_deadline", _positive(float), "seconds cluster calls retry in a failover", "20"),
+    Option("hash_workers", _positive(int), "threads hashing passwords (memory: 19 MiB each)", "2"),
     Option("subscribe_timeout", _positive(float), "seconds to wait for a subscription", "5"),
     Option("shutdown_timeout", _positive(float), "seconds allowed for a clean shutdown", "10"),
     Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level", "INFO"),
@@ -156,12 +190,28 @@ class Settings:
     shards: tuple[tuple[str, str], ...]
     cluster: tuple[tuple[str, int], ...]
     jwt_secret: str
+    jwt_private_key: str
+    jwt_public_key: str
     jwt_issuer: str
     jwt_algorithm: str
     token_ttl: int
+    cookie_secure: bool
     origins: tuple[str, ...]
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
+    login_fail_limit: int
+    login_cooldown: float
+    login_cooldown_max: float
+    login_ip_rate: int
+    send_rate: float
+    send_burst: int
     max_payload: int
     text_max: int
+    history_max: int
+    history_max_age: float
+    order_hold_ms: int
+    replica_wait_ms: int
+    cluster_deadline: float
+    hash_workers: int
     subscribe_timeout: float
     shutdown_timeout: float
     log_level: str
@@ -199,8 +249,24 @@ def load(
         except ValueError as exc:
             shown = "<hidden>" if opt.secret else repr(raw)
             problems.append(f"{source}={shown}: {exc}")
+    if not problems:
+        problems += _key_problems(values)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     if not values["node_id"]:
         values["node_id"] = f"{socket.gethostname()}-{os.getpid()}"
     return Settings(**values)
+
+
+def _key_problems(values: dict[str, Any]) -> list[str]:
+    """HS* algorithms need the shared secret; the others a key pair in PEM files."""
+    if values["jwt_algorithm"].startswith("HS"):
+        if not values["jwt_secret"]:
+            return ["CHAT_JWT_SECRET (or --jwt-secret) is required for " + values["jwt_algorithm"]]
+        return []
+    problems = []
+    for name in ("jwt_private_key", "jwt_public_key"):
+        path = values[name]
+        if not path or not os.path.isfile(path):
+            problems.append(f"CHAT_{name.upper()}: a readable PEM file is required, got {path!r}")
+    return problems

@@ -15,13 +15,20 @@ class ChatError(Exception):
     """
 
     def __init__(
-        self, code: str, message: str, status: int = 400, *, retriable: bool = False
+        self,
+        code: str,
+        message: str,
+        status: int = 400,
+        *,
+        retriable: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.retriable = retriable
+        self.retry_after = retry_after  # seconds, where the server knows
 
     def to_wire(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}
@@ -46,8 +53,11 @@ def not_found(code: str, message: str) -> ChatError:
     return ChatError(code, message, 404)
 
 
-def rate_limited(message: str = "too many requests, slow down") -> ChatError:
-    return ChatError("rate_limited", message, 429, retriable=True)
+def rate_limited(wait: float | None = None) -> ChatError:
+    hint = f", retry in {max(1, round(wait))} s" if wait else ""
+    return ChatError(
+        "rate_limited", f"too many requests{hint}", 429, retriable=True, retry_after=wait
+    )
 
 
 def unavailable(message: str = "temporarily unavailable, retry") -> ChatError:

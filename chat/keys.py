@@ -10,6 +10,8 @@ Leaf module: imports nothing of the project.
 
 from __future__ import annotations
 
+import hashlib
+
 USER_PREFIX = "user:"
 ROOM_PREFIX = "room:"
 
@@ -53,8 +55,57 @@ def room_sio_room(room_id: str) -> str:
 
 
 # --- Redis Cluster keys (hash-tagged) ----------------------------------------------------------
+# Rooms: {r:<room>}.  Users: {u:<id>}.  Accounts: {e:<digest of the email>} (no addresses in
+# key names, which show up in monitoring).  Tokens: {t:<jti>}.  Rate limits: {rl:<scope>:<id>}.
 
 
 def room_seq_key(room_id: str) -> str:
     """Counter that hands out the room's gap-free sequence numbers."""
     return f"{{r:{room_id}}}:seq"
+
+
+def room_log_key(room_id: str) -> str:
+    """The room's history: a stream whose entry ids are ``<seq>-0``."""
+    return f"{{r:{room_id}}}:log"
+
+
+def room_meta_key(room_id: str) -> str:
+    return f"{{r:{room_id}}}:meta"
+
+
+def room_members_key(room_id: str) -> str:
+    return f"{{r:{room_id}}}:members"
+
+
+def room_idem_key(room_id: str, sender_id: str, token: str) -> str:
+    """Remembers a send by (sender, client id) so that a retry returns the first result."""
+    return f"{{r:{room_id}}}:idem:{sender_id}:{token}"
+
+
+def user_key(user_id: str) -> str:
+    return f"{{u:{user_id}}}:user"
+
+
+def user_rooms_key(user_id: str) -> str:
+    return f"{{u:{user_id}}}:rooms"
+
+
+def email_digest(email_normalised: str) -> str:
+    return hashlib.sha256(email_normalised.encode()).hexdigest()[:32]
+
+
+def account_key(email_normalised: str) -> str:
+    """Login record of one email (user id and password hash); created atomically once."""
+    return f"{{e:{email_digest(email_normalised)}}}:account"
+
+
+def login_throttle_key(email_normalised: str) -> str:
+    return f"{{e:{email_digest(email_normalised)}}}:throttle"
+
+
+def revoked_key(jti: str) -> str:
+    return f"{{t:{jti}}}:revoked"
+
+
+def rate_key(scope: str, ident: str) -> str:
+    return f"{{rl:{scope}:{ident}}}"

@@ -18,6 +18,32 @@ class UserRef(msgspec.Struct, frozen=True):
     name: str
 
 
+class UserRecord(msgspec.Struct, frozen=True):
+    """A stored user.  ``email`` is shown only to the user themselves."""
+
+    id: str
+    email: str
+    name: str
+    created: int = 0
+
+    @property
+    def ref(self) -> UserRef:
+        return UserRef(self.id, self.name)
+
+    def private(self) -> dict[str, str]:
+        return {"id": self.id, "email": self.email, "name": self.name}
+
+    def public(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+class Account(msgspec.Struct, frozen=True):
+    """What login needs, found by email."""
+
+    user_id: str
+    password_hash: str
+
+
 class Message(msgspec.Struct, frozen=True, omit_defaults=True):
     id: str
     room: str

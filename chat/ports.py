@@ -6,8 +6,10 @@ of the logic above them use the in-memory implementations.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Protocol
+
+from chat.models import Account, Message, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -39,8 +41,48 @@ class LocalDelivery(Protocol):
     async def disconnect(self, local_room: str, reason: str) -> None: ...
 
 
-class MessageStore(Protocol):
+class History(Protocol):
     """Durable, ordered message log per room."""
 
-    async def next_seq(self, room: str) -> int:
-        """Hand out the room's next gap-free sequence number."""
+    async def append(
+        self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
+    ) -> tuple[Message, bool]:
+        """Store with the room's next seq; a repeated ``token`` returns the first result
+        (and False)."""
+
+    async def last_seq(self, room: str) -> int: ...
+
+    async def page(
+        self, room: str, *, before: int | None, after: int | None, limit: int
+    ) -> tuple[list[Message], bool]: ...
+
+    async def between(self, room: str, after: int, upto: int, limit: int) -> list[Message]: ...
+
+
+class AccountStore(Protocol):
+    async def create(self, user: UserRecord, email_key: str, password_hash: str) -> bool:
+        """Store a new user; False when the email is already taken."""
+
+    async def account(self, email_key: str) -> Account | None: ...
+
+    async def set_password_hash(self, email_key: str, password_hash: str) -> None: ...
+
+    async def user(self, user_id: str) -> UserRecord | None: ...
+
+    async def users(self, user_ids: Iterable[str]) -> dict[str, UserRecord]: ...
+
+    async def set_name(self, user_id: str, name: str) -> None: ...
+
+
+class Limits(Protocol):
+    """Limits shared by every node."""
+
+    async def take(self, scope: str, ident: str, rate: float, burst: int) -> float:
+        """Take a token; 0, or the seconds to wait for one."""
+
+    async def login(self, email_key: str, op: str) -> float:
+        """``check``/``fail``/``ok`` an account's login; the cool-down seconds left."""
+
+    async def revoke(self, jti: str, seconds: float) -> None: ...
+
+    async def is_revoked(self, jti: str) -> bool: ...

@@ -1,48 +1,53 @@
 """Two python-socketio clients on two nodes of `chat dev` exchange a direct message.
 
-    python examples/dm_pair.py                # against the default `chat dev` stack
+    python examples/dm_pair.py
     python examples/dm_pair.py --urls http://127.0.0.1:8001,http://127.0.0.1:8002
 
-Tokens are minted with the dev stack's secret (kept in its data dir), the way `chat token` does.
+Each user registers through the REST API of "their" node (any node can serve any user).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-from pathlib import Path
+import secrets
 
+import aiohttp
 import socketio
 
-from chat.core.tokens import TokenService
+
+async def register(http: aiohttp.ClientSession, url: str, name: str) -> dict:
+    email = f"{name.lower()}-{secrets.token_hex(3)}@example.com"
+    body = {"email": email, "password": secrets.token_urlsafe(12), "name": name}
+    async with http.post(f"{url}/api/register", json=body) as resp:
+        resp.raise_for_status()
+        return await resp.json()
 
 
-async def run(urls: list[str], secret: str) -> None:
-    tokens = TokenService(signing_key=secret, issuer=os.environ.get("CHAT_JWT_ISSUER", "chat"))
-    alice, bob = socketio.AsyncClient(), socketio.AsyncClient()
+async def run(urls: list[str]) -> None:
+    async with aiohttp.ClientSession() as http:
+        alice = await register(http, urls[0], "Alice")
+        bob = await register(http, urls[-1], "Bob")
+    a, b = socketio.AsyncClient(), socketio.AsyncClient()
     received: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-    bob.on("message", lambda msg: received.done() or received.set_result(msg))
-    await alice.connect(urls[0], auth={"token": tokens.issue("alice", "Alice")[0]})
-    await bob.connect(urls[-1], auth={"token": tokens.issue("bob", "Bob")[0]})
-    print(f"alice is on {urls[0]}, bob is on {urls[-1]}")
-    ack = await alice.call("dm", {"to": "bob", "text": "hello from the other node"})
-    print("alice's ack:", ack)
+    b.on("message", lambda msg: received.done() or received.set_result(msg))
+    await a.connect(urls[0], auth={"token": alice["token"]})
+    await b.connect(urls[-1], auth={"token": bob["token"]})
+    print(f"Alice is on {urls[0]}, Bob is on {urls[-1]}")
+    ack = await a.call("dm", {"to": bob["user"]["id"], "text": "hello from the other node"})
+    print("Alice's ack:", ack)
     message = await asyncio.wait_for(received, 5)
     print(
-        f"bob received from {message['from']['name']}: {message['text']!r} (seq {message['seq']})"
+        f"Bob received from {message['from']['name']}: {message['text']!r} (seq {message['seq']})"
     )
-    await alice.disconnect()
-    await bob.disconnect()
+    await a.disconnect()
+    await b.disconnect()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--urls", default="http://127.0.0.1:8001,http://127.0.0.1:8002")
-    parser.add_argument("--data-dir", type=Path, default=Path(".data/dev"))
-    args = parser.parse_args()
-    secret = os.environ.get("CHAT_JWT_SECRET") or (args.data_dir / "jwt_secret").read_text().strip()
-    asyncio.run(run(args.urls.split(","), secret))
+    asyncio.run(run(parser.parse_args().urls.split(",")))
 
 
 if __name__ == "__main__":

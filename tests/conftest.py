@@ -24,6 +24,25 @@ def stack(
     tmp_path_factory: pytest.TempPathFactory,
     jwt_secret: str,
 ) -> Iterator[Stack]:
-    """Two chat nodes on the shared fleet, for tests that do not kill nodes."""
-    with start_stack(redis_fleet, tmp_path_factory.mktemp("nodes"), jwt_secret, nodes=2) as s:
+    """Two chat nodes on the shared fleet, for tests that do not kill nodes.
+
+    Limits are raised so that tests sharing it do not trip over each other; the limits have
+    their own tests with their own nodes.  The login cool-down is short so that its test can
+    wait it out."""
+    with start_stack(
+        redis_fleet,
+        tmp_path_factory.mktemp("nodes"),
+        jwt_secret,
+        nodes=2,
+        **SHARED_LIMITS,
+    ) as s:
         yield s
+
+
+SHARED_LIMITS = {
+    "login_ip_rate": "100000",
+    "login_cooldown": "1",
+    "login_cooldown_max": "2",
+    "send_rate": "10000",
+    "send_burst": "10000",
+}

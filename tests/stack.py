@@ -57,3 +57,25 @@ def start_stack(
     finally:
         with ThreadPoolExecutor(len(procs)) as pool:
             list(pool.map(lambda p: p.stop(), procs))
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    email: str
+    password: str
+    token: str
+
+
+async def register(url: str, name: str | None = None, password: str | None = None) -> User:
+    """Register a fresh user through the REST API of the node at ``url``."""
+    import aiohttp
+
+    email = f"{new_user_id('t')}@example.com"
+    password = password or f"Pw-{secrets.token_hex(8)}"
+    body = {"email": email, "password": password, **({"name": name} if name else {})}
+    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/register", json=body) as r:
+        assert r.status == 201, await r.text()
+        data = await r.json()
+    return User(data["user"]["id"], data["user"]["name"], email, password, data["token"])

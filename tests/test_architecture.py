@@ -42,7 +42,15 @@ LAYERS = {
         "chat.core.*",
         "chat.adapters.*",
     ],
-    "chat.app": ["chat.config", "chat.core.*", "chat.adapters.*", "chat.models", "chat.ports"],
+    "chat.app": [
+        "chat.config",
+        "chat.errors",
+        "chat.keys",
+        "chat.models",
+        "chat.ports",
+        "chat.core.*",
+        "chat.adapters.*",
+    ],
     "chat.cli": ["chat", "chat.config", "chat.logs", "chat.app", "chat.dev", "chat.core.tokens"],
     "chat.local*": ["chat.local*"],
     "chat.dev": ["chat.local*"],
@@ -52,9 +60,10 @@ LAYERS = {
 CONFINED = {
     "socketio": ["chat.adapters.sio"],
     "engineio": [],
-    "aiohttp": ["chat.app", "chat.adapters.http", "chat.cli"],
-    "redis": ["chat.adapters.redis_*", "chat.adapters.cluster_store", "chat.local*"],
+    "aiohttp": ["chat.app", "chat.adapters.http", "chat.adapters.rest", "chat.cli"],
+    "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
     "jwt": ["chat.core.tokens"],
+    "argon2": ["chat.core.passwords"],
     "mmh3": ["shardring.*"],
 }
 

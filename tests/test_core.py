@@ -9,7 +9,7 @@ from chat.core.messaging import Messaging
 from chat.core.payloads import DmIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
-from chat.models import Envelope, UserRef, encode_envelope
+from chat.models import Envelope, Message, UserRef, encode_envelope
 from chat.refcount import RefCounts
 
 
@@ -26,13 +26,41 @@ class Recorder:
         self.emitted.append((local_room, "<disconnect>", reason))
 
 
-class CountingStore:
-    def __init__(self):
-        self.seqs = {}
+class ListHistory:
+    """History port over a dict of lists: the logic above it, not Redis, is under test here
+    (the Redis implementation has its own tests against a real cluster)."""
 
-    async def next_seq(self, room):
-        self.seqs[room] = self.seqs.get(room, 0) + 1
-        return self.seqs[room]
+    def __init__(self):
+        self.rooms = {}
+        self.tokens = {}
+
+    async def append(self, message_id, room, sender, text, cid, token):
+        if (room, sender.id, token) in self.tokens:
+            return self.tokens[room, sender.id, token], False
+        log = self.rooms.setdefault(room, [])
+        message = Message(message_id, room, len(log) + 1, sender, text, 123, cid)
+        log.append(message)
+        self.tokens[room, sender.id, token] = message
+        return message, True
+
+
+class NoLimits:
+    def __init__(self, wait=0.0):
+        self.wait = wait
+
+    async def take(self, scope, ident, rate, burst):
+        return self.wait
+
+
+def messaging(broker, history=None, limits=None, text_max=100):
+    return Messaging(
+        broker,
+        history or ListHistory(),
+        limits or NoLimits(),
+        text_max=text_max,
+        send_rate=10,
+        send_burst=20,
+    )
 
 
 def node(hub):
@@ -57,11 +85,11 @@ async def test_dm_reaches_recipient_and_sender_on_their_nodes_only():
     await broker_a.subscribe([keys.user_channel("alice")])
     await broker_b.subscribe([keys.user_channel("bob")])
     await broker_c.subscribe([keys.user_channel("carol")])
-    messaging = Messaging(broker_a, CountingStore(), text_max=100, clock=lambda: 123)
+    sender = messaging(broker_a)
 
-    message = await messaging.send_dm(UserRef("alice", "Alice"), "bob", "  hi\r\n ", "c1")
+    message = await sender.send_dm(UserRef("alice", "Alice"), "bob", "  hi\r\n ", "c1")
 
-    assert (message.room, message.seq, message.text, message.ts) == ("dm:alice:bob", 1, "hi", 123)
+    assert (message.room, message.seq, message.text) == ("dm:alice:bob", 1, "hi")
     assert [(room, event) for room, event, _ in seen_a] == [("user:alice", "message")]
     assert [(room, event) for room, event, _ in seen_b] == [("user:bob", "message")]
     assert seen_c == []
@@ -73,20 +101,43 @@ async def test_dm_to_oneself_is_published_once():
     hub = MemoryHub()
     broker, seen = node(hub)
     await broker.subscribe([keys.user_channel("alice")])
-    messaging = Messaging(broker, CountingStore(), text_max=100)
-    await messaging.send_dm(UserRef("alice", "Alice"), "alice", "note", None)
+    await messaging(broker).send_dm(UserRef("alice", "Alice"), "alice", "note", None)
     assert len(seen) == 1
 
 
 async def test_bad_text_is_refused_before_anything_is_published():
     hub = MemoryHub()
     broker, _ = node(hub)
-    messaging = Messaging(broker, CountingStore(), text_max=5)
-    for text in ("   ", "\x00\x01", "toolong"):
+    history = ListHistory()
+    sender = messaging(broker, history, text_max=5)
+    for text in ("   ", "\x00\x01", "toolong", None, 42):
         with pytest.raises(ChatError) as err:
-            await messaging.send_dm(UserRef("a", "A"), "b", text, None)
+            await sender.send_dm(UserRef("a", "A"), "b", text, None)
         assert err.value.code == "invalid_text"
-    assert hub.published == []
+    assert hub.published == [] and history.rooms == {}
+
+
+async def test_a_rate_limited_send_stores_and_publishes_nothing():
+    hub = MemoryHub()
+    broker, _ = node(hub)
+    history = ListHistory()
+    with pytest.raises(ChatError) as err:
+        await messaging(broker, history, NoLimits(wait=1.5)).send(
+            UserRef("a", "A"), "lobby", "x", None
+        )
+    assert err.value.code == "rate_limited" and err.value.retry_after == 1.5
+    assert hub.published == [] and history.rooms == {}
+
+
+async def test_a_retry_with_the_same_cid_stores_once_and_answers_the_same_message():
+    hub = MemoryHub()
+    broker, _ = node(hub)
+    await broker.subscribe([keys.room_channel("lobby")])
+    history = ListHistory()
+    sender = messaging(broker, history)
+    first = await sender.send(UserRef("a", "A"), "lobby", "once", "cid-1")
+    again = await sender.send(UserRef("a", "A"), "lobby", "once", "cid-1")
+    assert first == again and len(history.rooms["lobby"]) == 1
 
 
 def test_text_rules():

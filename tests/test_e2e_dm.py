@@ -10,17 +10,19 @@ import jwt
 import pytest
 import socketio
 from sioclient import Client, connected
-from stack import Stack, new_user_id
+from stack import Stack, register
 
 
 async def test_dm_crosses_nodes_and_reaches_the_senders_socket(stack: Stack):
-    alice, bob = new_user_id("alice"), new_user_id("bob")
+    alice_user = await register(stack.url(0), "Alice")
+    bob_user = await register(stack.url(1), "Bob")
+    alice, bob = alice_user.id, bob_user.id
     async with (
-        connected(stack.url(0), stack.token(alice, "Alice")) as a,
-        connected(stack.url(1), stack.token(bob, "Bob")) as b,
+        connected(stack.url(0), alice_user.token) as a,
+        connected(stack.url(1), bob_user.token) as b,
     ):
         session = await b.next("session")
-        assert session["user"] == {"id": bob, "name": "Bob"}
+        assert session["user"] == {"id": bob, "name": "Bob", "email": bob_user.email}
 
         ack = await a.call("dm", {"to": bob, "text": "hello across nodes", "cid": "c-1"})
 
@@ -35,29 +37,29 @@ async def test_dm_crosses_nodes_and_reaches_the_senders_socket(stack: Stack):
 
 
 async def test_every_socket_of_the_recipient_gets_it_on_every_node(stack: Stack):
-    alice, bob, carol = new_user_id("alice"), new_user_id("bob"), new_user_id("carol")
+    alice, bob, carol = [await register(stack.url(0)) for _ in range(3)]
     async with (
-        connected(stack.url(0), stack.token(alice)) as a,
-        connected(stack.url(0), stack.token(bob)) as b0,
-        connected(stack.url(1), stack.token(bob)) as b1,
-        connected(stack.url(1), stack.token(carol)) as c,
+        connected(stack.url(0), alice.token) as a,
+        connected(stack.url(0), bob.token) as b0,
+        connected(stack.url(1), bob.token) as b1,
+        connected(stack.url(1), carol.token) as c,
     ):
-        ack = await a.call("dm", {"to": bob, "text": "to both of your devices"})
+        ack = await a.call("dm", {"to": bob.id, "text": "to both of your devices"})
         assert ack["ok"] is True
         assert (await b0.next("message"))["id"] == ack["message"]["id"]
         assert (await b1.next("message"))["id"] == ack["message"]["id"]
         # carol's socket shares node1 with bob's: a control round-trip shows nothing leaked.
-        await c.call("dm", {"to": carol, "text": "ping myself"})
+        await c.call("dm", {"to": carol.id, "text": "ping myself"})
         assert [m["text"] for m in c.pending("message")] == ["ping myself"]
 
 
 async def test_a_second_dm_keeps_order_and_numbering(stack: Stack):
-    alice, bob = new_user_id("alice"), new_user_id("bob")
+    alice, bob = await register(stack.url(0)), await register(stack.url(1))
     async with (
-        connected(stack.url(0), stack.token(alice)) as a,
-        connected(stack.url(1), stack.token(bob)) as b,
+        connected(stack.url(0), alice.token) as a,
+        connected(stack.url(1), bob.token) as b,
     ):
-        acks = [await a.call("dm", {"to": bob, "text": f"m{i}"}) for i in range(5)]
+        acks = [await a.call("dm", {"to": bob.id, "text": f"m{i}"}) for i in range(5)]
         got = [await b.next("message") for _ in range(5)]
         assert [m["text"] for m in got] == [f"m{i}" for i in range(5)]
         assert [m["seq"] for m in got] == [ack["message"]["seq"] for ack in acks]
@@ -105,8 +107,9 @@ async def test_bad_tokens_are_refused_with_unauthorized(stack: Stack, make_token
     ids=["missing-text", "wrong-type", "empty-text", "not-an-object", "two-args", "unknown-event"],
 )
 async def test_bad_payloads_get_an_error_ack_and_the_socket_stays_usable(stack: Stack, event, args):
-    me = new_user_id()
-    async with connected(stack.url(0), stack.token(me)) as client:
+    user = await register(stack.url(0))
+    me = user.id
+    async with connected(stack.url(0), user.token) as client:
         ack = await client.call(event, *args)
         assert ack["ok"] is False
         assert ack["error"]["code"] in ("invalid_request", "invalid_text")

@@ -1,13 +1,126 @@
-"""HTTP routes of the node (health and readiness; the REST API grows here)."""
+"""HTTP plumbing of the node: JSON errors, origin checks and CORS, the client's address, the
+token of a request, and health routes.  The REST routes themselves are in ``rest.py``.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from aiohttp import web
 
+from chat.core.tokens import cookie_token
+from chat.errors import ChatError, internal, invalid_request
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Readiness = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
+SOCKETIO_PATH = "/socket.io/"
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
+
+
+def error_response(error: ChatError) -> web.Response:
+    response = web.json_response({"error": error.to_wire()}, status=error.status)
+    if error.retry_after:
+        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return response
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as ``{"error": {"code", "message"}}``; nothing else escapes."""
+    try:
+        return await handler(request)
+    except ChatError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return error_response(ChatError(code, exc.reason, exc.status))
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(internal())
+
+
+def origin_guard(allowed: tuple[str, ...]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse browser requests from origins outside the allowlist (the node's own origin is
+    always allowed); answer CORS for allowed ones.  Requests without ``Origin`` (scripts,
+    bots) pass.  Socket.IO checks origins itself, with the same rule."""
+    allow = frozenset(allowed)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or request.path.startswith(SOCKETIO_PATH):
+            return await handler(request)
+        own = origin == f"{request.scheme}://{request.host}"
+        if not own and origin not in allow:
+            raise ChatError("forbidden_origin", "this origin may not use the API", 403)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            response: web.StreamResponse = web.Response(status=204)
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+            response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+        else:
+            response = await handler(request)
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+        return response
+
+    return guard
+
+
+def client_address(request: web.Request, trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
+    """The peer's address; when the peer is a trusted proxy, the rightmost address in
+    ``X-Forwarded-For`` that is not a trusted proxy (what lies left of it was written by the
+    client and can be forged)."""
+    peer = request.remote or "unknown"
+    if not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    hops = [hop for hop in hops if hop]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
+
+
+def request_token(request: web.Request) -> str | None:
+    """The bearer token, else the ``chat_token`` cookie."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return cookie_token(request.headers.get("Cookie", ""))
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise invalid_request("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise invalid_request("the body must be a JSON object")
+    return body
 
 
 def health_routes(readiness: Readiness) -> list[web.RouteDef]:

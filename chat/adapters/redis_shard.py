@@ -248,6 +248,10 @@ class Shard:
 
     # --- publishing --------------------------------------------------------------------------
 
+    async def numsub(self, channels: list[str]) -> dict[str, int]:
+        pairs = await self._publisher.pubsub_numsub(*channels)
+        return {name.decode() if isinstance(name, bytes) else name: int(n) for name, n in pairs}
+
     async def publish(self, channel: str, payload: bytes) -> int:
         receivers: int = await self._publisher.publish(channel, payload)
         return receivers

@@ -95,6 +95,13 @@ class ShardedBroker:
         """Return once every shard is connected with all its wanted channels subscribed."""
         await asyncio.gather(*(s.wait_until(Shard.is_ready) for s in self.shards.values()))
 
+    async def subscribers(self, channels: Collection[str]) -> dict[str, int]:
+        """How many nodes follow each channel (``PUBSUB NUMSUB`` on its shard)."""
+        counts: dict[str, int] = {}
+        for shard, group in self._by_shard(channels).items():
+            counts.update(await shard.numsub(group))
+        return counts
+
     def is_ready(self) -> bool:
         return all(shard.is_ready() for shard in self.shards.values())
 

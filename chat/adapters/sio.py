@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import socketio
 
 from chat.core.connections import Conn, Connections
+from chat.core.tokens import cookie_token
 from chat.errors import ChatError, internal, invalid_request, unauthorized
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class SocketServer:
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
-            token = _cookie_token(environ.get("HTTP_COOKIE", ""))
+            token = cookie_token(environ.get("HTTP_COOKIE", ""))
         assert self._connections is not None, "serve() was not called"
         try:
             conn = await self._connections.open(sid, token)
@@ -147,7 +147,7 @@ class SocketServer:
         for room in conn.local_rooms:
             self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
         assert self._connections is not None
-        await self.sio.emit("session", self._connections.session(conn), to=sid)
+        await self.sio.emit("session", await self._connections.session(conn), to=sid)
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self._release_long_poll(sid)
@@ -193,11 +193,3 @@ class SocketServer:
         if len(args) != 1 or not isinstance(args[0], dict):
             raise invalid_request("an event takes exactly one object argument")
         return await handler(conn, args[0])
-
-
-def _cookie_token(header: str) -> str | None:
-    try:
-        morsel = SimpleCookie(header).get("chat_token")
-    except CookieError:
-        return None
-    return morsel.value if morsel is not None else None

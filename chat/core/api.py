@@ -26,5 +26,5 @@ class SocketApi:
 
     async def dm(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, DmIn)
-        message = await self._messaging.send_dm(conn.user, req.to, req.text, req.cid)
+        message = await self._messaging.send_dm(conn.user.ref, req.to, req.text, req.cid)
         return {"message": to_wire(message)}

@@ -13,8 +13,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _NEWLINES = re.compile(r"\r\n?")
 
 
-def clean_text(text: str, max_chars: int) -> str:
+def clean_text(text: object, max_chars: int) -> str:
     """Return the text as stored, or raise ``invalid_text``."""
+    if not isinstance(text, str):
+        raise ChatError("invalid_text", "text must be a string")
     cleaned = _CONTROL.sub("", _NEWLINES.sub("\n", text)).strip()
     if not cleaned:
         raise ChatError("invalid_text", "text must not be empty")

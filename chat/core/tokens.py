@@ -10,12 +10,14 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 
 import jwt
 
 from chat.errors import unauthorized
 
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss")
+COOKIE = "chat_token"
 
 
 @dataclass(frozen=True)
@@ -91,3 +93,12 @@ def _claims(payload: dict[str, object]) -> Claims:
     if not (isinstance(iat, int) and isinstance(exp, int)):
         raise unauthorized("invalid token")
     return Claims(sub=sub, name=name if isinstance(name, str) else "", jti=jti, iat=iat, exp=exp)
+
+
+def cookie_token(header: str) -> str | None:
+    """The token in a ``Cookie`` header's ``chat_token``, if any."""
+    try:
+        morsel = SimpleCookie(header).get(COOKIE)
+    except CookieError:
+        return None
+    return morsel.value if morsel is not None else None

@@ -1,0 +1,42 @@
+"""Rules for emails and display names (protocol: Identity)."""
+
+from __future__ import annotations
+
+import re
+
+from chat.errors import ChatError
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+NAME_MAX = 64
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def clean_email(raw: object) -> tuple[str, str]:
+    """Return ``(email as given but trimmed, normalised key)``; emails compare ignoring case."""
+    if not isinstance(raw, str):
+        raise ChatError("invalid_email", "email must be a string")
+    email = raw.strip()
+    if len(email) > 254 or not _EMAIL.match(email) or _CONTROL.search(email):
+        raise ChatError("invalid_email", "not a valid email address")
+    return email, email.lower()
+
+
+def clean_name(raw: object) -> str:
+    """1-64 characters after trimming, control characters removed."""
+    if not isinstance(raw, str):
+        raise ChatError("invalid_name", "name must be a string")
+    name = _CONTROL.sub("", raw).strip()
+    if not name or len(name) > NAME_MAX:
+        raise ChatError("invalid_name", f"name must be 1 to {NAME_MAX} characters")
+    return name
+
+
+def default_name(email: str) -> str:
+    """The part of the email before ``@``, as the contract's default display name."""
+    return clean_name(email.split("@", 1)[0][:NAME_MAX])
+
+
+def is_user_id(text: object) -> bool:
+    """Server-made ids are URL-safe; anything else cannot name a user."""
+    return isinstance(text, str) and bool(_USER_ID.match(text))

@@ -1,0 +1,65 @@
+"""Limits that hold across nodes, on a stack of their own with small limits."""
+
+from __future__ import annotations
+
+import pytest
+from sioclient import connected
+from stack import Stack, new_user_id, register, start_stack
+from test_accounts import call
+
+
+@pytest.fixture(scope="module")
+def strict(redis_fleet, tmp_path_factory, jwt_secret):
+    with start_stack(
+        redis_fleet,
+        tmp_path_factory.mktemp("strict"),
+        jwt_secret,
+        nodes=2,
+        login_ip_rate="5",
+        trusted_proxies="127.0.0.1/32",
+        cookie_secure="true",
+        send_rate="1",
+        send_burst="3",
+    ) as stack:
+        yield stack
+
+
+async def test_login_attempts_are_limited_per_client_address_across_nodes(strict: Stack):
+    user = await register(strict.url(0))
+    body = {"email": user.email, "password": user.password}
+    statuses = [
+        (await call("POST", strict.url(i % 2) + "/api/login", body, **{"X-Forwarded-For": ip}))[0]
+        for i, ip in enumerate(["203.0.113.7"] * 6)
+    ]
+    assert statuses == [200] * 5 + [429]
+    # Another client (as the trusted proxy reports it) is not affected ...
+    status, _, _ = await call(
+        "POST", strict.url(0) + "/api/login", body, **{"X-Forwarded-For": "198.51.100.1"}
+    )
+    assert status == 200
+    # ... and a forged hop left of the real one changes nothing.
+    status, _, _ = await call(
+        "POST", strict.url(1) + "/api/login", body, **{"X-Forwarded-For": "10.9.9.9, 203.0.113.7"}
+    )
+    assert status == 429
+
+
+async def test_the_cookie_is_secure_when_configured(strict: Stack):
+    status, _, resp = await call(
+        "POST",
+        strict.url(0) + "/api/register",
+        {"email": new_user_id("secure") + "@example.com", "password": "pass phrase x"},
+    )
+    assert status == 201
+    assert resp.cookies["chat_token"]["secure"]
+
+
+async def test_sends_are_rate_limited_per_user_across_nodes(strict: Stack):
+    user = await register(strict.url(0))
+    async with connected(strict.url(0), user.token) as a, connected(strict.url(1), user.token) as b:
+        acks = []
+        for i in range(4):
+            socket = (a, b)[i % 2]
+            acks.append(await socket.call("dm", {"to": user.id, "text": f"n{i}"}))
+    assert [ack["ok"] for ack in acks] == [True, True, True, False]
+    assert acks[3]["error"]["code"] == "rate_limited"
