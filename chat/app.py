@@ -20,8 +20,9 @@ from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_accounts import ClusterAccounts
 from chat.adapters.cluster_history import ClusterHistory
 from chat.adapters.cluster_limits import ClusterLimits
+from chat.adapters.cluster_rooms import ClusterRooms
 from chat.adapters.http import health_routes, json_errors, origin_guard
-from chat.adapters.rest import Rest
+from chat.adapters.rest import Online, Rest
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
@@ -29,9 +30,14 @@ from chat.core.accounts import Accounts
 from chat.core.api import SocketApi
 from chat.core.connections import Connections
 from chat.core.fanout import Fanout
+from chat.core.follow import Baselines, Follow
 from chat.core.messaging import Messaging
+from chat.core.ordering import FETCH_LIMIT, Ordering
 from chat.core.passwords import PasswordHasher
+from chat.core.recovery import Recovery
+from chat.core.rooms import Rooms
 from chat.core.tokens import TokenService
+from chat.models import is_dm_room, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ class Node:
     broker: ShardedBroker
     cluster: Cluster
     hasher: PasswordHasher
+    ordering: Ordering
     rest: Rest
     draining: bool = field(default=False)
 
@@ -77,10 +84,6 @@ def token_service(settings: Settings) -> TokenService:
 def build_node(settings: Settings) -> Node:
     s = settings
     sockets = SocketServer(origins=s.origins, max_payload=s.max_payload)
-    fanout = Fanout(sockets)
-    broker = ShardedBroker(
-        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout
-    )
     cluster = Cluster(s.cluster, node_id=s.node_id, deadline=s.cluster_deadline)
     history = ClusterHistory(
         cluster,
@@ -94,43 +97,89 @@ def build_node(settings: Settings) -> Node:
         login_cooldown_s=s.login_cooldown,
         login_cooldown_max_s=s.login_cooldown_max,
     )
+    users, room_store = ClusterAccounts(cluster), ClusterRooms(cluster)
+
+    async def deliver(channel: str, message: dict[str, Any]) -> None:
+        await sockets.emit(channel, "message", message)
+
+    async def fetch(room: str, after: int, upto: int) -> list[dict[str, Any]]:
+        return [to_wire(m) for m in await history.between(room, after, upto, FETCH_LIMIT)]
+
+    ordering = Ordering(deliver, fetch, hold=s.order_hold_ms / 1000)
+    fanout = Fanout(sockets, ordering)
+    broker = ShardedBroker(
+        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout
+    )
     hasher = PasswordHasher(workers=s.hash_workers)
     accounts = Accounts(
-        ClusterAccounts(cluster),
-        limits,
-        hasher,
-        token_service(s),
-        broker,
-        login_ip_rate=s.login_ip_rate,
+        users, limits, hasher, token_service(s), broker, login_ip_rate=s.login_ip_rate
     )
+    follow = Follow(broker, ordering, _baselines(room_store, history))
+    connections = Connections(accounts, users, room_store, follow, ordering, sockets)
+    rooms = Rooms(room_store, users, history, broker, connections)
     messaging = Messaging(
         broker,
         history,
         limits,
+        rooms,
+        room_store,
+        users,
         text_max=s.text_max,
         send_rate=s.send_rate,
         send_burst=s.send_burst,
     )
-
-    async def revoke(channel: str, data: Any) -> None:
-        await sockets.disconnect(keys.token_sio_room(str(data["jti"])), "token revoked")
-
-    async def online(user_ids: list[str]) -> dict[str, bool]:
-        counts = await broker.subscribers([keys.user_channel(u) for u in user_ids])
-        return {u: counts.get(keys.user_channel(u), 0) > 0 for u in user_ids}
-
-    fanout.on_control("revoke", revoke)
-    sockets.serve(Connections(accounts, broker, history), SocketApi(messaging).events())
+    recovery = Recovery(history, rooms, connections)
+    _controls(fanout, sockets, connections)
+    sockets.serve(connections, SocketApi(messaging, rooms, recovery).events())
     rest = Rest(
         accounts,
         messaging,
+        rooms,
+        recovery,
         history,
-        online,
+        _online(broker),
         token_ttl=s.token_ttl,
         cookie_secure=s.cookie_secure,
         trusted_proxies=s.trusted_proxies,
     )
-    return Node(s, sockets, broker, cluster, hasher, rest)
+    return Node(s, sockets, broker, cluster, hasher, ordering, rest)
+
+
+def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
+    """Last seqs of the rooms whose messages travel on a channel: its room, or, for a
+    user's channel, the user's DM rooms."""
+
+    async def baselines(channel: str) -> dict[str, int]:
+        kind, ident = keys.channel_entity(channel)
+        if kind == "room":
+            return await history.last_seqs([ident])
+        dms = [r for r in await room_store.user_rooms(ident) if is_dm_room(r)]
+        return await history.last_seqs(dms)
+
+    return baselines
+
+
+def _controls(fanout: Fanout, sockets: SocketServer, connections: Connections) -> None:
+    async def revoke(channel: str, data: Any) -> None:
+        await sockets.disconnect(keys.token_sio_room(str(data["jti"])), "token revoked")
+
+    async def room_added(channel: str, data: Any) -> None:
+        await connections.room_added(data["user"]["id"], data["room"], data)
+
+    async def room_removed(channel: str, data: Any) -> None:
+        await connections.room_removed(data["user"]["id"], data["room"], data)
+
+    fanout.on_control("revoke", revoke)
+    fanout.on_control("room_added", room_added)
+    fanout.on_control("room_removed", room_removed)
+
+
+def _online(broker: ShardedBroker) -> Online:
+    async def online(user_ids: list[str]) -> dict[str, bool]:
+        counts = await broker.subscribers([keys.user_channel(u) for u in user_ids])
+        return {u: counts.get(keys.user_channel(u), 0) > 0 for u in user_ids}
+
+    return online
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -159,6 +208,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         # Runs on a failed start too: nothing may be left running.
         node.draining = True
         await node.broker.stop()
+        await node.ordering.close()
         await node.cluster.stop()
         node.hasher.close()
         await node.sockets.sio.shutdown()

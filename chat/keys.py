@@ -82,6 +82,11 @@ def room_idem_key(room_id: str, sender_id: str, token: str) -> str:
     return f"{{r:{room_id}}}:idem:{sender_id}:{token}"
 
 
+def public_rooms_key() -> str:
+    """Ids of the public rooms (one small set for the whole deployment)."""
+    return "{g}:public_rooms"
+
+
 def user_key(user_id: str) -> str:
     return f"{{u:{user_id}}}:user"
 

@@ -60,6 +60,37 @@ def dm_room_id(a: str, b: str) -> str:
     return f"dm:{first}:{second}"
 
 
+class Room(msgspec.Struct, frozen=True):
+    """A stored room.  DM rooms are ``dm:<a>:<b>``; the lobby is public and has everyone."""
+
+    id: str
+    name: str
+    private: bool
+    created_by: str = ""
+    created: int = 0
+
+    @property
+    def is_dm(self) -> bool:
+        return is_dm_room(self.id)
+
+    def wire(self, last_seq: int, name: str | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name if name is None else name,
+            "private": self.private,
+            "last_seq": last_seq,
+        }
+
+
+def is_dm_room(room_id: str) -> bool:
+    return room_id.startswith("dm:")
+
+
+def dm_members(room_id: str) -> tuple[str, str]:
+    _, first, second = room_id.split(":")
+    return first, second
+
+
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     """What travels on a pub/sub channel between nodes.
 
@@ -71,6 +102,8 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     kind: str
     event: str
     data: Any = None
+    #: ``emit`` only: do not deliver to the local sockets of this user.
+    skip_user: str | None = None
 
 
 _encoder = msgspec.json.Encoder()

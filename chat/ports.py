@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any, Protocol
 
-from chat.models import Account, Message, UserRecord, UserRef
+from chat.models import Account, Message, Room, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -20,11 +20,12 @@ MessageHandler = Callable[[str, bytes], Awaitable[None]]
 class Broker(Protocol):
     """Cross-node pub/sub with per-node reference counting of channel subscriptions."""
 
-    async def subscribe(self, channels: Collection[str]) -> None:
-        """Count one more local interest in each channel; return once each is subscribed."""
+    async def subscribe(self, channels: Collection[str]) -> list[str]:
+        """Count one more local interest in each channel; return once each is subscribed,
+        with the channels this node did not follow before."""
 
-    async def unsubscribe(self, channels: Collection[str]) -> None:
-        """Drop one local interest; the last one unsubscribes the channel."""
+    async def unsubscribe(self, channels: Collection[str]) -> list[str]:
+        """Drop one local interest; return the channels whose last interest this was."""
 
     async def publish(self, channel: str, payload: bytes) -> None:
         """Send ``payload`` to every node subscribed to ``channel``."""
@@ -34,9 +35,21 @@ class Broker(Protocol):
 
 
 class LocalDelivery(Protocol):
-    """Delivery to the sockets connected to *this* node (the Socket.IO adapter)."""
+    """Delivery to the sockets connected to *this* node (the Socket.IO adapter).
 
-    async def emit(self, local_room: str, event: str, data: Any) -> None: ...
+    Local rooms are named like the channels they mirror (``user:<id>``, ``room:<id>``), plus
+    ``jti:<token id>`` for the sockets of one token.
+    """
+
+    async def emit(
+        self, local_room: str, event: str, data: Any, skip_user: str | None = None
+    ) -> None: ...
+
+    async def emit_to(self, sid: str, event: str, data: Any) -> None: ...
+
+    def enter(self, sid: str, local_room: str) -> None: ...
+
+    def leave(self, sid: str, local_room: str) -> None: ...
 
     async def disconnect(self, local_room: str, reason: str) -> None: ...
 
@@ -51,6 +64,8 @@ class History(Protocol):
         (and False)."""
 
     async def last_seq(self, room: str) -> int: ...
+
+    async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]: ...
 
     async def page(
         self, room: str, *, before: int | None, after: int | None, limit: int
@@ -86,3 +101,28 @@ class Limits(Protocol):
     async def revoke(self, jti: str, seconds: float) -> None: ...
 
     async def is_revoked(self, jti: str) -> bool: ...
+
+
+class RoomStore(Protocol):
+    """Rooms and membership.  The lobby always exists and everyone is in it."""
+
+    async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
+        """Create with the creator as member; None when the id is taken."""
+
+    async def ensure_dm(self, room_id: str) -> None: ...
+
+    async def get(self, room_id: str) -> Room | None: ...
+
+    async def get_many(self, room_ids: Iterable[str]) -> dict[str, Room]: ...
+
+    async def add_member(self, room_id: str, user_id: str) -> bool: ...
+
+    async def remove_member(self, room_id: str, user_id: str) -> bool: ...
+
+    async def is_member(self, room_id: str, user_id: str) -> bool: ...
+
+    async def members(self, room_id: str) -> list[str]: ...
+
+    async def user_rooms(self, user_id: str) -> set[str]: ...
+
+    async def public_rooms(self) -> set[str]: ...

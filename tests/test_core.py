@@ -2,14 +2,11 @@
 
 import pytest
 
-from chat import keys
-from chat.adapters.memory_broker import MemoryBroker, MemoryHub
 from chat.core.fanout import Fanout
-from chat.core.messaging import Messaging
 from chat.core.payloads import DmIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
-from chat.models import Envelope, Message, UserRef, encode_envelope
+from chat.models import Envelope, encode_envelope
 from chat.refcount import RefCounts
 
 
@@ -19,54 +16,18 @@ class Recorder:
     def __init__(self):
         self.emitted = []
 
-    async def emit(self, local_room, event, data):
-        self.emitted.append((local_room, event, data))
-
-    async def disconnect(self, local_room, reason):
-        self.emitted.append((local_room, "<disconnect>", reason))
+    async def emit(self, local_room, event, data, skip_user=None):
+        self.emitted.append((local_room, event, data, skip_user))
 
 
-class ListHistory:
-    """History port over a dict of lists: the logic above it, not Redis, is under test here
-    (the Redis implementation has its own tests against a real cluster)."""
+class Messages:
+    """Ordering stand-in recording what the fanout hands it."""
 
     def __init__(self):
-        self.rooms = {}
-        self.tokens = {}
+        self.seen = []
 
-    async def append(self, message_id, room, sender, text, cid, token):
-        if (room, sender.id, token) in self.tokens:
-            return self.tokens[room, sender.id, token], False
-        log = self.rooms.setdefault(room, [])
-        message = Message(message_id, room, len(log) + 1, sender, text, 123, cid)
-        log.append(message)
-        self.tokens[room, sender.id, token] = message
-        return message, True
-
-
-class NoLimits:
-    def __init__(self, wait=0.0):
-        self.wait = wait
-
-    async def take(self, scope, ident, rate, burst):
-        return self.wait
-
-
-def messaging(broker, history=None, limits=None, text_max=100):
-    return Messaging(
-        broker,
-        history or ListHistory(),
-        limits or NoLimits(),
-        text_max=text_max,
-        send_rate=10,
-        send_burst=20,
-    )
-
-
-def node(hub):
-    delivery = Recorder()
-    broker = MemoryBroker(hub, Fanout(delivery))
-    return broker, delivery.emitted
+    async def on_message(self, channel, message):
+        self.seen.append((channel, message))
 
 
 def test_refcounts_report_first_and_last_interest_only():
@@ -77,67 +38,6 @@ def test_refcounts_report_first_and_last_interest_only():
     assert refs.release(["a", "b"]) == ["a", "b"]
     assert refs.release(["a"]) == []  # releasing what nobody holds is ignored
     assert len(refs) == 0
-
-
-async def test_dm_reaches_recipient_and_sender_on_their_nodes_only():
-    hub = MemoryHub()
-    (broker_a, seen_a), (broker_b, seen_b), (broker_c, seen_c) = node(hub), node(hub), node(hub)
-    await broker_a.subscribe([keys.user_channel("alice")])
-    await broker_b.subscribe([keys.user_channel("bob")])
-    await broker_c.subscribe([keys.user_channel("carol")])
-    sender = messaging(broker_a)
-
-    message = await sender.send_dm(UserRef("alice", "Alice"), "bob", "  hi\r\n ", "c1")
-
-    assert (message.room, message.seq, message.text) == ("dm:alice:bob", 1, "hi")
-    assert [(room, event) for room, event, _ in seen_a] == [("user:alice", "message")]
-    assert [(room, event) for room, event, _ in seen_b] == [("user:bob", "message")]
-    assert seen_c == []
-    wire = seen_b[0][2]
-    assert wire["from"] == {"id": "alice", "name": "Alice"} and wire["cid"] == "c1"
-
-
-async def test_dm_to_oneself_is_published_once():
-    hub = MemoryHub()
-    broker, seen = node(hub)
-    await broker.subscribe([keys.user_channel("alice")])
-    await messaging(broker).send_dm(UserRef("alice", "Alice"), "alice", "note", None)
-    assert len(seen) == 1
-
-
-async def test_bad_text_is_refused_before_anything_is_published():
-    hub = MemoryHub()
-    broker, _ = node(hub)
-    history = ListHistory()
-    sender = messaging(broker, history, text_max=5)
-    for text in ("   ", "\x00\x01", "toolong", None, 42):
-        with pytest.raises(ChatError) as err:
-            await sender.send_dm(UserRef("a", "A"), "b", text, None)
-        assert err.value.code == "invalid_text"
-    assert hub.published == [] and history.rooms == {}
-
-
-async def test_a_rate_limited_send_stores_and_publishes_nothing():
-    hub = MemoryHub()
-    broker, _ = node(hub)
-    history = ListHistory()
-    with pytest.raises(ChatError) as err:
-        await messaging(broker, history, NoLimits(wait=1.5)).send(
-            UserRef("a", "A"), "lobby", "x", None
-        )
-    assert err.value.code == "rate_limited" and err.value.retry_after == 1.5
-    assert hub.published == [] and history.rooms == {}
-
-
-async def test_a_retry_with_the_same_cid_stores_once_and_answers_the_same_message():
-    hub = MemoryHub()
-    broker, _ = node(hub)
-    await broker.subscribe([keys.room_channel("lobby")])
-    history = ListHistory()
-    sender = messaging(broker, history)
-    first = await sender.send(UserRef("a", "A"), "lobby", "once", "cid-1")
-    again = await sender.send(UserRef("a", "A"), "lobby", "once", "cid-1")
-    assert first == again and len(history.rooms["lobby"]) == 1
 
 
 def test_text_rules():
@@ -166,17 +66,25 @@ def test_malformed_dm_payloads_are_invalid_requests(payload):
     assert err.value.code == "invalid_request"
 
 
-async def test_fanout_drops_garbage_and_unknown_controls_without_raising():
-    delivery = Recorder()
-    fanout = Fanout(delivery)
+async def test_fanout_routes_messages_events_and_controls_and_never_raises():
+    delivery, messages = Recorder(), Messages()
+    fanout = Fanout(delivery, messages)
     await fanout("user:a", b"not json")
     await fanout("user:a", encode_envelope(Envelope("ctl", "nope")))
-    assert delivery.emitted == []
+    await fanout("room:r", encode_envelope(Envelope("emit", "message", {"room": "r", "seq": 1})))
+    await fanout("room:r", encode_envelope(Envelope("emit", "left", {"x": 1}, skip_user="u")))
+    assert messages.seen == [("room:r", {"room": "r", "seq": 1})]
+    assert delivery.emitted == [("room:r", "left", {"x": 1}, "u")]
     calls = []
 
     async def kick(channel, data):
         calls.append((channel, data))
 
+    async def broken(channel, data):
+        raise RuntimeError("bug")
+
     fanout.on_control("kick", kick)
+    fanout.on_control("broken", broken)
     await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "j"})))
+    await fanout("user:a", encode_envelope(Envelope("ctl", "broken")))
     assert calls == [("user:a", {"jti": "j"})]

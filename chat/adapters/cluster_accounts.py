@@ -46,7 +46,11 @@ class ClusterAccounts:
         )
         if not claimed:
             await self._cluster.run(lambda c: c.delete(user_key), "drop orphan user")
-        return bool(claimed)
+            return False
+        # Everyone is in the lobby; its member list is the one room list kept this way.
+        lobby = keys.room_members_key("lobby")
+        await self._cluster.run(lambda c: c.sadd(lobby, user.id), "join lobby")
+        return True
 
     async def account(self, email_key: str) -> Account | None:
         fields = await self._cluster.run(

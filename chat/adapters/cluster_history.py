@@ -9,7 +9,7 @@ seq below it exists too: a reader never sees a hole that a later read would fill
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgspec
@@ -105,6 +105,19 @@ class ClusterHistory:
     async def last_seq(self, room: str) -> int:
         value = await self._cluster.run(lambda c: c.get(keys.room_seq_key(room)), "last_seq")
         return int(value or 0)
+
+    async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]:
+        """Many rooms' last seq in one round trip per cluster node."""
+        names = list(dict.fromkeys(rooms))
+
+        async def fetch(c: RedisCluster) -> list[Any]:
+            pipe = c.pipeline(transaction=False)
+            for room in names:
+                pipe.get(keys.room_seq_key(room))
+            return list(await pipe.execute())
+
+        values = await self._cluster.run(fetch, "last_seqs") if names else []
+        return {room: int(v or 0) for room, v in zip(names, values, strict=True)}
 
     async def page(
         self, room: str, *, before: int | None, after: int | None, limit: int

@@ -24,13 +24,17 @@ class MemoryBroker:
         self._handler = handler
         self.refs = RefCounts()
 
-    async def subscribe(self, channels: Collection[str]) -> None:
-        for channel in self.refs.acquire(channels):
+    async def subscribe(self, channels: Collection[str]) -> list[str]:
+        first = self.refs.acquire(channels)
+        for channel in first:
             self._hub.subscribers[channel].add(self)
+        return first
 
-    async def unsubscribe(self, channels: Collection[str]) -> None:
-        for channel in self.refs.release(channels):
+    async def unsubscribe(self, channels: Collection[str]) -> list[str]:
+        last = self.refs.release(channels)
+        for channel in last:
             self._hub.subscribers[channel].discard(self)
+        return last
 
     async def publish(self, channel: str, payload: bytes) -> None:
         self._hub.published.append((channel, payload))

@@ -11,8 +11,10 @@ from aiohttp import web
 
 from chat.adapters.http import client_address, json_body, request_token
 from chat.core.accounts import Accounts
-from chat.core.connections import LOBBY
 from chat.core.messaging import Messaging
+from chat.core.payloads import HistoryQuery, MessageBody, parse
+from chat.core.recovery import Recovery
+from chat.core.rooms import LOBBY, Rooms
 from chat.core.tokens import COOKIE, Claims
 from chat.models import UserRecord, to_wire
 from chat.ports import History
@@ -25,6 +27,8 @@ COMPAT_PAGE = 100
 class Rest:
     accounts: Accounts
     messaging: Messaging
+    rooms: Rooms
+    recovery: Recovery
     history: History
     online: Online
     token_ttl: int
@@ -39,6 +43,10 @@ class Rest:
             web.get("/api/me", self.me),
             web.patch("/api/me", self.rename),
             web.get("/api/users/{id}", self.user),
+            web.get("/api/rooms", self.rooms_list),
+            web.post("/api/rooms", self.rooms_create),
+            web.get("/api/rooms/{id}/messages", self.room_messages),
+            web.post("/api/rooms/{id}/messages", self.room_send),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -103,6 +111,40 @@ class Rest:
         online = await self.online([user.id])
         return web.json_response({"user": {**user.public(), "online": online[user.id]}})
 
+    # --- rooms and messages --------------------------------------------------------------------
+
+    async def _user(self, request: web.Request) -> UserRecord:
+        return await self.accounts.me((await self._claims(request)).sub)
+
+    async def rooms_list(self, request: web.Request) -> web.Response:
+        return web.json_response({"rooms": await self.rooms.visible(await self._user(request))})
+
+    async def rooms_create(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = await json_body(request)
+        room = await self.rooms.create(
+            user, body.get("id"), body.get("name"), body.get("private", False)
+        )
+        return web.json_response({"room": room}, status=201)
+
+    async def room_messages(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        query = parse(dict(request.query), HistoryQuery, strict=False)
+        page = await self.recovery.page(
+            user.id,
+            request.match_info["id"],
+            before=query.before,
+            after=query.after,
+            limit=query.limit,
+        )
+        return web.json_response(page)
+
+    async def room_send(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = parse(await json_body(request), MessageBody)
+        message = await self.messaging.send(user, request.match_info["id"], body.text, body.cid)
+        return web.json_response({"message": to_wire(message)}, status=201)
+
     # --- compatibility routes (seed 000's single-room REST chat) ----------------------------
 
     async def compat_register(self, request: web.Request) -> web.Response:
@@ -119,10 +161,9 @@ class Rest:
         return self._with_cookie(web.json_response(user.private()), token)
 
     async def compat_send(self, request: web.Request) -> web.Response:
-        claims = await self._claims(request)
+        user = await self._user(request)
         body = await json_body(request)
-        user = await self.accounts.me(claims.sub)
-        message = await self.messaging.send(user.ref, LOBBY, body.get("text"), None)
+        message = await self.messaging.send(user, LOBBY, body.get("text"), None)
         return web.json_response(to_wire(message), status=201)
 
     async def compat_messages(self, request: web.Request) -> web.Response:

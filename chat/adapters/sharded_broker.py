@@ -69,24 +69,28 @@ class ShardedBroker:
             grouped[self.shard_for(channel)].append(channel)
         return grouped
 
-    async def subscribe(self, channels: Collection[str]) -> None:
+    async def subscribe(self, channels: Collection[str]) -> list[str]:
         """Count the interest and wait (bounded) until every channel is subscribed.
 
         Every caller waits, not only the first: a second socket of a user must not be told it
         is connected while the first socket's SUBSCRIBE is still in flight.  On timeout (a shard
         is down) the interest stays recorded and the listener subscribes when the shard is back.
         """
-        for shard, first in self._by_shard(self.refs.acquire(channels)).items():
-            shard.want(first)
+        first = self.refs.acquire(channels)
+        for shard, group in self._by_shard(first).items():
+            shard.want(group)
         waits = [shard.wait_subscribed(chs) for shard, chs in self._by_shard(channels).items()]
         try:
             await asyncio.wait_for(asyncio.gather(*waits), self._subscribe_timeout)
         except TimeoutError:
             log.warning("subscription not confirmed within %.1f s", self._subscribe_timeout)
+        return first
 
-    async def unsubscribe(self, channels: Collection[str]) -> None:
-        for shard, last in self._by_shard(self.refs.release(channels)).items():
-            shard.unwant(last)
+    async def unsubscribe(self, channels: Collection[str]) -> list[str]:
+        last = self.refs.release(channels)
+        for shard, group in self._by_shard(last).items():
+            shard.unwant(group)
+        return last
 
     async def publish(self, channel: str, payload: bytes) -> None:
         await self.shard_for(channel).publish(channel, payload)

@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from chat import keys
 from chat.core.connections import Conn, Connections
 from chat.core.tokens import cookie_token
 from chat.errors import ChatError, internal, invalid_request, unauthorized
@@ -51,11 +52,12 @@ class _Manager(socketio.AsyncManager):  # type: ignore[misc]
 
 
 class SocketServer:
+    """Owns the python-socketio server; implements ``LocalDelivery`` for the use cases."""
+
     def __init__(self, *, origins: tuple[str, ...], max_payload: int) -> None:
         self._allowed = set(origins)
         self._connections: Connections | None = None
         self._events: dict[str, EventHandler] = {}
-        self.conns: dict[str, Conn] = {}
         manager = _Manager()
         manager.on_connected = self._on_connected
         self.sio = socketio.AsyncServer(
@@ -76,6 +78,12 @@ class SocketServer:
         self.sio.on("disconnect", self._disconnect)
         self.sio.on("*", self._event)
 
+    @property
+    def connections(self) -> Connections:
+        if self._connections is None:
+            raise RuntimeError("SocketServer.serve() was not called")
+        return self._connections
+
     def attach(self, app: Any) -> None:
         self.sio.attach(app)
 
@@ -88,12 +96,29 @@ class SocketServer:
 
     # --- LocalDelivery -----------------------------------------------------------------------
 
-    async def emit(self, local_room: str, event: str, data: Any) -> None:
-        await self.sio.emit(event, data, to=local_room)
+    async def emit(
+        self, local_room: str, event: str, data: Any, skip_user: str | None = None
+    ) -> None:
+        skip = None
+        if skip_user is not None:
+            skip = [sid for sid, _ in self._participants(keys.user_sio_room(skip_user))]
+        await self.sio.emit(event, data, to=local_room, skip_sid=skip)
+
+    async def emit_to(self, sid: str, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, to=sid)
+
+    def enter(self, sid: str, local_room: str) -> None:
+        self.sio.manager.basic_enter_room(sid, NAMESPACE, local_room)
+
+    def leave(self, sid: str, local_room: str) -> None:
+        self.sio.manager.basic_leave_room(sid, NAMESPACE, local_room)
 
     async def disconnect(self, local_room: str, reason: str) -> None:
-        for sid, _ in list(self.sio.manager.get_participants(NAMESPACE, local_room)):
+        for sid, _ in self._participants(local_room):
             await self.sio.disconnect(sid)
+
+    def _participants(self, local_room: str) -> list[tuple[str, str]]:
+        return list(self.sio.manager.get_participants(NAMESPACE, local_room))
 
     async def close_all(self, timeout: float = 5.0) -> int:
         """Drop every Engine.IO connection without a CLOSE packet.
@@ -122,19 +147,17 @@ class SocketServer:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             token = cookie_token(environ.get("HTTP_COOKIE", ""))
-        assert self._connections is not None, "serve() was not called"
         try:
-            conn = await self._connections.open(sid, token)
+            await self.connections.open(sid, token)
         except ChatError as exc:
             raise RefusedError(exc) from None
         except Exception:
             log.exception("connect failed")
             raise RefusedError(internal()) from None
-        self.conns[sid] = conn
         return True
 
     async def _on_connected(self, sid: str) -> None:
-        conn = self.conns.get(sid)
+        conn = self.connections.by_sid.get(sid)
         if conn is None:
             return
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
@@ -144,19 +167,15 @@ class SocketServer:
             await self._disconnect(sid, "transport closed during connect")
             await self.sio.manager.disconnect(sid, NAMESPACE)
             return
-        for room in conn.local_rooms:
-            self.sio.manager.basic_enter_room(sid, NAMESPACE, room)
-        assert self._connections is not None
-        await self.sio.emit("session", await self._connections.session(conn), to=sid)
+        await self.emit_to(sid, "session", self.connections.enter(conn))
 
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self._release_long_poll(sid)
-        conn = self.conns.pop(sid, None)
+        conn = self.connections.by_sid.get(sid)
         if conn is None:
             return
         try:
-            assert self._connections is not None
-            await self._connections.close(conn)
+            await self.connections.close(conn)
         except Exception:
             log.exception("disconnect cleanup failed")
 
@@ -184,7 +203,7 @@ class SocketServer:
             return {"ok": False, "error": internal().to_wire()}
 
     async def _dispatch(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
-        conn = self.conns.get(sid)
+        conn = self.connections.by_sid.get(sid)
         if conn is None:
             raise unauthorized("not connected")
         handler = self._events.get(event)

@@ -11,20 +11,70 @@ from typing import Any
 
 from chat.core.connections import Conn
 from chat.core.messaging import Messaging
-from chat.core.payloads import DmIn, parse
+from chat.core.payloads import DmIn, HistoryIn, InviteIn, JoinIn, RoomIn, SendIn, SyncIn, parse
+from chat.core.recovery import Recovery
+from chat.core.rooms import Rooms
 from chat.models import to_wire
 
 Handler = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class SocketApi:
-    def __init__(self, messaging: Messaging) -> None:
+    def __init__(self, messaging: Messaging, rooms: Rooms, recovery: Recovery) -> None:
         self._messaging = messaging
+        self._rooms = rooms
+        self._recovery = recovery
 
     def events(self) -> dict[str, Handler]:
-        return {"dm": self.dm}
+        return {
+            "send": self.send,
+            "dm": self.dm,
+            "join": self.join,
+            "leave": self.leave,
+            "invite": self.invite,
+            "history": self.history,
+            "sync": self.sync,
+        }
+
+    async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, SendIn)
+        message = await self._messaging.send(conn.user, req.room, req.text, req.cid, conn)
+        return {"message": to_wire(message)}
 
     async def dm(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, DmIn)
-        message = await self._messaging.send_dm(conn.user.ref, req.to, req.text, req.cid)
+        message = await self._messaging.dm(conn.user, req.to, req.text, req.cid, conn)
         return {"message": to_wire(message)}
+
+    async def join(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, JoinIn)
+        room, pointer = await self._rooms.join(conn, req.room)
+        if req.since is None:
+            # Nothing asked for: tell the client whether the room has messages it lacks.
+            missed: dict[str, Any] = {"messages": [], "has_more": pointer > 0}
+        else:
+            missed = await self._recovery.missed(room.id, req.since, pointer)
+        return {
+            "room": room.wire(pointer),
+            "missed": missed["messages"],
+            "has_more": missed["has_more"],
+        }
+
+    async def leave(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._rooms.leave(conn, parse(payload, RoomIn).room)
+        return {}
+
+    async def invite(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, InviteIn)
+        await self._rooms.invite(conn, req.room, req.user)
+        return {}
+
+    async def history(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, HistoryIn)
+        return await self._recovery.page(
+            conn.user.id, req.room, before=req.before, after=req.after, limit=req.limit, conn=conn
+        )
+
+    async def sync(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, SyncIn)
+        return {"rooms": await self._recovery.sync(conn, req.rooms)}

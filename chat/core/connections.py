@@ -1,19 +1,25 @@
-"""A socket's life on this node: authenticate, follow its channels, and let go of them."""
+"""A socket's life on this node: authenticate, follow its channels, enter its local rooms,
+follow membership changes made anywhere, and let go of everything when it leaves.
+
+Channels a socket needs: its user's channel (DMs, control messages) and the channel of each
+non-DM room it belongs to.  DM rooms travel on the two users' channels.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from chat import keys
 from chat.core.accounts import Accounts
-from chat.models import UserRecord
-from chat.ports import Broker, History
+from chat.core.follow import Follow
+from chat.core.ordering import Ordering
+from chat.models import UserRecord, dm_members, is_dm_room
+from chat.ports import AccountStore, LocalDelivery, RoomStore
 
-LOBBY = "lobby"
 
-
-@dataclass(frozen=True)
+@dataclass
 class Conn:
     """One connected socket, as the use-case layer sees it."""
 
@@ -21,42 +27,139 @@ class Conn:
     user: UserRecord
     jti: str
     exp: int
-    #: Local Socket.IO rooms the socket sits in (named like the channels they mirror).
-    local_rooms: tuple[str, ...]
-    #: Pub/sub channels this socket holds an interest in (reference-counted by the broker).
-    channels: tuple[str, ...]
+    #: Every room the socket is in (DMs and the lobby included).
+    rooms: set[str] = field(default_factory=set)
+    #: Channels acquired for this socket (released exactly once, on leave or disconnect).
+    channels: set[str] = field(default_factory=set)
+    #: Room records and DM peers' names, kept from the handshake for the ``session`` event.
+    known: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Serialises this socket's membership changes (a join racing a leave of one room).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def user_channel(self) -> str:
+        return keys.user_channel(self.user.id)
+
+
+def room_channel(room_id: str) -> str | None:
+    """The channel a room's messages travel on for its members, None for DMs."""
+    return None if is_dm_room(room_id) else keys.room_channel(room_id)
 
 
 class Connections:
-    def __init__(self, accounts: Accounts, broker: Broker, history: History) -> None:
+    def __init__(
+        self,
+        accounts: Accounts,
+        users: AccountStore,
+        rooms: RoomStore,
+        follow: Follow,
+        ordering: Ordering,
+        delivery: LocalDelivery,
+    ) -> None:
         self._accounts = accounts
-        self._broker = broker
-        self._history = history
+        self._users = users
+        self._rooms = rooms
+        self._follow = follow
+        self._ordering = ordering
+        self._delivery = delivery
+        self.by_sid: dict[str, Conn] = {}
+        self.by_user: dict[str, set[str]] = {}
+
+    # --- handshake -----------------------------------------------------------------------
 
     async def open(self, sid: str, token: object) -> Conn:
-        """Authenticate a handshake and subscribe what the socket needs before it is told
-        it is connected, so nothing sent to it afterwards can be missed."""
+        """Authenticate and follow every channel the socket needs, before the client is told
+        it is connected: nothing published afterwards can miss it."""
         claims = await self._accounts.authenticate(token)
         user = await self._accounts.me(claims.sub)
-        channels = (keys.user_channel(user.id), keys.room_channel(LOBBY))
-        await self._broker.subscribe(channels)
-        return Conn(
-            sid=sid,
-            user=user,
-            jti=claims.jti,
-            exp=claims.exp,
-            local_rooms=(
-                keys.user_sio_room(user.id),
-                keys.token_sio_room(claims.jti),
-                keys.room_sio_room(LOBBY),
-            ),
-            channels=channels,
-        )
+        conn = Conn(sid, user, claims.jti, claims.exp, rooms=await self._rooms.user_rooms(user.id))
+        conn.known = await self._describe(user.id, conn.rooms)
+        conn.channels = {conn.user_channel, *filter(None, map(room_channel, conn.rooms))}
+        await self._follow.acquire(conn.channels)
+        self.by_sid[sid] = conn
+        self.by_user.setdefault(user.id, set()).add(sid)
+        return conn
+
+    async def _describe(self, user_id: str, room_ids: set[str]) -> dict[str, dict[str, Any]]:
+        rooms = await self._rooms.get_many(room_ids)
+        peers = {peer_of(r, user_id) for r in rooms if is_dm_room(r)}
+        names = {u.id: u.name for u in (await self._users.users(peers)).values()}
+        return {
+            room_id: room.wire(0, names.get(peer_of(room_id, user_id), "") if room.is_dm else None)
+            for room_id, room in rooms.items()
+        }
+
+    def enter(self, conn: Conn) -> dict[str, Any]:
+        """Put the socket in its local rooms and return its ``session``.
+
+        Synchronous on purpose: each room's ``last_seq`` is the pointer of the stream the
+        socket now receives, read with no await after entering, so every later message is
+        delivered live and every earlier one is the client's to ``sync``.
+        """
+        self._delivery.enter(conn.sid, keys.user_sio_room(conn.user.id))
+        self._delivery.enter(conn.sid, keys.token_sio_room(conn.jti))
+        rooms = []
+        for room_id in sorted(conn.rooms):
+            if (channel := room_channel(room_id)) is not None:
+                self._delivery.enter(conn.sid, channel)
+            described = conn.known.get(room_id)
+            if described is not None:
+                rooms.append({**described, "last_seq": self.pointer(conn, room_id)})
+        conn.known = {}
+        return {"user": conn.user.private(), "rooms": rooms}
+
+    def pointer(self, conn: Conn, room_id: str) -> int:
+        channel = room_channel(room_id) or conn.user_channel
+        return self._ordering.pointer(channel, room_id) or 0
 
     async def close(self, conn: Conn) -> None:
-        await self._broker.unsubscribe(conn.channels)
+        self.by_sid.pop(conn.sid, None)
+        sids = self.by_user.get(conn.user.id, set())
+        sids.discard(conn.sid)
+        if not sids:
+            self.by_user.pop(conn.user.id, None)
+        async with conn.lock:
+            channels, conn.channels, conn.rooms = conn.channels, set(), set()
+            await self._follow.release(channels)
 
-    async def session(self, conn: Conn) -> dict[str, Any]:
-        lobby = {"id": LOBBY, "name": "Lobby", "private": False}
-        lobby["last_seq"] = await self._history.last_seq(LOBBY)
-        return {"user": conn.user.private(), "rooms": [lobby]}
+    # --- membership, on every node where the user has sockets ------------------------------
+
+    def local(self, user_id: str) -> list[Conn]:
+        return [self.by_sid[sid] for sid in self.by_user.get(user_id, ()) if sid in self.by_sid]
+
+    async def add_room(self, conn: Conn, room_id: str) -> int:
+        """Follow one more room for this socket; return its pointer (see ``enter``)."""
+        async with conn.lock:
+            if conn.sid not in self.by_sid:
+                return 0  # gone while we waited
+            conn.rooms.add(room_id)
+            channel = room_channel(room_id)
+            if channel is not None and channel not in conn.channels:
+                await self._follow.acquire([channel])
+                conn.channels.add(channel)
+                self._delivery.enter(conn.sid, channel)
+            return self.pointer(conn, room_id)
+
+    async def remove_room(self, conn: Conn, room_id: str) -> None:
+        async with conn.lock:
+            conn.rooms.discard(room_id)
+            channel = room_channel(room_id)
+            if channel is not None and channel in conn.channels:
+                conn.channels.discard(channel)
+                self._delivery.leave(conn.sid, channel)
+                await self._follow.release([channel])
+
+    async def room_added(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
+        for conn in self.local(user_id):
+            await self.add_room(conn, room_id)
+        await self._delivery.emit(keys.user_sio_room(user_id), "joined", notice)
+
+    async def room_removed(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
+        for conn in self.local(user_id):
+            await self.remove_room(conn, room_id)
+        await self._delivery.emit(keys.user_sio_room(user_id), "left", notice)
+
+
+def peer_of(dm_room: str, user_id: str) -> str:
+    first, second = dm_members(dm_room)
+    return second if first == user_id else first

@@ -1,4 +1,4 @@
-"""Sending messages: validate, limit, store durably, then publish.
+"""Sending messages: validate, check access, limit, store durably, then publish.
 
 The order matters: a message is published (and acknowledged) only after the history cluster
 stored it, with a replica's acknowledgement where there are replicas.  A retry with the same
@@ -14,10 +14,21 @@ import secrets
 from collections.abc import Iterable
 
 from chat import keys
+from chat.core.connections import Conn
+from chat.core.rooms import Rooms
 from chat.core.text import clean_text
-from chat.errors import rate_limited
-from chat.models import Envelope, Message, UserRef, dm_room_id, encode_envelope, to_wire
-from chat.ports import Broker, History, Limits
+from chat.errors import not_found, rate_limited
+from chat.models import (
+    Envelope,
+    Message,
+    UserRecord,
+    dm_members,
+    dm_room_id,
+    encode_envelope,
+    is_dm_room,
+    to_wire,
+)
+from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +39,9 @@ class Messaging:
         broker: Broker,
         history: History,
         limits: Limits,
+        rooms: Rooms,
+        room_store: RoomStore,
+        users: AccountStore,
         *,
         text_max: int,
         send_rate: float,
@@ -36,26 +50,43 @@ class Messaging:
         self._broker = broker
         self._history = history
         self._limits = limits
+        self._rooms = rooms
+        self._room_store = room_store
+        self._users = users
         self._text_max = text_max
         self._rate = send_rate
         self._burst = send_burst
 
-    async def send(self, sender: UserRef, room: str, text: object, cid: str | None) -> Message:
-        """Store a room message and publish it on the room's channel."""
-        message = await self._store(sender, room, text, cid)
-        await self._publish(message, [keys.room_channel(room)])
-        return message
-
-    async def send_dm(self, sender: UserRef, to: str, text: object, cid: str | None) -> Message:
-        """Store a direct message and publish it to both users' channels, so every device
-        of both users gets it, wherever it is connected."""
-        message = await self._store(sender, dm_room_id(sender.id, to), text, cid)
-        # A set: a note to oneself is published once.
-        await self._publish(message, {keys.user_channel(sender.id), keys.user_channel(to)})
-        return message
-
-    async def _store(self, sender: UserRef, room: str, text: object, cid: str | None) -> Message:
+    async def send(
+        self,
+        sender: UserRecord,
+        room_id: object,
+        text: object,
+        cid: str | None,
+        conn: Conn | None = None,
+    ) -> Message:
+        """Store a message in a room the sender belongs to, then publish it."""
         text = clean_text(text, self._text_max)
+        room = await self._rooms.member_of(sender.id, room_id, conn)
+        return await self._store_and_publish(sender, room.id, text, cid)
+
+    async def dm(
+        self, sender: UserRecord, to: str, text: object, cid: str | None, conn: Conn | None = None
+    ) -> Message:
+        """A direct message: the DM room of the two users is made on first use."""
+        text = clean_text(text, self._text_max)
+        room_id = dm_room_id(sender.id, to)
+        if conn is None or room_id not in conn.rooms:
+            if to != sender.id and await self._users.user(to) is None:
+                raise not_found("no_user", "no such user")
+            await self._room_store.ensure_dm(room_id)
+            if conn is not None:
+                conn.rooms.add(room_id)
+        return await self._store_and_publish(sender, room_id, text, cid)
+
+    async def _store_and_publish(
+        self, sender: UserRecord, room_id: str, text: str, cid: str | None
+    ) -> Message:
         wait = await self._limits.take("send", sender.id, self._rate, self._burst)
         if wait:
             raise rate_limited(wait)
@@ -63,17 +94,25 @@ class Messaging:
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
         message, _ = await self._history.append(
-            secrets.token_urlsafe(12), room, sender, text, cid, token
+            secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token
         )
+        await self._publish(message, _channels(room_id))
         return message
 
     async def _publish(self, message: Message, channels: Iterable[str]) -> None:
         payload = encode_envelope(Envelope("emit", "message", to_wire(message)))
         results = await asyncio.gather(
-            *(self._broker.publish(ch, payload) for ch in channels),
-            return_exceptions=True,
+            *(self._broker.publish(ch, payload) for ch in channels), return_exceptions=True
         )
         for result in results:
             if isinstance(result, Exception):
                 # Stored, so not lost: receivers fill the gap from history, clients by sync.
                 log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
+
+
+def _channels(room_id: str) -> set[str]:
+    """Room messages go to the room's channel; DMs to both users' channels (every device of
+    both users, wherever connected).  A set: a note to oneself is published once."""
+    if is_dm_room(room_id):
+        return {keys.user_channel(user) for user in dm_members(room_id)}
+    return {keys.room_channel(room_id)}

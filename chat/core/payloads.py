@@ -1,7 +1,8 @@
 """Shapes of client payloads, checked before any work is done.
 
 A payload of the wrong shape is answered with ``invalid_request`` naming the offending field
-(msgspec's messages, e.g. "Expected `str`, got `int` - at `$.to`").
+(msgspec's messages, e.g. "Expected `str`, got `int` - at `$.to`").  Rules about values
+(which rooms exist, text rules) are checked by the use cases with their own error codes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ T = TypeVar("T")
 # Ids are server-made and URL-safe; the pattern also keeps odd strings (lone surrogates,
 # separators) out of channel names and keys.
 UserId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=160)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 # Long enough for any configured limit; the text rules check the real one after trimming.
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 
@@ -28,8 +32,53 @@ class DmIn(msgspec.Struct, frozen=True):
     cid: ClientId | None = None
 
 
-def parse(payload: Any, shape: type[T]) -> T:
+class SendIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    text: Text
+    cid: ClientId | None = None
+
+
+class JoinIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    since: Seq | None = None
+
+
+class RoomIn(msgspec.Struct, frozen=True):
+    room: RoomId
+
+
+class InviteIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    user: UserId
+
+
+class HistoryIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Limit = 50
+
+
+class SyncIn(msgspec.Struct, frozen=True):
+    rooms: Annotated[dict[RoomId, Seq], msgspec.Meta(max_length=500)]
+
+
+class HistoryQuery(msgspec.Struct, frozen=True):
+    """``GET /api/rooms/{id}/messages`` query: strings converted (``strict=False``)."""
+
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Limit = 50
+
+
+class MessageBody(msgspec.Struct, frozen=True):
+    text: Text
+    cid: ClientId | None = None
+
+
+def parse(payload: Any, shape: type[T], *, strict: bool = True) -> T:
+    """``strict=False`` converts strings to numbers (query strings carry only text)."""
     try:
-        return msgspec.convert(payload, shape, strict=True)
+        return msgspec.convert(payload, shape, strict=strict)
     except msgspec.ValidationError as exc:
         raise invalid_request(str(exc)) from None

@@ -1,0 +1,142 @@
+"""Rooms and membership in the Redis Cluster.
+
+Per room (slot ``{r:<room>}``): ``meta`` (name, private, created_by, created) and ``members``.
+Per user (slot ``{u:<id>}``): ``rooms``, the rooms the user belongs to.  The two sides of a
+membership live in two slots, so they are written one after the other, members first: a crash
+in between leaves a member whose room list misses the room, which the next join or DM repairs
+(both writes are idempotent).  The lobby needs no records: it always exists, everyone is in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+
+from chat import keys
+from chat.adapters.cluster import Cluster, Script
+from chat.models import Room, dm_members
+
+LOBBY = Room("lobby", "Lobby", private=False)
+
+CREATE_ROOM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'private', ARGV[2], 'created_by', ARGV[3],
+           'created', ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def _room(room_id: str, fields: list[Any]) -> Room | None:
+    if not fields or fields[0] is None:
+        return None
+    name, private, created_by, created = (_text(f) for f in fields)
+    return Room(room_id, name, private == "1", created_by, int(created or 0))
+
+
+class ClusterRooms:
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._create = Script(cluster, CREATE_ROOM)
+
+    async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
+        """Create the room with its creator as member; None if the id is taken."""
+        room = Room(room_id, name, private, creator, int(time.time()))
+        script_keys = [keys.room_meta_key(room_id), keys.room_members_key(room_id)]
+        args = [name, "1" if private else "0", creator, room.created]
+        made = await self._cluster.run(lambda _: self._create(script_keys, args), "create room")
+        if not made:
+            return None
+        await self._link(room_id, [creator])
+        if not private:
+            await self._cluster.run(
+                lambda c: c.sadd(keys.public_rooms_key(), room_id), "public index"
+            )
+        return room
+
+    async def ensure_dm(self, room_id: str) -> None:
+        """Make the DM room and both memberships exist (idempotent)."""
+        first, second = dm_members(room_id)
+        script_keys = [keys.room_meta_key(room_id), keys.room_members_key(room_id)]
+        args = ["", "1", first, int(time.time())]
+        await self._cluster.run(lambda _: self._create(script_keys, args), "create dm")
+        await self.add_member(room_id, first)
+        await self.add_member(room_id, second)
+
+    async def get(self, room_id: str) -> Room | None:
+        if room_id == LOBBY.id:
+            return LOBBY
+        return (await self.get_many([room_id])).get(room_id)
+
+    async def get_many(self, room_ids: Iterable[str]) -> dict[str, Room]:
+        ids = [r for r in dict.fromkeys(room_ids) if r != LOBBY.id]
+
+        async def fetch(c):  # type: ignore[no-untyped-def]
+            pipe = c.pipeline(transaction=False)
+            for room_id in ids:
+                pipe.hmget(keys.room_meta_key(room_id), "name", "private", "created_by", "created")
+            return await pipe.execute()
+
+        rows = await self._cluster.run(fetch, "rooms") if ids else []
+        found = {rid: _room(rid, row) for rid, row in zip(ids, rows, strict=True)}
+        result = {rid: room for rid, room in found.items() if room is not None}
+        if LOBBY.id in room_ids:
+            result[LOBBY.id] = LOBBY
+        return result
+
+    async def add_member(self, room_id: str, user_id: str) -> bool:
+        """Add a member; True if they were not one already."""
+        added = await self._cluster.run(
+            lambda c: c.sadd(keys.room_members_key(room_id), user_id), "add member"
+        )
+        await self._link(room_id, [user_id])
+        return bool(added)
+
+    async def remove_member(self, room_id: str, user_id: str) -> bool:
+        await self._cluster.run(
+            lambda c: c.srem(keys.user_rooms_key(user_id), room_id), "unlink member"
+        )
+        removed = await self._cluster.run(
+            lambda c: c.srem(keys.room_members_key(room_id), user_id), "remove member"
+        )
+        return bool(removed)
+
+    async def is_member(self, room_id: str, user_id: str) -> bool:
+        if room_id == LOBBY.id:
+            return True
+        found = await self._cluster.run(
+            lambda c: c.sismember(keys.room_members_key(room_id), user_id), "is member"
+        )
+        return bool(found)
+
+    async def members(self, room_id: str) -> list[str]:
+        found = await self._cluster.run(
+            lambda c: c.smembers(keys.room_members_key(room_id)), "members"
+        )
+        return sorted(_text(m) for m in found)
+
+    async def user_rooms(self, user_id: str) -> set[str]:
+        """Every room of the user, the lobby included."""
+        found = await self._cluster.run(lambda c: c.smembers(keys.user_rooms_key(user_id)), "rooms")
+        return {LOBBY.id, *(_text(r) for r in found)}
+
+    async def public_rooms(self) -> set[str]:
+        found = await self._cluster.run(lambda c: c.smembers(keys.public_rooms_key()), "public")
+        return {LOBBY.id, *(_text(r) for r in found)}
+
+    async def _link(self, room_id: str, user_ids: list[str]) -> None:
+        for user_id in user_ids:
+            key = keys.user_rooms_key(user_id)
+            await self._cluster.run(partial(_sadd, key=key, member=room_id), "link member")
+
+
+async def _sadd(client: RedisCluster, *, key: str, member: str) -> int:
+    return int(await client.sadd(key, member))

@@ -1,0 +1,65 @@
+"""The channels this node follows on behalf of its sockets.
+
+Following a channel means: one reference more on its subscription (the broker counts them),
+and, the first time, its ordering streams opened with baselines read *after* the subscription
+is live (see ``ordering.py``).  Acquire and release of one channel are serialised by a lock:
+otherwise a release racing an acquire could close the ordering state the acquire just
+opened, and the messages arriving in between would be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+
+from chat.core.ordering import Ordering
+from chat.ports import Broker
+
+#: baselines(channel) -> {room: last seq}, read from history once the channel is live.
+Baselines = Callable[[str], Awaitable[dict[str, int]]]
+
+
+class Follow:
+    def __init__(self, broker: Broker, ordering: Ordering, baselines: Baselines) -> None:
+        self._broker = broker
+        self._ordering = ordering
+        self._baselines = baselines
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    async def acquire(self, channels: Iterable[str]) -> None:
+        await asyncio.gather(*(self._acquire(channel) for channel in channels))
+
+    async def release(self, channels: Iterable[str]) -> None:
+        await asyncio.gather(*(self._release(channel) for channel in channels))
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, channel: str) -> AsyncIterator[None]:
+        """A lock per channel, dropped when its last user leaves (channels come and go)."""
+        lock, users = self._locks.setdefault(channel, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[channel]
+
+    async def _acquire(self, channel: str) -> None:
+        async with self._locked(channel):
+            self._ordering.opening(channel)
+            if not await self._broker.subscribe([channel]):
+                return  # followed already, and opened: the previous holder finished
+            try:
+                baselines = await self._baselines(channel)
+            except BaseException:
+                await self._broker.unsubscribe([channel])
+                self._ordering.closed(channel)
+                raise
+            await self._ordering.opened(channel, baselines)
+
+    async def _release(self, channel: str) -> None:
+        async with self._locked(channel):
+            if await self._broker.unsubscribe([channel]):
+                self._ordering.closed(channel)

@@ -1,0 +1,62 @@
+"""Reading history: pages on demand, and what a (re)connecting client missed.
+
+``sync`` and ``join``'s ``missed`` answer up to the socket's pointer (the last seq delivered
+to it live, see ``ordering.py``): what lies above arrives as live ``message`` events, so a
+client that applies the answer and then the events it receives sees every message once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from chat.core.connections import Conn, Connections
+from chat.core.rooms import Rooms
+from chat.errors import ChatError
+from chat.models import to_wire
+from chat.ports import History
+
+PAGE_MAX = 100
+
+
+def _page(messages: list[Any], has_more: bool) -> dict[str, Any]:
+    return {"messages": [to_wire(m) for m in messages], "has_more": has_more}
+
+
+class Recovery:
+    def __init__(self, history: History, rooms: Rooms, connections: Connections) -> None:
+        self._history = history
+        self._rooms = rooms
+        self._connections = connections
+
+    async def page(
+        self,
+        user_id: str,
+        room_id: object,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        conn: Conn | None = None,
+    ) -> dict[str, Any]:
+        room = await self._rooms.readable(user_id, room_id, conn)
+        messages, has_more = await self._history.page(
+            room.id, before=before, after=after, limit=limit
+        )
+        return _page(messages, has_more)
+
+    async def missed(self, room_id: str, since: int, pointer: int) -> dict[str, Any]:
+        """Messages ``since < seq <= pointer``, the first 100, and whether there are more."""
+        messages = await self._history.between(room_id, since, pointer, PAGE_MAX + 1)
+        return _page(messages[:PAGE_MAX], len(messages) > PAGE_MAX)
+
+    async def sync(self, conn: Conn, known: dict[str, int]) -> dict[str, Any]:
+        async def one(room_id: str, since: int) -> dict[str, Any]:
+            try:
+                await self._rooms.member_of(conn.user.id, room_id, conn)
+            except ChatError as exc:
+                return {"messages": [], "has_more": False, "error": exc.to_wire()}
+            return await self.missed(room_id, since, self._connections.pointer(conn, room_id))
+
+        answers = await asyncio.gather(*(one(r, s) for r, s in known.items()))
+        return dict(zip(known, answers, strict=True))

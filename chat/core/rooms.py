@@ -1,0 +1,157 @@
+"""Rooms: who may see and use them, and membership changes that every node follows.
+
+A membership change is stored first, then announced twice: a control message on the user's
+channel (every node where the user has sockets follows or leaves the room for them, and tells
+them with ``joined``/``left``), and an event on the room's channel for the other members,
+skipping the user's own sockets so that each socket hears of it once.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chat import keys
+from chat.core.connections import Conn, Connections, peer_of, room_channel
+from chat.core.identity import clean_name
+from chat.errors import ChatError, forbidden, not_found
+from chat.models import Envelope, Room, UserRecord, encode_envelope, is_dm_room
+from chat.ports import AccountStore, Broker, History, RoomStore
+
+ROOM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LOBBY = "lobby"
+
+
+def check_room_id(room_id: object) -> str:
+    if not isinstance(room_id, str) or not ROOM_ID.match(room_id):
+        raise ChatError("invalid_room", "room ids match ^[a-z0-9][a-z0-9_-]{0,63}$")
+    return room_id
+
+
+class Rooms:
+    def __init__(
+        self,
+        store: RoomStore,
+        users: AccountStore,
+        history: History,
+        broker: Broker,
+        connections: Connections,
+    ) -> None:
+        self._store = store
+        self._users = users
+        self._history = history
+        self._broker = broker
+        self._connections = connections
+
+    # --- access ------------------------------------------------------------------------------
+
+    async def readable(self, user_id: str, room_id: object, conn: Conn | None = None) -> Room:
+        """A room the user may read: public, or private with the user as member."""
+        room = await self._existing(room_id)
+        if room.private and not await self._is_member(user_id, room.id, conn):
+            raise forbidden("only members may read this room")
+        return room
+
+    async def member_of(self, user_id: str, room_id: object, conn: Conn | None = None) -> Room:
+        """A room the user belongs to (who may send to it)."""
+        room = await self._existing(room_id)
+        if not await self._is_member(user_id, room.id, conn):
+            raise forbidden("join the room first" if not room.private else "not a member")
+        return room
+
+    async def _existing(self, room_id: object) -> Room:
+        if not isinstance(room_id, str) or not (ROOM_ID.match(room_id) or is_dm_room(room_id)):
+            raise not_found("no_room", "no such room")
+        room = await self._store.get(room_id)
+        if room is None:
+            raise not_found("no_room", "no such room")
+        return room
+
+    async def _is_member(self, user_id: str, room_id: str, conn: Conn | None) -> bool:
+        if conn is not None and room_id in conn.rooms:
+            return True
+        if not await self._store.is_member(room_id, user_id):
+            return False
+        if conn is not None:  # the socket missed this membership: follow it now
+            await self._connections.add_room(conn, room_id)
+        return True
+
+    # --- listing and creating ----------------------------------------------------------------
+
+    async def visible(self, user: UserRecord) -> list[dict[str, Any]]:
+        """Public rooms and every room of the user, DMs included, with their last seq."""
+        ids = await self._store.public_rooms() | await self._store.user_rooms(user.id)
+        rooms = await self._store.get_many(ids)
+        seqs = await self._history.last_seqs(rooms)
+        peers = [peer_of(r, user.id) for r in rooms if is_dm_room(r)]
+        names = {u.id: u.name for u in (await self._users.users(peers)).values()}
+        return [
+            room.wire(seqs[rid], names.get(peer_of(rid, user.id), "") if room.is_dm else None)
+            for rid, room in sorted(rooms.items())
+        ]
+
+    async def create(
+        self, creator: UserRecord, room_id: object, name: object, private: object
+    ) -> dict[str, Any]:
+        room_id = check_room_id(room_id)
+        if not isinstance(private, bool):
+            raise ChatError("invalid_room", "private must be true or false")
+        display = room_id if name is None else clean_name(name)
+        room = await self._store.create(room_id, display, private, creator.id)
+        if room is None:
+            raise ChatError("room_exists", "a room with this id exists", 409)
+        await self._tell_user(creator.id, "room_added", room.id, creator)
+        return room.wire(0)
+
+    # --- membership --------------------------------------------------------------------------
+
+    async def join(self, conn: Conn, room_id: object) -> tuple[Room, int]:
+        """Join a public room, or a private one the user was invited to; return the room and
+        the pointer from which this socket receives its messages live."""
+        room = await self._existing(room_id)
+        if room.id == LOBBY or room.is_dm:
+            return room, await self._connections.add_room(conn, room.id)
+        if room.private and not await self._store.is_member(room.id, conn.user.id):
+            raise forbidden("this room is private: ask a member to invite you")
+        added = await self._store.add_member(room.id, conn.user.id)
+        pointer = await self._connections.add_room(conn, room.id)
+        if added:
+            await self._announce(conn.user, room, joined=True)
+        return room, pointer
+
+    async def leave(self, conn: Conn, room_id: object) -> None:
+        room = await self._existing(room_id)
+        if room.id == LOBBY:
+            raise forbidden("the lobby cannot be left")
+        if room.is_dm:
+            raise forbidden("a direct conversation cannot be left")
+        removed = await self._store.remove_member(room.id, conn.user.id)
+        await self._connections.remove_room(conn, room.id)
+        if removed:
+            await self._announce(conn.user, room, joined=False)
+
+    async def invite(self, conn: Conn, room_id: object, user_id: object) -> None:
+        room = await self.member_of(conn.user.id, room_id, conn)
+        if room.id == LOBBY or room.is_dm:
+            raise forbidden("nobody can be invited to this room")
+        guest = await self._users.user(user_id) if isinstance(user_id, str) else None
+        if guest is None:
+            raise not_found("no_user", "no such user")
+        if await self._store.add_member(room.id, guest.id):
+            await self._announce(guest, room, joined=True)
+
+    async def _announce(self, user: UserRecord, room: Room, *, joined: bool) -> None:
+        await self._tell_user(user.id, "room_added" if joined else "room_removed", room.id, user)
+        channel = room_channel(room.id)
+        if channel is not None:
+            event = "joined" if joined else "left"
+            notice = Envelope("emit", event, _notice(room.id, user), skip_user=user.id)
+            await self._broker.publish(channel, encode_envelope(notice))
+
+    async def _tell_user(self, user_id: str, action: str, room_id: str, user: UserRecord) -> None:
+        control = Envelope("ctl", action, _notice(room_id, user))
+        await self._broker.publish(keys.user_channel(user_id), encode_envelope(control))
+
+
+def _notice(room_id: str, user: UserRecord) -> dict[str, Any]:
+    return {"room": room_id, "user": user.public()}
