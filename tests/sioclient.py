@@ -21,6 +21,7 @@ class Client:
         self.sio = socketio.AsyncClient(reconnection=False, **options)
         self.queues: defaultdict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
         self.connect_error: Any = None
+        self.disconnected = asyncio.Event()
         self.sio.on("*", self._record)
         self.sio.on("connect_error", self._refused)
         self.sio.on("disconnect", self._disconnected)
@@ -32,6 +33,7 @@ class Client:
         self.connect_error = data
 
     async def _disconnected(self, reason: Any = None) -> None:
+        self.disconnected.set()
         self.queues["__disconnect__"].put_nowait(reason)
 
     async def connect(self, url: str, token: str | None, **kwargs: Any) -> Client:
@@ -49,7 +51,16 @@ class Client:
         return [queue.get_nowait() for _ in range(queue.qsize())]
 
     async def call(self, event: str, *args: Any, timeout: float = TIMEOUT) -> Any:
-        return await self.sio.call(event, *args, timeout=timeout)
+        """Emit with an ack; a disconnect while waiting raises ConnectionError at once
+        (python-socketio itself would wait for the whole timeout)."""
+        acked = asyncio.ensure_future(self.sio.call(event, *args, timeout=timeout))
+        gone = asyncio.ensure_future(self.disconnected.wait())
+        await asyncio.wait([acked, gone], return_when=asyncio.FIRST_COMPLETED)
+        gone.cancel()
+        if not acked.done():
+            acked.cancel()
+            raise ConnectionError(f"disconnected while waiting for the ack of {event!r}")
+        return acked.result()
 
     async def close(self) -> None:
         await self.sio.disconnect()
