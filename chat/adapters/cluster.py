@@ -60,14 +60,20 @@ class Cluster:
             **connection_kwargs(f"chat-{node_id}"),
         )
         self._refreshing: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
+        self._replicas: dict[str, int] = {}
 
     async def start(self, timeout: float) -> None:
         await asyncio.wait_for(self.client.initialize(), timeout)
+        await self._read_topology()
+        self._watcher = asyncio.create_task(self._watch_topology(), name="cluster-topology")
 
     async def stop(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
-            await asyncio.gather(self._refreshing, return_exceptions=True)
+        for task in (self._refreshing, self._watcher):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self.client.aclose()
 
     async def healthy(self) -> bool:
@@ -110,13 +116,45 @@ class Cluster:
     async def _reload_slots(self) -> None:
         try:
             await self.client.nodes_manager.initialize()
+            await self._read_topology()
         except Exception as exc:  # the next attempt of the caller tries again
             log.debug("cluster: slot map refresh failed: %r", exc)
 
+    async def _watch_topology(self, every: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._read_topology()
+            except Exception as exc:
+                log.debug("cluster: topology read failed: %r", exc)
+
+    async def _read_topology(self) -> None:
+        """Count each master's live replicas from CLUSTER NODES.
+
+        Not from the slot map: Valkey and Redis leave a replica out of CLUSTER SLOTS while it
+        reports itself "loading", which a replica of an empty master does until the first
+        write, so the slot map would say "no replicas" and writes would skip WAIT.  Failed
+        (and suspected) replicas are not counted: writes then proceed without waiting for a
+        replica that is gone, instead of failing until it is back.
+        """
+        nodes = await self.client.cluster_nodes()
+        names = {}
+        for address, info in nodes.items():
+            names[info["node_id"]] = [address]
+            if info.get("hostname"):
+                names[info["node_id"]].append(f"{info['hostname']}:{address.rsplit(':', 1)[1]}")
+        counts: dict[str, int] = {}
+        for info in nodes.values():
+            flags = str(info["flags"])
+            if "slave" in flags and "fail" not in flags and info["master_id"] in names:
+                for name in names[info["master_id"]]:
+                    counts[name] = counts.get(name, 0) + 1
+        self._replicas = counts
+
     def has_replica(self, key: str) -> bool:
-        """Whether the master of ``key``'s slot has a replica, as the slot map knows it."""
-        slot = self.client.keyslot(key)
-        return len(self.client.nodes_manager.slots_cache.get(slot, ())) > 1
+        """Whether the master serving ``key`` has a live replica (so writes must WAIT)."""
+        node = self.client.get_node_from_key(key)
+        return node is not None and self._replicas.get(node.name, 0) > 0
 
     async def on_master(self, key: str, *commands: Sequence[Any]) -> list[Any]:
         """Send ``commands`` on ONE connection to the master of ``key``'s slot.
