@@ -20,9 +20,10 @@ from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_accounts import ClusterAccounts
 from chat.adapters.cluster_history import ClusterHistory
 from chat.adapters.cluster_limits import ClusterLimits
+from chat.adapters.cluster_presence import ClusterPresence
 from chat.adapters.cluster_rooms import ClusterRooms
 from chat.adapters.http import health_routes, json_errors, origin_guard
-from chat.adapters.rest import Online, Rest
+from chat.adapters.rest import Rest
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
@@ -34,9 +35,12 @@ from chat.core.follow import Baselines, Follow
 from chat.core.messaging import Messaging
 from chat.core.ordering import FETCH_LIMIT, Ordering
 from chat.core.passwords import PasswordHasher
+from chat.core.presence import Presence
+from chat.core.profile import Profile
 from chat.core.recovery import Recovery
 from chat.core.rooms import Rooms
 from chat.core.tokens import TokenService
+from chat.core.watch import Watch
 from chat.models import is_dm_room, to_wire
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ class Node:
     cluster: Cluster
     hasher: PasswordHasher
     ordering: Ordering
+    presence: Presence
     rest: Rest
     draining: bool = field(default=False)
 
@@ -81,68 +86,78 @@ def token_service(settings: Settings) -> TokenService:
     )
 
 
-def build_node(settings: Settings) -> Node:
-    s = settings
-    sockets = SocketServer(origins=s.origins, max_payload=s.max_payload)
+@dataclass
+class Storage:
+    """The Redis Cluster adapters."""
+
+    cluster: Cluster
+    history: ClusterHistory
+    limits: ClusterLimits
+    users: ClusterAccounts
+    rooms: ClusterRooms
+    presence: ClusterPresence
+
+
+def storage(s: Settings) -> Storage:
     cluster = Cluster(s.cluster, node_id=s.node_id, deadline=s.cluster_deadline)
     history = ClusterHistory(
-        cluster,
-        max_len=s.history_max,
-        max_age_s=s.history_max_age,
+        cluster, max_len=s.history_max, max_age_s=s.history_max_age,
         replica_wait_ms=s.replica_wait_ms,
-    )
+    )  # fmt: skip
     limits = ClusterLimits(
-        cluster,
-        login_fail_limit=s.login_fail_limit,
-        login_cooldown_s=s.login_cooldown,
+        cluster, login_fail_limit=s.login_fail_limit, login_cooldown_s=s.login_cooldown,
         login_cooldown_max_s=s.login_cooldown_max,
-    )
-    users, room_store = ClusterAccounts(cluster), ClusterRooms(cluster)
+    )  # fmt: skip
+    return Storage(
+        cluster, history, limits, ClusterAccounts(cluster), ClusterRooms(cluster),
+        ClusterPresence(cluster, s.node_id),
+    )  # fmt: skip
 
+
+def ordering(sockets: SocketServer, history: ClusterHistory, hold_ms: int) -> Ordering:
     async def deliver(channel: str, message: dict[str, Any]) -> None:
         await sockets.emit(channel, "message", message)
 
     async def fetch(room: str, after: int, upto: int) -> list[dict[str, Any]]:
         return [to_wire(m) for m in await history.between(room, after, upto, FETCH_LIMIT)]
 
-    ordering = Ordering(deliver, fetch, hold=s.order_hold_ms / 1000)
-    fanout = Fanout(sockets, ordering)
+    return Ordering(deliver, fetch, hold=hold_ms / 1000)
+
+
+def build_node(s: Settings) -> Node:
+    """Wire the node: adapters first, then the use cases over them (see docs/architecture.md)."""
+    sockets = SocketServer(origins=s.origins, max_payload=s.max_payload)
+    db = storage(s)
+    order = ordering(sockets, db.history, s.order_hold_ms)
+    fanout = Fanout(sockets, order)
     broker = ShardedBroker(
         s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout
     )
     hasher = PasswordHasher(workers=s.hash_workers)
     accounts = Accounts(
-        users, limits, hasher, token_service(s), broker, login_ip_rate=s.login_ip_rate
+        db.users, db.limits, hasher, token_service(s), broker, login_ip_rate=s.login_ip_rate
     )
-    follow = Follow(broker, ordering, _baselines(room_store, history))
-    connections = Connections(accounts, users, room_store, follow, ordering, sockets)
-    rooms = Rooms(room_store, users, history, broker, connections)
+    presence = Presence(
+        db.presence, broker, grace=s.presence_grace, renew_every=s.lease_renew,
+        lease=s.lease_ttl,
+    )  # fmt: skip
+    follow = Follow(broker, order, _baselines(db.rooms, db.history))
+    connections = Connections(accounts, db.users, db.rooms, follow, order, sockets, presence)
+    rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
     messaging = Messaging(
-        broker,
-        history,
-        limits,
-        rooms,
-        room_store,
-        users,
-        text_max=s.text_max,
-        send_rate=s.send_rate,
-        send_burst=s.send_burst,
-    )
-    recovery = Recovery(history, rooms, connections)
+        broker, db.history, db.limits, rooms, db.rooms, db.users, text_max=s.text_max,
+        send_rate=s.send_rate, send_burst=s.send_burst,
+    )  # fmt: skip
+    recovery = Recovery(db.history, rooms, connections)
+    watch = Watch(presence, connections, rooms, db.rooms, db.users)
+    profile = Profile(accounts, db.rooms, broker)
     _controls(fanout, sockets, connections)
-    sockets.serve(connections, SocketApi(messaging, rooms, recovery).events())
+    sockets.serve(connections, SocketApi(messaging, rooms, recovery, watch, profile).events())
     rest = Rest(
-        accounts,
-        messaging,
-        rooms,
-        recovery,
-        history,
-        _online(broker),
-        token_ttl=s.token_ttl,
-        cookie_secure=s.cookie_secure,
-        trusted_proxies=s.trusted_proxies,
-    )
-    return Node(s, sockets, broker, cluster, hasher, ordering, rest)
+        accounts, profile, messaging, rooms, recovery, db.history, presence.online,
+        token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
+    )  # fmt: skip
+    return Node(s, sockets, broker, db.cluster, hasher, order, presence, rest)
 
 
 def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
@@ -169,17 +184,13 @@ def _controls(fanout: Fanout, sockets: SocketServer, connections: Connections) -
     async def room_removed(channel: str, data: Any) -> None:
         await connections.room_removed(data["user"]["id"], data["room"], data)
 
+    async def renamed(channel: str, data: Any) -> None:
+        await connections.renamed(str(data["id"]), str(data["name"]))
+
     fanout.on_control("revoke", revoke)
     fanout.on_control("room_added", room_added)
     fanout.on_control("room_removed", room_removed)
-
-
-def _online(broker: ShardedBroker) -> Online:
-    async def online(user_ids: list[str]) -> dict[str, bool]:
-        counts = await broker.subscribers([keys.user_channel(u) for u in user_ids])
-        return {u: counts.get(keys.user_channel(u), 0) > 0 for u in user_ids}
-
-    return online
+    fanout.on_control("renamed", renamed)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -202,11 +213,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         await node.cluster.start(START_TIMEOUT)
         await node.broker.start(START_TIMEOUT)
+        await node.presence.start()
         log.info("node %s started", node.settings.node_id)
         yield
     finally:
         # Runs on a failed start too: nothing may be left running.
         node.draining = True
+        await node.presence.stop()
         await node.broker.stop()
         await node.ordering.close()
         await node.cluster.stop()

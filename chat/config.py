@@ -174,6 +174,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("order_hold_ms", _positive(int), "ms an early message waits for a missing one", "200"),
     Option("replica_wait_ms", _positive(int), "ms a send waits for a replica's ack", "1000"),
     Option("cluster_deadline", _positive(float), "seconds cluster calls retry in a failover", "20"),
+    Option(
+        "presence_grace", _positive(float), "seconds before a disconnect counts as offline", "5"
+    ),
+    Option("lease_renew", _positive(float), "seconds between node lease renewals", "5"),
+    Option("lease_ttl", _positive(float), "seconds a node lease lasts", "15"),
     Option("hash_workers", _positive(int), "threads hashing passwords (memory: 19 MiB each)", "2"),
     Option("subscribe_timeout", _positive(float), "seconds to wait for a subscription", "5"),
     Option("shutdown_timeout", _positive(float), "seconds allowed for a clean shutdown", "10"),
@@ -211,6 +216,9 @@ class Settings:
     order_hold_ms: int
     replica_wait_ms: int
     cluster_deadline: float
+    presence_grace: float
+    lease_renew: float
+    lease_ttl: float
     hash_workers: int
     subscribe_timeout: float
     shutdown_timeout: float

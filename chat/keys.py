@@ -14,6 +14,7 @@ import hashlib
 
 USER_PREFIX = "user:"
 ROOM_PREFIX = "room:"
+PRESENCE_PREFIX = "presence:"
 
 
 # --- pub/sub channels (sharded by shardring over the standalone shards) ---------------------
@@ -29,10 +30,15 @@ def room_channel(room_id: str) -> str:
     return f"{ROOM_PREFIX}{room_id}"
 
 
+def presence_channel(user_id: str) -> str:
+    """Channel of one user's online/offline transitions and renames, for their watchers."""
+    return f"{PRESENCE_PREFIX}{user_id}"
+
+
 def channel_entity(channel: str) -> tuple[str, str]:
-    """Split a channel into ``(kind, id)``: ``("user", "u1")`` or ``("room", "lobby")``."""
+    """Split a channel into ``(kind, id)``: ``("user", "u1")``, ``("room", "lobby")``..."""
     kind, sep, ident = channel.partition(":")
-    if not sep or kind not in ("user", "room"):
+    if not sep or kind not in ("user", "room", "presence"):
         raise ValueError(f"not a chat channel: {channel!r}")
     return kind, ident
 
@@ -114,3 +120,43 @@ def revoked_key(jti: str) -> str:
 
 def rate_key(scope: str, ident: str) -> str:
     return f"{{rl:{scope}:{ident}}}"
+
+
+# --- presence: the connection registry ------------------------------------------------------
+
+
+def user_conns_key(user_id: str) -> str:
+    """The user's connections: field ``<node>/<sid>``, value the node's incarnation."""
+    return f"{{u:{user_id}}}:conns"
+
+
+def user_presence_key(user_id: str) -> str:
+    """The user's published state: ``online`` (1/0) and ``ts`` of the last transition."""
+    return f"{{u:{user_id}}}:presence"
+
+
+def offline_due_key() -> str:
+    """Users whose last connection closed, scored by the end of their grace period."""
+    return "{g}:offline_due"
+
+
+def online_users_key() -> str:
+    return "{g}:online"
+
+
+def nodes_key() -> str:
+    """Live nodes: node id -> its current incarnation."""
+    return "{g}:nodes"
+
+
+def node_lease_key(node_id: str) -> str:
+    return f"{{n:{node_id}}}:lease"
+
+
+def node_purge_key(node_id: str) -> str:
+    return f"{{n:{node_id}}}:purge"
+
+
+def node_users_key(node_id: str, incarnation: str) -> str:
+    """Users with connections registered by one incarnation of a node (what a purge visits)."""
+    return f"{{n:{node_id}:{incarnation}}}:users"

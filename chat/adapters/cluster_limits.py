@@ -92,3 +92,8 @@ class ClusterLimits:
     async def is_revoked(self, jti: str) -> bool:
         found = await self._cluster.run(lambda c: c.exists(keys.revoked_key(jti)), "revoked?")
         return bool(found)
+
+    async def once(self, scope: str, ident: str, seconds: float) -> bool:
+        key = keys.rate_key(scope, ident)
+        ms = max(1, int(seconds * 1000))
+        return bool(await self._cluster.run(lambda c: c.set(key, 1, nx=True, px=ms), "throttle"))

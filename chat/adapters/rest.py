@@ -13,6 +13,7 @@ from chat.adapters.http import client_address, json_body, request_token
 from chat.core.accounts import Accounts
 from chat.core.messaging import Messaging
 from chat.core.payloads import HistoryQuery, MessageBody, parse
+from chat.core.profile import Profile
 from chat.core.recovery import Recovery
 from chat.core.rooms import LOBBY, Rooms
 from chat.core.tokens import COOKIE, Claims
@@ -26,6 +27,7 @@ COMPAT_PAGE = 100
 @dataclass
 class Rest:
     accounts: Accounts
+    profile: Profile
     messaging: Messaging
     rooms: Rooms
     recovery: Recovery
@@ -102,7 +104,7 @@ class Rest:
     async def rename(self, request: web.Request) -> web.Response:
         claims = await self._claims(request)
         body = await json_body(request)
-        user = await self.accounts.rename(claims.sub, body.get("name"))
+        user = await self.profile.rename(claims.sub, body.get("name"))
         return web.json_response({"user": user.private()})
 
     async def user(self, request: web.Request) -> web.Response:

@@ -11,19 +11,42 @@ from typing import Any
 
 from chat.core.connections import Conn
 from chat.core.messaging import Messaging
-from chat.core.payloads import DmIn, HistoryIn, InviteIn, JoinIn, RoomIn, SendIn, SyncIn, parse
+from chat.core.payloads import (
+    DmIn,
+    HistoryIn,
+    InviteIn,
+    JoinIn,
+    MembersIn,
+    RenameIn,
+    RoomIn,
+    SendIn,
+    SyncIn,
+    UsersIn,
+    parse,
+)
+from chat.core.profile import Profile
 from chat.core.recovery import Recovery
 from chat.core.rooms import Rooms
+from chat.core.watch import Watch
 from chat.models import to_wire
 
 Handler = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class SocketApi:
-    def __init__(self, messaging: Messaging, rooms: Rooms, recovery: Recovery) -> None:
+    def __init__(
+        self,
+        messaging: Messaging,
+        rooms: Rooms,
+        recovery: Recovery,
+        watch: Watch,
+        profile: Profile,
+    ) -> None:
         self._messaging = messaging
         self._rooms = rooms
         self._recovery = recovery
+        self._watch = watch
+        self._profile = profile
 
     def events(self) -> dict[str, Handler]:
         return {
@@ -34,6 +57,12 @@ class SocketApi:
             "invite": self.invite,
             "history": self.history,
             "sync": self.sync,
+            "online": self.online,
+            "watch": self.watch,
+            "unwatch": self.unwatch,
+            "members": self.members,
+            "rename": self.rename,
+            "typing": self.typing,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -78,3 +107,24 @@ class SocketApi:
     async def sync(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, SyncIn)
         return {"rooms": await self._recovery.sync(conn, req.rooms)}
+
+    async def online(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"online": await self._watch.online(parse(payload, UsersIn).users)}
+
+    async def watch(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"online": await self._watch.watch(conn, parse(payload, UsersIn).users)}
+
+    async def unwatch(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._watch.unwatch(conn, parse(payload, UsersIn).users)
+        return {}
+
+    async def members(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, MembersIn)
+        return await self._watch.members(conn, req.room, req.offset, req.limit)
+
+    async def rename(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        user = await self._profile.rename(conn.user.id, parse(payload, RenameIn).name)
+        return {"user": user.public()}
+
+    async def typing(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"sent": await self._rooms.typing(conn, parse(payload, RoomIn).room)}

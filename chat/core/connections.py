@@ -15,6 +15,7 @@ from chat import keys
 from chat.core.accounts import Accounts
 from chat.core.follow import Follow
 from chat.core.ordering import Ordering
+from chat.core.presence import Presence
 from chat.models import UserRecord, dm_members, is_dm_room
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
@@ -31,6 +32,8 @@ class Conn:
     rooms: set[str] = field(default_factory=set)
     #: Channels acquired for this socket (released exactly once, on leave or disconnect).
     channels: set[str] = field(default_factory=set)
+    #: Users whose presence this socket watches.
+    watching: set[str] = field(default_factory=set)
     #: Room records and DM peers' names, kept from the handshake for the ``session`` event.
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Serialises this socket's membership changes (a join racing a leave of one room).
@@ -55,7 +58,9 @@ class Connections:
         follow: Follow,
         ordering: Ordering,
         delivery: LocalDelivery,
+        presence: Presence,
     ) -> None:
+        self._presence = presence
         self._accounts = accounts
         self._users = users
         self._rooms = rooms
@@ -78,6 +83,7 @@ class Connections:
         await self._follow.acquire(conn.channels)
         self.by_sid[sid] = conn
         self.by_user.setdefault(user.id, set()).add(sid)
+        await self._presence.connected(user.id, sid)
         return conn
 
     async def _describe(self, user_id: str, room_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -121,11 +127,35 @@ class Connections:
         async with conn.lock:
             channels, conn.channels, conn.rooms = conn.channels, set(), set()
             await self._follow.release(channels)
+        await self._presence.disconnected(conn.user.id, conn.sid)
 
     # --- membership, on every node where the user has sockets ------------------------------
 
     def local(self, user_id: str) -> list[Conn]:
         return [self.by_sid[sid] for sid in self.by_user.get(user_id, ()) if sid in self.by_sid]
+
+    async def follow_channel(self, conn: Conn, channel: str, local_room: str) -> None:
+        """Follow one more channel for this socket (a watched user's presence)."""
+        async with conn.lock:
+            if conn.sid in self.by_sid and channel not in conn.channels:
+                await self._follow.acquire([channel])
+                conn.channels.add(channel)
+                self._delivery.enter(conn.sid, local_room)
+
+    async def drop_channel(self, conn: Conn, channel: str, local_room: str) -> None:
+        async with conn.lock:
+            if channel in conn.channels:
+                conn.channels.discard(channel)
+                self._delivery.leave(conn.sid, local_room)
+                await self._follow.release([channel])
+
+    async def renamed(self, user_id: str, name: str) -> None:
+        """The user's new name, for the messages their local sockets send from now on."""
+        for conn in self.local(user_id):
+            conn.user = UserRecord(user_id, conn.user.email, name, conn.user.created)
+        await self._delivery.emit(
+            keys.user_sio_room(user_id), "user", {"id": user_id, "name": name}
+        )
 
     async def add_room(self, conn: Conn, room_id: str) -> int:
         """Follow one more room for this socket; return its pointer (see ``enter``)."""

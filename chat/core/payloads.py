@@ -59,6 +59,20 @@ class HistoryIn(msgspec.Struct, frozen=True):
     limit: Limit = 50
 
 
+class UsersIn(msgspec.Struct, frozen=True):
+    users: Annotated[list[UserId], msgspec.Meta(max_length=100)]
+
+
+class MembersIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    offset: Seq = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 100
+
+
+class RenameIn(msgspec.Struct, frozen=True):
+    name: Annotated[str, msgspec.Meta(max_length=1000)]
+
+
 class SyncIn(msgspec.Struct, frozen=True):
     rooms: Annotated[dict[RoomId, Seq], msgspec.Meta(max_length=500)]
 

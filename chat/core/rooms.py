@@ -16,10 +16,11 @@ from chat.core.connections import Conn, Connections, peer_of, room_channel
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
 from chat.models import Envelope, Room, UserRecord, encode_envelope, is_dm_room
-from chat.ports import AccountStore, Broker, History, RoomStore
+from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 ROOM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LOBBY = "lobby"
+TYPING_EVERY = 2.0
 
 
 def check_room_id(room_id: object) -> str:
@@ -36,7 +37,9 @@ class Rooms:
         history: History,
         broker: Broker,
         connections: Connections,
+        limits: Limits,
     ) -> None:
+        self._limits = limits
         self._store = store
         self._users = users
         self._history = history
@@ -139,6 +142,22 @@ class Rooms:
             raise not_found("no_user", "no such user")
         if await self._store.add_member(room.id, guest.id):
             await self._announce(guest, room, joined=True)
+
+    async def typing(self, conn: Conn, room_id: object) -> bool:
+        """Tell the others in the room; at most once per 2 s per user and room (extra
+        notices are dropped: False).  Never stored."""
+        room = await self.member_of(conn.user.id, room_id, conn)
+        if not await self._limits.once("typing", f"{conn.user.id}:{room.id}", TYPING_EVERY):
+            return False
+        notice = Envelope(
+            "emit", "typing", {"room": room.id, "user": conn.user.public()}, skip_user=conn.user.id
+        )
+        if room.is_dm:
+            channel = keys.user_channel(peer_of(room.id, conn.user.id))
+        else:
+            channel = keys.room_channel(room.id)
+        await self._broker.publish(channel, encode_envelope(notice))
+        return True
 
     async def _announce(self, user: UserRecord, room: Room, *, joined: bool) -> None:
         await self._tell_user(user.id, "room_added" if joined else "room_removed", room.id, user)

@@ -1,0 +1,40 @@
+"""Renaming: store the new name, then tell everyone who shows it.
+
+Later messages carry the new name (each node updates its sockets of the user); ``user``
+events reach the user's own sockets, the members of the user's rooms, the user's watchers and
+the user's DM partners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from chat import keys
+from chat.core.accounts import Accounts
+from chat.core.connections import peer_of
+from chat.models import Envelope, UserRecord, encode_envelope, is_dm_room
+from chat.ports import Broker, RoomStore
+
+
+class Profile:
+    def __init__(self, accounts: Accounts, rooms: RoomStore, broker: Broker) -> None:
+        self._accounts = accounts
+        self._rooms = rooms
+        self._broker = broker
+
+    async def rename(self, user_id: str, name: object) -> UserRecord:
+        user = await self._accounts.rename(user_id, name)
+        event = user.public()
+        own = Envelope("ctl", "renamed", event)
+        shown = encode_envelope(Envelope("emit", "user", event, skip_user=user.id))
+        channels = [keys.presence_channel(user.id)]
+        for room_id in await self._rooms.user_rooms(user.id):
+            if is_dm_room(room_id):
+                peer = peer_of(room_id, user.id)
+                if peer != user.id:
+                    channels.append(keys.user_channel(peer))
+            else:
+                channels.append(keys.room_channel(room_id))
+        await self._broker.publish(keys.user_channel(user.id), encode_envelope(own))
+        await asyncio.gather(*(self._broker.publish(ch, shown) for ch in channels))
+        return user

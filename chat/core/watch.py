@@ -1,0 +1,82 @@
+"""Presence as clients use it: ``online``, ``watch``/``unwatch``, and ``members`` of a room.
+
+Watching follows the user's presence channel on this node (reference-counted like every
+channel) and puts the socket in the local room ``presence:<id>``.  The channel is followed
+*before* the current state is read, so no transition can fall between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from chat import keys
+from chat.core.connections import Conn, Connections
+from chat.core.presence import Presence
+from chat.core.rooms import Rooms
+from chat.errors import ChatError
+from chat.ports import AccountStore, RoomStore
+
+WATCH_MAX = 1000
+
+
+class Watch:
+    def __init__(
+        self,
+        presence: Presence,
+        connections: Connections,
+        rooms: Rooms,
+        room_store: RoomStore,
+        users: AccountStore,
+    ) -> None:
+        self._presence = presence
+        self._connections = connections
+        self._rooms = rooms
+        self._room_store = room_store
+        self._users = users
+
+    async def online(self, user_ids: list[str]) -> dict[str, bool]:
+        return await self._presence.online(list(dict.fromkeys(user_ids)))
+
+    async def watch(self, conn: Conn, user_ids: list[str]) -> dict[str, bool]:
+        new = [u for u in dict.fromkeys(user_ids) if u not in conn.watching]
+        if len(conn.watching) + len(new) > WATCH_MAX:
+            raise ChatError("too_many", f"a socket may watch at most {WATCH_MAX} users")
+        conn.watching.update(new)
+        await asyncio.gather(
+            *(
+                self._connections.follow_channel(
+                    conn, keys.presence_channel(u), keys.presence_channel(u)
+                )
+                for u in new
+            )
+        )
+        return await self.online(user_ids)
+
+    async def unwatch(self, conn: Conn, user_ids: list[str]) -> None:
+        gone = [u for u in dict.fromkeys(user_ids) if u in conn.watching]
+        conn.watching.difference_update(gone)
+        await asyncio.gather(
+            *(
+                self._connections.drop_channel(
+                    conn, keys.presence_channel(u), keys.presence_channel(u)
+                )
+                for u in gone
+            )
+        )
+
+    async def members(self, conn: Conn, room_id: str, offset: int, limit: int) -> dict[str, Any]:
+        """Members online first (then by name), a page of them, and how many there are."""
+        room = await self._rooms.readable(conn.user.id, room_id, conn)
+        ids = await self._room_store.members(room.id)
+        users = await self._users.users(ids)
+        online = await self._presence.online(list(users))
+        ordered = sorted(
+            users.values(), key=lambda u: (not online.get(u.id, False), u.name.lower(), u.id)
+        )
+        page = ordered[offset : offset + limit]
+        return {
+            "members": [{**u.public(), "online": online.get(u.id, False)} for u in page],
+            "count": len(ordered),
+            "has_more": offset + limit < len(ordered),
+        }
