@@ -8,7 +8,7 @@ reverse, after the sockets were closed: every task is cancelled and awaited, eve
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from chat import keys
+from chat.adapters import metrics
 from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_accounts import ClusterAccounts
 from chat.adapters.cluster_history import ClusterHistory
 from chat.adapters.cluster_limits import ClusterLimits
 from chat.adapters.cluster_presence import ClusterPresence
 from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.http import health_routes, json_errors, origin_guard
+from chat.adapters.http import health_routes, json_errors, metrics_route, origin_guard
 from chat.adapters.rest import Rest
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
@@ -59,6 +60,7 @@ class Node:
     presence: Presence
     rest: Rest
     draining: bool = field(default=False)
+    render_metrics: Callable[[], bytes] | None = None
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         shards = self.broker.status()
@@ -157,7 +159,11 @@ def build_node(s: Settings) -> Node:
         accounts, profile, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
     )  # fmt: skip
-    return Node(s, sockets, broker, db.cluster, hasher, order, presence, rest)
+    node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest)
+    node.render_metrics = metrics.exporter(
+        metrics.node_collector(presence, order, broker.status, fanout, messaging)
+    )
+    return node
 
 
 def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
@@ -202,6 +208,8 @@ def create_app(settings: Settings) -> web.Application:
     app[NODE] = node
     node.sockets.attach(app)
     app.add_routes(health_routes(node.readiness))
+    if node.render_metrics is not None:
+        app.add_routes([metrics_route(node.render_metrics)])
     app.add_routes(node.rest.routes())
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)

@@ -64,6 +64,7 @@ CONFINED = {
     "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],
+    "prometheus_client": ["chat.adapters.metrics"],
     "mmh3": ["shardring.*"],
 }
 

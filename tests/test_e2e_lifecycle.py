@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+import aiohttp
 import pytest
 import socketio
+from sioclient import connected
 from stack import register, start_stack
 
 
@@ -39,3 +42,46 @@ async def test_sigterm_closes_sockets_and_clients_reconnect_to_another_node(
         ack = await client.call("dm", {"to": user.id, "text": "back"}, timeout=10)
         assert ack["ok"] is True
         await client.disconnect()
+
+
+async def test_metrics_are_served_in_prometheus_text(stack):
+    user = await register(stack.url(0))
+    async with connected(stack.url(0), user.token) as client:
+        await client.next("session")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(stack.url(0) + "/metrics") as resp,
+        ):
+            assert resp.status == 200
+            text = await resp.text()
+    for name in (
+        "chat_connections ",
+        "chat_online_users ",
+        'chat_presence_transitions_total{state="online"}',
+        "chat_presence_purged_entries_total ",
+        'chat_shard_ready{shard="shard0"} 1.0',
+        "chat_messages_stored_total ",
+        "process_resident_memory_bytes ",
+    ):
+        assert name in text, name
+    connections = next(line for line in text.splitlines() if line.startswith("chat_connections "))
+    assert float(connections.split()[1]) >= 1
+
+
+async def test_sigterm_deregisters_sockets_so_a_quick_move_is_no_offline(
+    redis_fleet, tmp_path, jwt_secret
+):
+    with start_stack(redis_fleet, tmp_path, jwt_secret, nodes=2) as stack:
+        user, watcher = await register(stack.url(0)), await register(stack.url(1))
+        async with connected(stack.url(1), watcher.token) as w:
+            await w.call("watch", {"users": [user.id]})
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(stack.url(0), auth={"token": user.token})
+            assert (await w.next("presence"))["online"] is True
+            started = time.monotonic()
+            assert await asyncio.to_thread(stack.nodes[0].stop) == 0
+            assert time.monotonic() - started < 10
+            await client.disconnect()
+            async with connected(stack.url(1), user.token):  # moved within the grace period
+                await asyncio.sleep(7)  # outlast the 5 s grace period: a false offline shows
+                assert w.pending("presence") == []

@@ -132,3 +132,10 @@ def health_routes(readiness: Readiness) -> list[web.RouteDef]:
         return web.json_response({"ready": ready, **detail}, status=200 if ready else 503)
 
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
+
+
+def metrics_route(render: Callable[[], bytes]) -> web.RouteDef:
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=render(), content_type="text/plain", charset="utf-8")
+
+    return web.get("/metrics", metrics)

@@ -56,6 +56,7 @@ class Messaging:
         self._text_max = text_max
         self._rate = send_rate
         self._burst = send_burst
+        self.sent = 0
 
     async def send(
         self,
@@ -93,9 +94,10 @@ class Messaging:
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
-        message, _ = await self._history.append(
+        message, created = await self._history.append(
             secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token
         )
+        self.sent += created
         await self._publish(message, _channels(room_id))
         return message
 

@@ -57,6 +57,7 @@ class Presence:
         self._tasks: list[asyncio.Task[None]] = []
         self.transitions = {"online": 0, "offline": 0}
         self.purged = 0
+        self.online_users = 0  # fleet-wide, refreshed every lease round
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -109,15 +110,13 @@ class Presence:
     def connections(self) -> int:
         return len(self._local)
 
-    async def online_count(self) -> int:
-        return await self._store.online_count()
-
     # --- background rounds ---------------------------------------------------------------------
 
     async def _renewing(self) -> float:
         if not await self._store.renew(self.incarnation, self._lease_ms):
             await self._reincarnate()
         await self._purge_dead()
+        self.online_users = await self._store.online_count()
         return self._renew_every
 
     async def _reincarnate(self) -> None:

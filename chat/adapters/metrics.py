@@ -1,0 +1,99 @@
+"""``GET /metrics``: Prometheus text, read at scrape time from the node's own counters.
+
+The use cases keep plain numbers; this adapter turns them into metric families, so nothing
+outside it depends on prometheus_client.  Process metrics (CPU, RSS, open files) come with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from chat.core.fanout import Fanout
+from chat.core.messaging import Messaging
+from chat.core.ordering import Ordering
+from chat.core.presence import Presence
+
+#: (name, help, read) for counters and gauges without labels.
+Reading = tuple[str, str, Callable[[], float]]
+
+
+class NodeCollector(Collector):
+    def __init__(
+        self,
+        counters: list[Reading],
+        gauges: list[Reading],
+        labelled: Callable[[], dict[str, tuple[str, str, dict[str, float]]]],
+    ) -> None:
+        self._counters = counters
+        self._gauges = gauges
+        self._labelled = labelled
+
+    def collect(self) -> Iterator[Metric]:
+        for name, text, read in self._counters:
+            yield CounterMetricFamily(name, text, value=read())
+        for name, text, read in self._gauges:
+            yield GaugeMetricFamily(name, text, value=read())
+        for name, (kind, text, values) in self._labelled().items():
+            family: Any = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+                name, text, labels=[_label(name)]
+            )
+            for label, value in values.items():
+                family.add_metric([label], value)
+            yield family
+
+
+def node_collector(
+    presence: Presence,
+    order: Ordering,
+    shards: Callable[[], dict[str, dict[str, Any]]],
+    fanout: Fanout,
+    messaging: Messaging,
+) -> NodeCollector:
+    def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
+        status = shards()
+
+        def per_shard(field: str) -> dict[str, float]:
+            return {name: float(st[field]) for name, st in status.items()}
+
+        return {
+            "chat_presence_transitions": (
+                "counter", "online/offline transitions announced by this node",
+                {k: float(v) for k, v in presence.transitions.items()},
+            ),
+            "chat_shard_ready": ("gauge", "1: listener up, subscribed", per_shard("ready")),
+            "chat_shard_channels": ("gauge", "channels followed", per_shard("channels")),
+            "chat_shard_reconnects": ("counter", "listener reconnections", per_shard("reconnects")),
+        }  # fmt: skip
+
+    return NodeCollector(
+        counters=[
+            ("chat_messages_stored", "messages stored by this node", lambda: messaging.sent),
+            ("chat_pubsub_received", "payloads from the shards", lambda: fanout.received),
+            ("chat_gaps_filled", "messages read from history for a gap", lambda: order.gaps_filled),
+            ("chat_duplicates_dropped", "already delivered messages", lambda: order.duplicates),
+            ("chat_presence_purged_entries", "dead nodes' entries purged", lambda: presence.purged),
+        ],
+        gauges=[
+            ("chat_connections", "sockets connected to this node", lambda: presence.connections),
+            ("chat_online_users", "users online, fleet-wide", lambda: presence.online_users),
+        ],
+        labelled=labelled,
+    )
+
+
+def _label(name: str) -> str:
+    return "shard" if "shard" in name else "state"
+
+
+def exporter(collector: NodeCollector) -> Callable[[], bytes]:
+    """The node's metrics and the process's, rendered in the Prometheus text format."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ProcessCollector(registry=None))
+    registry.register(collector)
+    return lambda: generate_latest(registry)
