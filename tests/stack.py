@@ -43,9 +43,10 @@ def start_stack(
     fleet: RedisFleet, log_dir: Path, secret: str, *, nodes: int = 2, **extra: str
 ) -> Iterator[Stack]:
     ports = pick_free_ports(nodes)
+    tag = secrets.token_hex(3)  # node ids are unique in a deployment; stacks share a fleet
     env = node_env(fleet.shards_env, fleet.cluster_env, secret, **extra)
     procs = [
-        ChatNodeProcess(f"node{i}", port, env, log_dir / f"node{i}.log")
+        ChatNodeProcess(f"{tag}-node{i}", port, env, log_dir / f"node{i}.log")
         for i, port in enumerate(ports)
     ]
     try:
