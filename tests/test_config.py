@@ -61,3 +61,11 @@ def test_origins_are_normalised_and_wildcards_refused():
 
 def test_repr_hides_the_secret():
     assert GOOD["CHAT_JWT_SECRET"] not in repr(config.load(GOOD))
+
+
+def test_every_option_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [opt.env for opt in config.OPTIONS if opt.env not in readme]
+    assert missing == []
