@@ -23,7 +23,14 @@ from chat.adapters.cluster_history import ClusterHistory
 from chat.adapters.cluster_limits import ClusterLimits
 from chat.adapters.cluster_presence import ClusterPresence
 from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.http import health_routes, json_errors, metrics_route, origin_guard
+from chat.adapters.http import (
+    health_routes,
+    json_errors,
+    metrics_route,
+    origin_guard,
+    security_headers,
+    web_routes,
+)
 from chat.adapters.rest import Rest
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
@@ -203,7 +210,7 @@ def create_app(settings: Settings) -> web.Application:
     node = build_node(settings)
     app = web.Application(
         client_max_size=settings.max_payload,
-        middlewares=[json_errors, origin_guard(settings.origins)],
+        middlewares=[security_headers, json_errors, origin_guard(settings.origins)],
     )
     app[NODE] = node
     node.sockets.attach(app)
@@ -211,6 +218,7 @@ def create_app(settings: Settings) -> web.Application:
     if node.render_metrics is not None:
         app.add_routes([metrics_route(node.render_metrics)])
     app.add_routes(node.rest.routes())
+    app.add_routes(web_routes())
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_close_sockets)
     return app

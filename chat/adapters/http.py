@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -139,3 +140,35 @@ def metrics_route(render: Callable[[], bytes]) -> web.RouteDef:
         return web.Response(body=render(), content_type="text/plain", charset="utf-8")
 
     return web.get("/metrics", metrics)
+
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+#: No inline scripts or styles, nothing from other origins, no framing.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.content_type == "text/html":
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+def web_routes(web_dir: Path = WEB_DIR) -> list[web.RouteDef | web.StaticDef]:
+    """The web client: the page at ``/``, its files under ``/static/``."""
+    index = web_dir / "index.html"
+
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    return [web.get("/", page), web.static("/static", web_dir, follow_symlinks=False)]
