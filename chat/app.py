@@ -7,7 +7,9 @@ reverse, after the sockets were closed: every task is cancelled and awaited, eve
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,8 +247,39 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
-    """Stop being ready and drop every connection; clients reconnect to another node."""
+    """Let sends in progress finish, then drop every connection; clients reconnect to
+    another node (and retry what was refused, with the same ``cid``)."""
     node = app[NODE]
     node.draining = True
+    await node.sockets.quiesce(timeout=node.settings.shutdown_timeout / 3)
     closed = await node.sockets.close_all()
     log.info("node %s closed %d sockets for shutdown", node.settings.node_id, closed)
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT, then leave gracefully, as Kubernetes expects.
+
+    1. readiness fails at once (load balancers stop sending new clients);
+    2. the node keeps serving for ``CHAT_DRAIN_SECONDS`` (requests already on their way);
+    3. shutdown: the listener closes, sends in progress finish (acked, or refused as
+       retriable), every transport is dropped so clients reconnect elsewhere, tasks are
+       cancelled and awaited, pools closed; all within ``CHAT_SHUTDOWN_TIMEOUT``.
+    """
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("node %s listening on %s:%d", settings.node_id, settings.host, settings.port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        app[NODE].draining = True
+        log.info("node %s draining for %.1f s", settings.node_id, settings.drain_seconds)
+        await asyncio.sleep(settings.drain_seconds)
+    finally:
+        await runner.cleanup()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Sequence
@@ -56,10 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def serve(overrides: dict[str, str | None]) -> int:
     # Imported here: `chat token` and `chat --help` need none of the server's dependencies.
-    from aiohttp import web
-
     from chat import logs
-    from chat.app import create_app
+    from chat.app import run
 
     try:
         settings = config.load(overrides=overrides)
@@ -67,14 +66,7 @@ def serve(overrides: dict[str, str | None]) -> int:
         print(f"chat serve: {exc}", file=sys.stderr)
         return 2
     logs.setup(settings.log_level, settings.log_json, settings.node_id)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=None,
-        print=None,
-    )
+    asyncio.run(run(settings))
     return 0
 
 

@@ -181,6 +181,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("lease_ttl", _positive(float), "seconds a node lease lasts", "15"),
     Option("hash_workers", _positive(int), "threads hashing passwords (memory: 19 MiB each)", "2"),
     Option("subscribe_timeout", _positive(float), "seconds to wait for a subscription", "5"),
+    Option("drain_seconds", _non_negative(float), "seconds to keep serving after SIGTERM", "2"),
     Option("shutdown_timeout", _positive(float), "seconds allowed for a clean shutdown", "10"),
     Option("log_level", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level", "INFO"),
     Option("log_json", _bool, "log one JSON object per line", "false"),
@@ -221,6 +222,7 @@ class Settings:
     lease_ttl: float
     hash_workers: int
     subscribe_timeout: float
+    drain_seconds: float
     shutdown_timeout: float
     log_level: str
     log_json: bool

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import aiohttp
@@ -85,3 +86,29 @@ async def test_sigterm_deregisters_sockets_so_a_quick_move_is_no_offline(
             async with connected(stack.url(1), user.token):  # moved within the grace period
                 await asyncio.sleep(7)  # outlast the 5 s grace period: a false offline shows
                 assert w.pending("presence") == []
+
+
+async def test_sigterm_fails_readiness_at_once_and_keeps_serving_during_the_drain(
+    redis_fleet, tmp_path, jwt_secret
+):
+    with start_stack(redis_fleet, tmp_path, jwt_secret, nodes=1, drain_seconds="3") as stack:
+        user = await register(stack.url(0))
+        node = stack.nodes[0]
+        async with connected(stack.url(0), user.token) as client, aiohttp.ClientSession() as http:
+            await client.next("session")
+            node.proc.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            while True:  # the signal is handled asynchronously: poll the endpoint under test
+                async with http.get(stack.url(0) + "/readyz") as resp:
+                    if resp.status == 503:
+                        assert (await resp.json())["draining"] is True
+                        break
+                assert time.monotonic() - started < 1.0
+            async with http.get(stack.url(0) + "/healthz") as resp:
+                assert resp.status == 200
+            ack = await client.call("dm", {"to": user.id, "text": "during the drain"})
+            assert ack["ok"] is True
+            assert time.monotonic() - started < 3.0  # all of that inside the drain period
+            await client.next("__disconnect__", timeout=10)
+        assert await asyncio.to_thread(node.proc.wait, 10) == 0
+        assert time.monotonic() - started < 10

@@ -18,7 +18,7 @@ import socketio
 from chat import keys
 from chat.core.connections import Conn, Connections
 from chat.core.tokens import cookie_token
-from chat.errors import ChatError, internal, invalid_request, unauthorized
+from chat.errors import ChatError, internal, invalid_request, unauthorized, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class SocketServer:
         self._allowed = set(origins)
         self._connections: Connections | None = None
         self._events: dict[str, EventHandler] = {}
+        self._closing = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         manager = _Manager()
         manager.on_connected = self._on_connected
         self.sio = socketio.AsyncServer(
@@ -194,6 +198,10 @@ class SocketServer:
     # --- events ----------------------------------------------------------------------------
 
     async def _event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        if self._closing:
+            return {"ok": False, "error": unavailable("this node is shutting down").to_wire()}
+        self._in_flight += 1
+        self._idle.clear()
         try:
             return {"ok": True, **await self._dispatch(event, sid, args)}
         except ChatError as exc:
@@ -201,6 +209,19 @@ class SocketServer:
         except Exception:
             log.exception("event %r failed", event)
             return {"ok": False, "error": internal().to_wire()}
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def quiesce(self, timeout: float) -> None:
+        """Refuse new events (retriable ``unavailable``) and wait for those in progress, so
+        that no send is cut off between its write and its ack."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("%d events still running at shutdown", self._in_flight)
 
     async def _dispatch(self, event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
         conn = self.connections.by_sid.get(sid)
