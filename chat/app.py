@@ -68,6 +68,7 @@ class Node:
     ordering: Ordering
     presence: Presence
     rest: Rest
+    fanout: Fanout
     draining: bool = field(default=False)
     render_metrics: Callable[[], bytes] | None = None
 
@@ -168,7 +169,7 @@ def build_node(s: Settings) -> Node:
         accounts, profile, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
     )  # fmt: skip
-    node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest)
+    node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest, fanout)
     node.render_metrics = metrics.exporter(
         metrics.node_collector(presence, order, broker.status, fanout, messaging)
     )
@@ -239,6 +240,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         node.draining = True
         await node.presence.stop()
         await node.broker.stop()
+        await node.fanout.close()
         await node.ordering.close()
         await node.cluster.stop()
         node.hasher.close()

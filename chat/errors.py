@@ -31,7 +31,10 @@ class ChatError(Exception):
         self.retry_after = retry_after  # seconds, where the server knows
 
     def to_wire(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        wire: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            wire["retry_after"] = round(self.retry_after, 3)
+        return wire
 
     def __repr__(self) -> str:
         return f"ChatError({self.code!r}, {self.message!r}, {self.status})"

@@ -1,5 +1,7 @@
 """Use-case logic over the in-memory broker: no Redis, no Socket.IO."""
 
+import asyncio
+
 import pytest
 
 from chat.core.fanout import Fanout
@@ -85,6 +87,29 @@ async def test_fanout_routes_messages_events_and_controls_and_never_raises():
 
     fanout.on_control("kick", kick)
     fanout.on_control("broken", broken)
-    await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "j"})))
     await fanout("user:a", encode_envelope(Envelope("ctl", "broken")))
-    assert calls == [("user:a", {"jti": "j"})]
+    await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "j"})))
+    await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "k"})))
+    await asyncio.gather(*fanout._tails.values())
+    assert calls == [("user:a", {"jti": "j"}), ("user:a", {"jti": "k"})]
+
+
+async def test_control_actions_do_not_block_the_listener_and_keep_their_order():
+    """An action may wait on the very listener that delivered it (a subscription's
+    confirmation): the fanout must return at once."""
+    release = asyncio.Event()
+    order = []
+
+    async def slow(channel, data):
+        await release.wait()
+        order.append(data)
+
+    fanout = Fanout(Recorder(), Messages())
+    fanout.on_control("slow", slow)
+    for n in range(3):
+        await asyncio.wait_for(
+            fanout("user:a", encode_envelope(Envelope("ctl", "slow", n))), timeout=1
+        )
+    release.set()
+    await asyncio.gather(*fanout._tails.values())
+    assert order == [0, 1, 2]

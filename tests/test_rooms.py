@@ -261,3 +261,27 @@ async def test_rest_and_socket_paths_agree(stack: Stack):
             "GET", stack.url(0) + "/api/rooms/nope-nope/messages", token=user.token
         )
         assert (status, err["error"]["code"]) == (404, "no_room")
+
+
+async def test_a_room_created_while_connected_is_followed_at_once(stack: Stack):
+    """Regression: following the room's channel from a control message must not wait on the
+    listener that delivered it (same shard as the user's channel: a 5 s stall)."""
+    from shardring import HashRing
+
+    user = await register(stack.url(0))
+    ring = HashRing(["shard0", "shard1", "shard2"])
+    same_shard = next(
+        rid
+        for rid in (room_id() for _ in range(1000))
+        if ring.get(f"room:{rid}") == ring.get(f"user:{user.id}")
+    )
+    async with connected(stack.url(1), user.token) as client:
+        await client.next("session")
+        status, _, _ = await call(
+            "POST", stack.url(0) + "/api/rooms", {"id": same_shard}, user.token
+        )
+        assert status == 201
+        joined = await client.next("joined", timeout=2.0)
+        assert joined["room"] == same_shard
+        ack = await client.call("send", {"room": same_shard, "text": "live at once"}, timeout=2.0)
+        assert (await messages_of(client, 1, same_shard))[0] == ack["message"]
