@@ -1,0 +1,126 @@
+// Entry point: find out whether the browser is signed in (GET /api/me with the HttpOnly
+// cookie), then show the sign-in forms or the chat.
+
+import * as api from "./api.js";
+import { Chat } from "./chat.js";
+import { $, show } from "./dom.js";
+
+const FRIENDLY = {
+  invalid_credentials: "Wrong email or password.",
+  email_taken: "An account with this email exists already. Sign in instead?",
+  network: "The server cannot be reached. Check your connection and try again.",
+};
+
+let chat = null;
+
+function showAuth(message = "") {
+  if (chat) {
+    const old = chat;
+    chat = null;
+    old.destroy();
+  }
+  show($("boot"), false);
+  show($("chat-view"), false);
+  show($("auth-view"), true);
+  $("login-password").value = "";
+  $("register-password").value = "";
+  selectTab("login");
+  $("auth-error").textContent = message;
+  $("login-email").focus();
+}
+
+function startChat(user) {
+  show($("boot"), false);
+  show($("auth-view"), false);
+  show($("chat-view"), true);
+  $("auth-error").textContent = "";
+  try {
+    chat = new Chat(user, { signedOut: (message) => showAuth(message) });
+  } catch (error) {
+    showAuth(`The chat could not start: ${error.message}`);
+    return;
+  }
+  $("composer-input").focus();
+}
+
+function selectTab(which) {
+  for (const name of ["login", "register"]) {
+    const selected = name === which;
+    $(`tab-${name}`).setAttribute("aria-selected", String(selected));
+    $(`tab-${name}`).tabIndex = selected ? 0 : -1;
+    show($(`${name}-form`), selected);
+  }
+  $("auth-error").textContent = "";
+}
+
+async function submitting(form, action) {
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  $("auth-error").textContent = "";
+  try {
+    await action();
+  } catch (error) {
+    $("auth-error").textContent = FRIENDLY[error.code] || error.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function bindAuthForms() {
+  $("tab-login").addEventListener("click", () => selectTab("login"));
+  $("tab-register").addEventListener("click", () => selectTab("register"));
+  for (const tab of [$("tab-login"), $("tab-register")]) {
+    tab.addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+      const next = tab.id === "tab-login" ? "register" : "login";
+      selectTab(next);
+      $(`tab-${next}`).focus();
+    });
+  }
+  $("login-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const email = $("login-email").value.trim();
+    const password = $("login-password").value;
+    if (!email || !password) {
+      $("auth-error").textContent = "Enter your email and password.";
+      return;
+    }
+    submitting(event.target, async () => {
+      const { user } = await api.login(email, password);
+      startChat(user);
+    });
+  });
+  $("register-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("register-name").value.trim();
+    const email = $("register-email").value.trim();
+    const password = $("register-password").value;
+    if (!email.includes("@")) {
+      $("auth-error").textContent = "Enter a valid email address.";
+      return;
+    }
+    if (password.length < 8) {
+      $("auth-error").textContent = "The password needs at least 8 characters.";
+      return;
+    }
+    submitting(event.target, async () => {
+      const { user } = await api.register(email, password, name || undefined);
+      startChat(user);
+    });
+  });
+}
+
+async function boot() {
+  bindAuthForms();
+  api.setUnauthorizedHandler(() => {
+    if (chat) chat.signOut("Your session has ended. Please sign in again.");
+  });
+  try {
+    const { user } = await api.me();
+    startChat(user);
+  } catch (error) {
+    showAuth(error.status === 401 ? "" : FRIENDLY[error.code] || error.message);
+  }
+}
+
+boot();

@@ -1,0 +1,291 @@
+// The signed-in chat: rooms, messages, members and the connection, glued together.
+
+import * as api from "./api.js";
+import { Connection } from "./connection.js";
+import { $, listen, show } from "./dom.js";
+import { catchUp, loadNewest, loadOlder } from "./history.js";
+import { MembersPanel } from "./members-ui.js";
+import * as rooms from "./membership.js";
+import { MessageView } from "./messages-ui.js";
+import { Outbox } from "./outbox.js";
+import { Sidebar } from "./rooms-ui.js";
+import { LOBBY, ReadMarks, Room, rememberRoom, rememberedRoom } from "./store.js";
+import { Typing } from "./typing.js";
+
+const KIND_LABELS = {
+  lobby: "Everyone is here",
+  public: "Public room",
+  private: "Private room",
+  dm: "Direct message",
+};
+
+export class Chat {
+  /** @param hooks {signedOut(message)} */
+  constructor(me, hooks) {
+    this.me = me;
+    this.hooks = hooks;
+    this.rooms = new Map();
+    this.names = new Map();
+    this.current = null;
+    this.sessions = 0;
+    this.marks = new ReadMarks(me.id);
+    this.abort = new AbortController(); // ends every listener on the page's static elements
+    const signal = this.abort.signal;
+    const chat = this;
+    this.connection = new Connection($("conn-status"), {
+      session: (session) => this.onSession(session),
+      unauthorized: () => this.signOut("Your session has ended. Please sign in again."),
+      serverDisconnect: () => this.serverDisconnected(),
+      state: () => this.view && this.view.renderPending(),
+    });
+    this.outbox = new Outbox(this.connection, {
+      delivered: (item, message) => this.ingest(message, { live: true }),
+      changed: () => this.view.renderPending(),
+    });
+    this.view = new MessageView({
+      signal,
+      me: () => chat.me,
+      connected: () => chat.connection.connected,
+      nameOf: (id, fallback) => chat.nameOf(id, fallback),
+      pending: (roomId) => chat.outbox.forRoom(roomId),
+      nearTop: () => loadOlder(chat, chat.rooms.get(chat.current)),
+      send: (text) => chat.send(text),
+      typed: () => chat.typing.typed(chat.rooms.get(chat.current)),
+      retry: (cid) => chat.outbox.retry(cid),
+      discard: (cid) => chat.outbox.discard(cid),
+    });
+    this.typing = new Typing(this);
+    this.sidebar = new Sidebar({
+      signal,
+      rooms: () => chat.rooms,
+      current: () => chat.current,
+      me: () => chat.me,
+      select: (id) => chat.select(id),
+      create: (spec) => rooms.create(chat, spec),
+      join: (id) => rooms.join(chat, id),
+      publicRooms: async () => (await api.listRooms()).rooms,
+      rename: (name) => chat.rename(name),
+      logout: () => chat.logout(),
+    });
+    this.members = new MembersPanel({
+      signal,
+      me: () => chat.me,
+      connected: () => chat.connection.connected,
+      call: (event, payload) => chat.connection.call(event, payload),
+      nameOf: (id, fallback) => chat.nameOf(id, fallback),
+      learnName: (id, name) => chat.learnName(id, name),
+      startDm: (id, name) => rooms.startDm(chat, id, name),
+      privateRooms: () => [...chat.rooms.values()].filter((room) => room.kind === "private"),
+      invite: (roomId, userId) => chat.connection.call("invite", { room: roomId, user: userId }),
+      peerOf: (room) => rooms.peerOf(chat, room),
+    });
+    this.sidebar.showMe(me);
+    listen(signal, $("leave-room"), "click", () => rooms.leave(this));
+    const on = (event, handler) => this.connection.on(event, handler);
+    on("message", (message) => this.ingest(message, { live: true }));
+    on("joined", (notice) => rooms.onJoined(this, notice));
+    on("left", (notice) => rooms.onLeft(this, notice));
+    on("presence", (notice) => this.members.presence(notice.user, notice.online));
+    on("user", (user) => this.learnName(user.id, user.name));
+    on("typing", (notice) => this.typing.received(notice));
+  }
+
+  // --- session --------------------------------------------------------------------------------
+
+  onSession(session) {
+    this.me = session.user;
+    this.learnName(this.me.id, this.me.name);
+    const first = this.sessions++ === 0;
+    const listed = new Set();
+    for (const info of session.rooms) {
+      listed.add(info.id);
+      const room = this.rooms.get(info.id);
+      if (!room) {
+        this.addRoom(info);
+        continue;
+      }
+      if (info.name) this.setRoomName(room, info.name);
+      if (!room.keeps && info.last_seq > room.top) {
+        room.unread += info.last_seq - room.top;
+        room.top = info.last_seq;
+      }
+    }
+    for (const room of [...this.rooms.values()]) {
+      if (!listed.has(room.id) && !(room.draft && !room.seqs.length)) this.rooms.delete(room.id);
+    }
+    const wanted = first ? rememberedRoom(this.me.id) : this.current;
+    const target = this.rooms.has(wanted) ? wanted : LOBBY;
+    if (first || target !== this.current) {
+      this.select(target);
+    } else {
+      const room = this.rooms.get(this.current);
+      if (room.status === "idle") loadNewest(this, room);
+      this.members.load(room, { reconnected: true });
+    }
+    if (!first) catchUp(this); // what the loaded rooms missed while disconnected
+    this.sidebar.render();
+    this.updateTitle();
+    this.outbox.pump();
+    this.view.renderPending();
+  }
+
+  addRoom(info) {
+    const room = new Room(info);
+    const mark = this.marks.get(room.id);
+    if (mark === null) this.marks.set(room.id, room.top);
+    else room.unread = Math.max(0, room.top - mark);
+    this.rooms.set(room.id, room);
+    return room;
+  }
+
+  // --- messages -------------------------------------------------------------------------------
+
+  /** A message from the server (live event, ack, sync or history after). */
+  ingest(message, { live }) {
+    let room = this.rooms.get(message.room);
+    const mine = message.from.id === this.me.id;
+    if (!room) room = rooms.unknownRoom(this, message, mine);
+    if (room.draft) room.draft = false;
+    if (mine && message.cid) this.outbox.settle(message.cid);
+    if (live) {
+      this.learnName(message.from.id, message.from.name);
+      this.typing.stopped(room.id, message.from.id);
+      this.members.active(room.id, message.from);
+    }
+    const newer = message.seq > room.top;
+    if (room.keeps) {
+      const index = room.add(message);
+      if (index >= 0) this.view.inserted(room, message, index);
+    } else if (newer) {
+      room.top = message.seq;
+    }
+    if (!newer) return;
+    if (mine || room.id === this.current) this.markRead(room);
+    else {
+      room.unread += 1;
+      this.sidebar.render();
+      this.updateTitle();
+    }
+  }
+
+  markRead(room) {
+    room.unread = 0;
+    this.marks.set(room.id, room.top);
+    this.sidebar.render();
+    this.updateTitle();
+  }
+
+  send(text) {
+    const room = this.rooms.get(this.current);
+    if (!room) return;
+    $("send-error").textContent = "";
+    this.outbox.add(room.id, text, room.kind === "dm" ? room.peer(this.me.id) : null);
+  }
+
+  // --- rooms ----------------------------------------------------------------------------------
+
+  select(roomId) {
+    const room = this.rooms.get(roomId);
+    if (!room) return;
+    const changed = this.current !== roomId;
+    this.current = roomId;
+    rememberRoom(this.me.id, roomId);
+    this.renderHeader(room);
+    if (changed) this.typing.render();
+    this.view.show(room);
+    this.members.load(room);
+    this.markRead(room);
+    if (room.status === "idle") loadNewest(this, room);
+  }
+
+  renderHeader(room) {
+    $("room-title").textContent = room.name;
+    $("room-kind").textContent = KIND_LABELS[room.kind];
+    show($("leave-room"), room.kind === "public" || room.kind === "private");
+    $("composer-input").placeholder = `Message ${room.kind === "dm" ? room.name : "#" + room.name}`;
+  }
+
+  setRoomName(room, name) {
+    if (!name || room.name === name) return;
+    room.name = name;
+    if (room.id === this.current) this.renderHeader(room);
+    this.sidebar.render();
+  }
+
+  // --- names ----------------------------------------------------------------------------------
+
+  nameOf(id, fallback) {
+    return this.names.get(id) ?? fallback;
+  }
+
+  learnName(id, name) {
+    if (!name || this.names.get(id) === name) return;
+    this.names.set(id, name);
+    this.view.renameUser(id, name);
+    this.members.renamed(id, name);
+    this.typing.renamed(id, name);
+    if (id === this.me.id) {
+      this.me = { ...this.me, name };
+      this.sidebar.showMe(this.me);
+    }
+    for (const room of this.rooms.values()) {
+      if (room.kind === "dm" && room.peer(this.me.id) === id) this.setRoomName(room, name);
+    }
+  }
+
+  async rename(name) {
+    const ack = await this.connection.call("rename", { name });
+    this.learnName(ack.user.id, ack.user.name);
+  }
+
+  updateTitle() {
+    let unread = 0;
+    for (const room of this.rooms.values()) unread += room.unread;
+    document.title = unread ? `(${unread}) Chat` : "Chat";
+  }
+
+  // --- signing out ----------------------------------------------------------------------------
+
+  async serverDisconnected() {
+    if (this.loggingOut) return;
+    try {
+      await api.me(); // still valid: the server dropped us for another reason
+      if (this.connection.socket) this.connection.socket.connect();
+    } catch {
+      /* 401 went to the unauthorized handler */
+    }
+  }
+
+  async logout() {
+    this.loggingOut = true;
+    try {
+      await api.logout();
+    } catch {
+      /* signed out already */
+    }
+    this.signOut("");
+  }
+
+  signOut(message) {
+    this.destroy();
+    this.hooks.signedOut(message);
+  }
+
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.outbox.clear();
+    this.typing.clear();
+    this.connection.close();
+    this.abort.abort();
+    for (const id of ["room-list", "dm-list", "message-list", "pending-list", "member-list"]) {
+      $(id).replaceChildren();
+    }
+    for (const id of ["room-title", "room-kind", "send-error", "history-status", "me-name"]) {
+      $(id).textContent = "";
+    }
+    delete $("chat-view").dataset.drawer;
+    show($("backdrop"), false);
+    document.title = "Chat";
+  }
+}

@@ -1,0 +1,284 @@
+// The members panel of the current room: who is in it, who is online (watched live through
+// `watch` / `presence`), and the actions on a member: start a DM, invite to a private room.
+
+import { $, el, initial, listen, show } from "./dom.js";
+import { avatarClass } from "./messages-ui.js";
+
+const PAGE = 100; // members per page
+const WATCH_CHUNK = 100; // ids per watch call (server limit)
+const WATCH_CAP = 1000; // watched users per socket (server limit)
+const REFRESH_MS = 30000; // new members (a new user in the lobby) are not announced: look again
+
+export class MembersPanel {
+  /**
+   * @param ctx {me(), connected(), call(event, payload), nameOf(id, fallback),
+   *             learnName(id, name), startDm(id, name), privateRooms(), invite(roomId, userId),
+   *             peerOf(room): {id, name, online}|Promise}
+   */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.list = $("member-list");
+    this.items = new Map(); // user id -> <li>
+    this.online = new Map(); // user id -> bool, for everyone ever seen
+    this.watched = new Set();
+    this.room = null;
+    this.offset = 0;
+    this.count = 0;
+    this.generation = 0;
+    listen(this.ctx.signal, $("members-more"), "click", () => this.more());
+    listen(this.ctx.signal, $("invite-form"), "submit", (event) => {
+      event.preventDefault();
+      this.inviteById();
+    });
+    this.bindInviteDialog();
+    this.refresher = setInterval(() => this.refresh(), REFRESH_MS);
+    ctx.signal.addEventListener("abort", () => clearInterval(this.refresher));
+  }
+
+  /** Show the members of `room` (again after a reconnect: the socket's watches are new). */
+  async load(room, { reconnected = false } = {}) {
+    const generation = ++this.generation;
+    if (this.room !== room || reconnected) {
+      if (!reconnected) this.unwatchAll();
+      else this.watched.clear();
+      this.room = room;
+      this.offset = 0;
+      this.items.clear();
+      this.list.replaceChildren(el("li", { class: "muted", text: "Loading…" }));
+      $("members-count").textContent = "";
+    }
+    show($("invite-form"), room.kind === "private");
+    $("invite-status").textContent = "";
+    if (!this.ctx.connected()) return;
+    await this.page(room, generation, 0);
+  }
+
+  /** Add members that appeared since the list was loaded (first page only). */
+  async refresh() {
+    const room = this.room;
+    if (!room || !this.ctx.connected() || document.hidden) return;
+    try {
+      const ack = await this.ctx.call("members", { room: room.id, offset: 0, limit: PAGE });
+      if (room !== this.room) return;
+      const fresh = ack.members.filter((member) => !this.items.has(member.id));
+      fresh.forEach((member) => this.add(member));
+      this.setCount(ack.count);
+      await this.watch(fresh.map((member) => member.id));
+    } catch {
+      /* next time */
+    }
+  }
+
+  setCount(count) {
+    this.count = count;
+    $("members-count").textContent = `(${count})`;
+  }
+
+  /** Someone wrote in `roomId` just now: a member, and online. */
+  active(roomId, user) {
+    if (!this.room || this.room.id !== roomId || this.items.has(user.id)) return;
+    this.setCount(Math.max(this.count + 1, this.items.size + 1));
+    this.add({ id: user.id, name: user.name, online: true });
+    this.watch([user.id]);
+  }
+
+  async more() {
+    if (this.room) await this.page(this.room, this.generation, this.offset);
+  }
+
+  async page(room, generation, offset) {
+    let ack;
+    try {
+      ack = await this.ctx.call("members", { room: room.id, offset, limit: PAGE });
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (room.kind === "dm") {
+        // A DM that has no message yet does not exist on the server: show both people.
+        ack = await this.dmDraftMembers(room);
+      } else {
+        this.list.replaceChildren(el("li", { class: "error", text: error.message }));
+        return;
+      }
+    }
+    if (generation !== this.generation) return;
+    if (offset === 0) {
+      this.items.clear();
+      this.list.replaceChildren();
+    }
+    for (const member of ack.members) {
+      this.ctx.learnName(member.id, member.name);
+      this.online.set(member.id, member.online);
+      this.add(member);
+    }
+    this.offset = offset + ack.members.length;
+    this.setCount(ack.count);
+    show($("members-more"), Boolean(ack.has_more));
+    await this.watch(ack.members.map((m) => m.id));
+  }
+
+  async dmDraftMembers(room) {
+    const me = this.ctx.me();
+    const peer = await this.ctx.peerOf(room);
+    const members = [{ id: me.id, name: me.name, online: true }, peer];
+    return { members, count: 2, has_more: false };
+  }
+
+  add(member) {
+    if (this.items.has(member.id)) return;
+    const me = this.ctx.me();
+    const self = member.id === me.id;
+    const name = this.ctx.nameOf(member.id, member.name);
+    const actions = self
+      ? el("span", { class: "you-tag", text: "you" })
+      : el(
+          "span",
+          { class: "member-actions" },
+          el("button", {
+            type: "button",
+            class: "small",
+            "data-testid": "member-dm",
+            "aria-label": `Message ${name}`,
+            text: "Message",
+            onclick: () => this.ctx.startDm(member.id, this.ctx.nameOf(member.id, member.name)),
+          }),
+          el("button", {
+            type: "button",
+            class: "small",
+            "data-testid": "member-invite",
+            "aria-label": `Invite ${name} to a private room`,
+            text: "Invite",
+            onclick: () => this.openInvite(member.id),
+          }),
+        );
+    const node = el(
+      "li",
+      { class: "member", "data-testid": "member", "data-user-id": member.id },
+      el("span", {
+        class: `${avatarClass(member.id)} small`,
+        "aria-hidden": "true",
+        text: initial(name),
+      }),
+      el("span", { class: "dot", "data-testid": "presence-dot", "aria-hidden": "true" }),
+      el("span", { class: "member-name", "data-testid": "member-name", text: name }),
+      el("span", { class: "sr-only presence-label" }),
+      actions,
+    );
+    this.items.set(member.id, node);
+    this.setOnline(node, this.online.get(member.id) ?? Boolean(member.online));
+    this.list.append(node);
+  }
+
+  remove(userId) {
+    const node = this.items.get(userId);
+    if (node) node.remove();
+    this.items.delete(userId);
+  }
+
+  setOnline(node, online) {
+    node.dataset.online = online ? "true" : "false";
+    node.querySelector(".presence-label").textContent = online ? " (online)" : " (offline)";
+  }
+
+  // --- presence -------------------------------------------------------------------------------
+
+  async watch(ids) {
+    const fresh = ids.filter((id) => !this.watched.has(id)).slice(0, WATCH_CAP - this.watched.size);
+    for (let i = 0; i < fresh.length; i += WATCH_CHUNK) {
+      const chunk = fresh.slice(i, i + WATCH_CHUNK);
+      chunk.forEach((id) => this.watched.add(id));
+      try {
+        const ack = await this.ctx.call("watch", { users: chunk });
+        for (const [id, online] of Object.entries(ack.online || {})) this.presence(id, online);
+      } catch {
+        chunk.forEach((id) => this.watched.delete(id));
+        return;
+      }
+    }
+  }
+
+  unwatchAll() {
+    const ids = [...this.watched];
+    this.watched.clear();
+    if (!this.ctx.connected()) return;
+    for (let i = 0; i < ids.length; i += WATCH_CHUNK) {
+      this.ctx.call("unwatch", { users: ids.slice(i, i + WATCH_CHUNK) }).catch(() => {});
+    }
+  }
+
+  presence(userId, online) {
+    this.online.set(userId, Boolean(online));
+    const node = this.items.get(userId);
+    if (node) this.setOnline(node, Boolean(online));
+  }
+
+  // --- room membership and names, live --------------------------------------------------------
+
+  joined(roomId, user) {
+    if (!this.room || this.room.id !== roomId || this.items.has(user.id)) return;
+    this.setCount(this.count + 1);
+    this.add({ id: user.id, name: user.name, online: this.online.get(user.id) ?? true });
+    this.watch([user.id]);
+  }
+
+  left(roomId, user) {
+    if (!this.room || this.room.id !== roomId || !this.items.has(user.id)) return;
+    this.setCount(Math.max(0, this.count - 1));
+    this.remove(user.id);
+  }
+
+  renamed(userId, name) {
+    const node = this.items.get(userId);
+    if (!node) return;
+    node.querySelector(".member-name").textContent = name;
+    node.querySelector(".avatar").textContent = initial(name);
+    const dm = node.querySelector('[data-testid="member-dm"]');
+    if (dm) dm.setAttribute("aria-label", `Message ${name}`);
+    const invite = node.querySelector('[data-testid="member-invite"]');
+    if (invite) invite.setAttribute("aria-label", `Invite ${name} to a private room`);
+  }
+
+  // --- invitations ----------------------------------------------------------------------------
+
+  async inviteById() {
+    const input = $("invite-user");
+    const userId = input.value.trim();
+    if (!userId || !this.room) return;
+    try {
+      await this.ctx.invite(this.room.id, userId);
+      $("invite-status").textContent = `Invited ${userId}.`;
+      input.value = "";
+    } catch (error) {
+      $("invite-status").textContent = error.message;
+    }
+  }
+
+  bindInviteDialog() {
+    const dialog = $("invite-dialog");
+    listen(this.ctx.signal, $("invite-cancel"), "click", () => dialog.close());
+    listen(this.ctx.signal, $("invite-pick-form"), "submit", async (event) => {
+      event.preventDefault();
+      const roomId = $("invite-room").value;
+      if (!roomId) return;
+      try {
+        await this.ctx.invite(roomId, dialog.dataset.userId);
+        dialog.close();
+      } catch (error) {
+        $("invite-pick-error").textContent = error.message;
+      }
+    });
+  }
+
+  openInvite(userId) {
+    const dialog = $("invite-dialog");
+    const rooms = this.ctx.privateRooms();
+    dialog.dataset.userId = userId;
+    $("invite-who").textContent = this.ctx.nameOf(userId, userId);
+    $("invite-pick-error").textContent = rooms.length
+      ? ""
+      : "You have no private rooms yet: create one first.";
+    $("invite-room").replaceChildren(
+      ...rooms.map((room) => el("option", { value: room.id, text: room.name })),
+    );
+    dialog.showModal();
+  }
+}

@@ -1,0 +1,112 @@
+// Rooms the user enters and leaves: creating, joining, leaving, DMs (made by their first
+// message), and the server's `joined` / `left` notices.
+
+import * as api from "./api.js";
+import { $ } from "./dom.js";
+import { catchUp } from "./history.js";
+import { LOBBY, dmRoomId, kindOf } from "./store.js";
+
+export function unknownRoom(chat, message, mine) {
+  if (message.room.startsWith("dm:")) {
+    const name = mine ? "…" : message.from.name; // mine: sent from another tab
+    const room = chat.addRoom({ id: message.room, name, private: true });
+    if (mine) peerOf(chat, room).then((peer) => chat.setRoomName(room, peer.name));
+    chat.sidebar.render();
+    return room;
+  }
+  const room = chat.addRoom({ id: message.room, name: message.room, private: false });
+  refreshRoomInfo(chat, room.id);
+  return room;
+}
+
+export async function refreshRoomInfo(chat, roomId) {
+  try {
+    const info = (await api.listRooms()).rooms.find((r) => r.id === roomId);
+    const room = chat.rooms.get(roomId);
+    if (info && room) {
+      room.private = info.private;
+      room.kind = kindOf(room.id, info.private);
+      room.name = info.name || room.name;
+      if (chat.current === roomId) chat.renderHeader(room);
+      chat.sidebar.render();
+    }
+  } catch {
+    /* keep the id as its name */
+  }
+}
+
+export function startDm(chat, userId, name) {
+  const id = dmRoomId(chat.me.id, userId);
+  if (!chat.rooms.has(id)) {
+    const room = chat.addRoom({ id, name, private: true, last_seq: 0 });
+    room.draft = true; // exists on the server from its first message on
+  }
+  chat.select(id);
+  chat.sidebar.closeDrawers();
+  $("composer-input").focus();
+}
+
+export async function peerOf(chat, room) {
+  const id = room.peer(chat.me.id);
+  try {
+    const { user } = await api.userById(id);
+    chat.learnName(user.id, user.name);
+    return user;
+  } catch {
+    return { id, name: chat.nameOf(id, id), online: false };
+  }
+}
+
+export async function create(chat, spec) {
+  const { room: info } = await api.createRoom(spec);
+  if (!chat.rooms.has(info.id)) chat.addRoom(info);
+  chat.sidebar.render();
+  chat.select(info.id);
+}
+
+export async function join(chat, roomId) {
+  const ack = await chat.connection.call("join", { room: roomId });
+  if (!chat.rooms.has(ack.room.id)) chat.addRoom(ack.room);
+  chat.sidebar.render();
+  chat.select(ack.room.id);
+}
+
+export async function leave(chat) {
+  const room = chat.rooms.get(chat.current);
+  if (!room || (room.kind !== "public" && room.kind !== "private")) return;
+  try {
+    await chat.connection.call("leave", { room: room.id });
+    removeRoom(chat, room.id);
+  } catch (error) {
+    $("send-error").textContent = error.message;
+  }
+}
+
+export function removeRoom(chat, roomId) {
+  chat.rooms.delete(roomId);
+  if (chat.current === roomId) chat.select(LOBBY);
+  chat.sidebar.render();
+}
+
+export function onJoined(chat, { room: roomId, user }) {
+  chat.learnName(user.id, user.name);
+  if (user.id !== chat.me.id) {
+    chat.members.joined(roomId, user);
+    return;
+  }
+  const room = chat.rooms.get(roomId);
+  if (!room) {
+    chat.addRoom({ id: roomId, name: roomId, private: false });
+    chat.sidebar.render();
+    refreshRoomInfo(chat, roomId);
+  } else if (room.status === "loaded") {
+    // Created or joined elsewhere after this page loaded it: the socket receives the room
+    // live only from now on, so ask for anything between the page and that point.
+    catchUp(chat, [room]);
+  }
+}
+
+export function onLeft(chat, { room: roomId, user }) {
+  if (user.id === chat.me.id) removeRoom(chat, roomId);
+  else chat.members.left(roomId, user);
+}

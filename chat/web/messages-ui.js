@@ -1,0 +1,238 @@
+// The message pane: the current room's messages in seq order, the user's pending messages,
+// scrolling back through history, and the composer.
+
+import { $, el, initial, linkify, listen, timeOf } from "./dom.js";
+
+const NEAR_TOP_PX = 80;
+const NEAR_BOTTOM_PX = 120;
+const AVATAR_COLOURS = 8;
+
+export function avatarClass(userId) {
+  let hash = 0;
+  for (const char of userId) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return `avatar c${hash % AVATAR_COLOURS}`;
+}
+
+export class MessageView {
+  /**
+   * @param ctx {me(): user, nameOf(id, fallback): string, pending(roomId): items,
+   *             nearTop(): void, send(text): void, typed(): void, retry(cid), discard(cid)}
+   */
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.scroller = $("scroller");
+    this.list = $("message-list");
+    this.pendingList = $("pending-list");
+    this.historyStatus = $("history-status");
+    this.input = $("composer-input");
+    this.room = null;
+    this.nodes = new Map(); // seq -> <li> of the current room
+    listen(this.ctx.signal, this.scroller, "scroll", () => this.checkTop(), { passive: true });
+    listen(this.ctx.signal, $("composer"), "submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    listen(this.ctx.signal, this.input, "keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    listen(this.ctx.signal, this.input, "input", () => {
+      if (this.input.value.trim()) this.ctx.typed();
+    });
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text || !this.room) return;
+    this.input.value = "";
+    this.ctx.send(text);
+    this.input.focus();
+  }
+
+  // --- rendering ------------------------------------------------------------------------------
+
+  show(room) {
+    this.room = room;
+    this.nodes.clear();
+    const items = room.seqs.map((seq) => this.render(room.bySeq.get(seq)));
+    this.list.replaceChildren(...items);
+    items.forEach((node, i) => this.nodes.set(room.seqs[i], node));
+    this.renderPending();
+    this.renderHistoryStatus();
+    this.scrollToBottom();
+  }
+
+  render(message) {
+    const me = this.ctx.me();
+    const mine = message.from.id === me.id;
+    const name = this.ctx.nameOf(message.from.id, message.from.name);
+    const time = timeOf(message.ts);
+    return el(
+      "li",
+      {
+        class: mine ? "msg mine" : "msg",
+        "data-testid": "message",
+        "data-seq": message.seq,
+        "data-user-id": message.from.id,
+        "data-mine": mine ? "true" : "false",
+      },
+      el("span", {
+        class: avatarClass(message.from.id),
+        "aria-hidden": "true",
+        text: initial(name),
+      }),
+      el(
+        "div",
+        { class: "msg-body" },
+        el(
+          "div",
+          { class: "msg-meta" },
+          el("span", {
+            class: "msg-author",
+            "data-testid": "message-author",
+            "data-user-id": message.from.id,
+            text: name,
+          }),
+          mine ? el("span", { class: "you-tag", text: "you" }) : null,
+          el("time", {
+            class: "msg-time",
+            datetime: time.iso,
+            title: time.full,
+            "data-testid": "message-time",
+            text: time.short,
+          }),
+        ),
+        el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(message.text)),
+      ),
+    );
+  }
+
+  /** A message was added to `room` at `index` (see Room.add). */
+  inserted(room, message, index) {
+    if (room !== this.room) return;
+    const atEnd = index === room.seqs.length - 1;
+    const stick = atEnd && this.nearBottom();
+    const node = this.render(message);
+    const nextSeq = room.seqs[index + 1];
+    const next = nextSeq === undefined ? null : this.nodes.get(nextSeq) || null;
+    this.list.insertBefore(node, next);
+    this.nodes.set(message.seq, node);
+    if (room.seqs.length === 1) this.renderHistoryStatus();
+    if (stick) this.scrollToBottom();
+  }
+
+  /** Insert older messages without moving what the user is looking at. */
+  keepPosition(insert) {
+    const before = this.scroller.scrollHeight;
+    const top = this.scroller.scrollTop;
+    insert();
+    this.scroller.scrollTop = top + (this.scroller.scrollHeight - before);
+  }
+
+  renderPending() {
+    if (!this.room) return;
+    const me = this.ctx.me();
+    const items = this.ctx.pending(this.room.id).map((item) => {
+      const label =
+        item.state === "failed"
+          ? `Not sent: ${item.error}`
+          : item.error
+            ? `Retrying… (${item.error})`
+            : this.ctx.connected()
+              ? "Sending…"
+              : "Waiting for the connection…";
+      return el(
+        "li",
+        {
+          class: `msg mine pending ${item.state}`,
+          "data-testid": "pending-message",
+          "data-cid": item.cid,
+          "data-state": item.state,
+        },
+        el("span", { class: avatarClass(me.id), "aria-hidden": "true", text: initial(me.name) }),
+        el(
+          "div",
+          { class: "msg-body" },
+          el(
+            "div",
+            { class: "msg-meta" },
+            el("span", { class: "msg-author", text: me.name }),
+            el("span", { class: "msg-state", "data-testid": "pending-state", text: label }),
+          ),
+          el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(item.text)),
+          item.state === "failed"
+            ? el(
+                "div",
+                { class: "row" },
+                el("button", {
+                  type: "button",
+                  class: "small",
+                  text: "Retry",
+                  onclick: () => this.ctx.retry(item.cid),
+                }),
+                el("button", {
+                  type: "button",
+                  class: "small",
+                  text: "Discard",
+                  onclick: () => this.ctx.discard(item.cid),
+                }),
+              )
+            : null,
+        ),
+      );
+    });
+    const stick = this.nearBottom();
+    this.pendingList.replaceChildren(...items);
+    if (stick) this.scrollToBottom();
+  }
+
+  renderHistoryStatus() {
+    const room = this.room;
+    if (!room) return;
+    let text = "";
+    let state = "idle";
+    if (room.status !== "loaded") {
+      text = "Loading messages…";
+      state = "loading";
+    } else if (room.olderLoading) {
+      text = "Loading earlier messages…";
+      state = "loading";
+    } else if (room.hasOlder) {
+      text = "Scroll up for earlier messages";
+      state = "more";
+    } else {
+      text = room.seqs.length ? "This is the beginning of the conversation." : "No messages yet.";
+      state = "start";
+    }
+    this.historyStatus.textContent = text;
+    this.historyStatus.dataset.state = state;
+  }
+
+  renameUser(userId, name) {
+    for (const item of this.list.children) {
+      if (item.dataset.userId !== userId) continue;
+      item.querySelector(".msg-author").textContent = name;
+      item.querySelector(".avatar").textContent = initial(name);
+    }
+  }
+
+  // --- scrolling ------------------------------------------------------------------------------
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  /** Ask for older messages when the top is in sight (also when the page does not scroll). */
+  checkTop() {
+    const room = this.room;
+    if (!room || room.status !== "loaded" || !room.hasOlder || room.olderLoading) return;
+    if (this.scroller.scrollTop <= NEAR_TOP_PX) this.ctx.nearTop();
+  }
+}
