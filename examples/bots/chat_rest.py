@@ -1,0 +1,87 @@
+"""Accounts through the REST API, shared by the bots: log in or register, obeying 429s."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger("chat_rest")
+
+
+class Fatal(Exception):
+    """A problem retrying cannot fix (the password is not the existing account's)."""
+
+
+class Account:
+    """One account.  ``token`` and ``user`` are set by a successful login or registration;
+    clear ``token`` when the server refuses it, and the next ``login`` gets a fresh one."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        email: str,
+        password: str,
+        name: str | None = None,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self.http, self.email, self.password, self.name = http, email, password, name
+        self.stopping = stopping or asyncio.Event()
+        self.token: str | None = None
+        self.user: dict[str, Any] = {}
+
+    async def login(self, url: str) -> str:
+        """Log in; register the account if the login is refused with 401 (no such account).
+
+        Logins are limited per client address (30 a minute by default): on 429 this waits
+        as long as ``Retry-After`` says."""
+        while self.token is None:
+            status, body = await self._post(url, "login")
+            if status == 401:
+                status, body = await self._post(url, "register")
+                if status == 409:
+                    raise Fatal(f"{self.email} exists and the password is not its password")
+            self._accept(status, body)
+        return self.token
+
+    async def register(self, url: str) -> str:
+        """Register; log in if the account exists.  For many fresh accounts: registration is
+        not rate-limited (but hashes the password), logins are."""
+        while self.token is None:
+            status, body = await self._post(url, "register")
+            if status == 409:
+                status, body = await self._post(url, "login")
+                if status == 401:
+                    raise Fatal(f"{self.email} exists and the password is not its password")
+            self._accept(status, body)
+        return self.token
+
+    def _accept(self, status: int, body: Any) -> None:
+        if status in (200, 201):
+            self.token, self.user = body["token"], body["user"]
+            log.info("%s %s", "registered" if status == 201 else "logged in", self.email)
+        elif status != 429:  # 429: _post waited already; the caller tries again
+            raise ConnectionError(f"{status} {body}")
+
+    async def _post(self, url: str, action: str) -> tuple[int, Any]:
+        body = {"email": self.email, "password": self.password}
+        if action == "register" and self.name:
+            body["name"] = self.name
+        try:
+            async with self.http.post(f"{url}/api/{action}", json=body) as resp:
+                data = await resp.json(content_type=None)
+                if resp.status == 429:
+                    await self._wait(float(resp.headers.get("Retry-After", "1")), action)
+                return resp.status, data
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ConnectionError(f"{url}: {exc!r}") from exc
+
+    async def _wait(self, seconds: float, action: str) -> None:
+        log.warning("%s of %s rate-limited, retrying in %s s", action, self.email, seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        if self.stopping.is_set():
+            raise ConnectionError("stopping")
