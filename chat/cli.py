@@ -37,6 +37,12 @@ def _dev_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     dev.add_argument("--nodes", type=int, default=2, help="chat nodes to start (default 2)")
     dev.add_argument("--port", type=int, default=8001, help="port of the first chat node")
     dev.add_argument("--redis-port", type=int, default=7100, help="first Redis port")
+    dev.add_argument(
+        "--lb",
+        action="store_true",
+        help="also run nginx (from your OS packages) in front of the nodes, with sticky sessions",
+    )
+    dev.add_argument("--lb-port", type=int, default=8000, help="nginx's port (default 8000)")
 
 
 def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,7 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return token(args)
     from chat.dev import run_dev
 
-    return run_dev(args.data_dir, nodes=args.nodes, port=args.port, redis_port=args.redis_port)
+    return run_dev(
+        args.data_dir,
+        nodes=args.nodes,
+        port=args.port,
+        redis_port=args.redis_port,
+        lb_port=args.lb_port if args.lb else None,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from types import FrameType
 
 from chat.localcluster import RedisFleet
 from chat.localnet import LocalRedisError
+from chat.localnginx import NginxError, NginxProcess, find_nginx
 from chat.localnodes import ChatNodeProcess, NodeStartError, node_env
 from chat.localredis import log_tail
 
@@ -38,8 +39,15 @@ def _origins(ports: list[int]) -> str:
     )
 
 
-def _banner(data_dir: Path, fleet: RedisFleet, nodes: list[ChatNodeProcess]) -> str:
+def _banner(
+    data_dir: Path, fleet: RedisFleet, nodes: list[ChatNodeProcess], lb: NginxProcess | None
+) -> str:
     lines = ["", "chat dev: the stack is up", ""]
+    if lb is not None:
+        lines += [
+            f"  open     {lb.url}   (nginx, sticky; logs: {lb.access_log.parent})",
+            "",
+        ]
     lines += [f"  {n.node_id:<8} {n.url}   (log: {n.log_path})" for n in nodes]
     lines += [
         f"  shards   {fleet.shards_env}",
@@ -63,11 +71,23 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_dev(data_dir: Path, *, nodes: int = 2, port: int = 8001, redis_port: int = 7100) -> int:
-    data_dir = data_dir.resolve()
-    secret = dev_secret(data_dir)
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it as cleanly as Ctrl-C
-    fleet = RedisFleet(
+def _node_env(
+    fleet: RedisFleet, secret: str, ports: list[int], lb_port: int | None
+) -> dict[str, str]:
+    if lb_port is None:
+        return node_env(fleet.shards_env, fleet.cluster_env, secret, origins=_origins(ports))
+    # Behind nginx: the browser's origin is the balancer's, and X-Forwarded-For comes from it.
+    return node_env(
+        fleet.shards_env,
+        fleet.cluster_env,
+        secret,
+        origins=_origins([*ports, lb_port]),
+        trusted_proxies="127.0.0.1",
+    )
+
+
+def _dev_fleet(data_dir: Path, redis_port: int) -> RedisFleet:
+    return RedisFleet(
         shards=3,
         masters=3,
         replicas=1,
@@ -76,37 +96,70 @@ def run_dev(data_dir: Path, *, nodes: int = 2, port: int = 8001, redis_port: int
         shard_ports=redis_port,
         cluster_ports=redis_port + 10,
     )
+
+
+def _balancer(data_dir: Path, ports: list[int], lb_port: int | None) -> NginxProcess | None:
+    """nginx for ``--lb``, looked up before anything starts: a missing one is said at once."""
+    if lb_port is None:
+        return None
+    lb = NginxProcess(lb_port, [f"127.0.0.1:{p}" for p in ports], data_dir / "nginx")
+    lb.binary = find_nginx()
+    return lb
+
+
+def run_dev(
+    data_dir: Path,
+    *,
+    nodes: int = 2,
+    port: int = 8001,
+    redis_port: int = 7100,
+    lb_port: int | None = None,
+) -> int:
+    """The stack; with ``lb_port``, nginx on it in front of the nodes (``chat dev --lb``)."""
+    data_dir = data_dir.resolve()
+    secret = dev_secret(data_dir)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    fleet = _dev_fleet(data_dir, redis_port)
     ports = list(range(port, port + nodes))
     procs: list[ChatNodeProcess] = []
+    lb: NginxProcess | None = None
     try:
+        lb = _balancer(data_dir, ports, lb_port)
         print(f"chat dev: starting Redis shards and cluster in {data_dir / 'redis'} ...")
         fleet.start()
-        env = node_env(fleet.shards_env, fleet.cluster_env, secret, origins=_origins(ports))
+        env = _node_env(fleet, secret, ports, lb_port)
         for i, node_port in enumerate(ports):
             procs.append(ChatNodeProcess(f"node{i}", node_port, env, data_dir / f"node{i}.log"))
             procs[-1].spawn()
         for proc in procs:
             proc.wait_ready()
-        print(_banner(data_dir, fleet, procs), flush=True)
-        return _watch(procs)
+        if lb is not None:
+            lb.start()
+        print(_banner(data_dir, fleet, procs, lb), flush=True)
+        return _watch(procs, lb)
     except KeyboardInterrupt:
         print("\nchat dev: stopping ...")
         return 0
-    except (LocalRedisError, NodeStartError) as exc:
+    except (LocalRedisError, NodeStartError, NginxError) as exc:
         print(f"chat dev: {exc}", file=sys.stderr)
         return 1
     finally:
+        if lb is not None:
+            lb.stop()
         for proc in procs:
             proc.stop()
         fleet.stop()
         print("chat dev: stopped.")
 
 
-def _watch(procs: list[ChatNodeProcess]) -> int:
-    """Block until Ctrl-C; if a node dies on its own, say why and stop the rest."""
+def _watch(procs: list[ChatNodeProcess], lb: NginxProcess | None) -> int:
+    """Block until Ctrl-C; if a node (or nginx) dies on its own, say why and stop the rest."""
     while True:
         for proc in procs:
             if proc.proc is not None and proc.proc.poll() is not None:
                 print(f"chat dev: {proc.node_id} exited:\n{log_tail(proc.log_path)}")
                 return 1
+        if lb is not None and not lb.alive:
+            print(f"chat dev: nginx exited:\n{log_tail(lb.error_log)}")
+            return 1
         time.sleep(0.5)
