@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint types unit bench clean
+.PHONY: run run-lb test test-deps lint types bench clean
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,17 @@ $(STAMP): setup.cfg setup.py
 run: $(STAMP)
 	$(BIN)/chat dev
 
+## run-lb: like run, with nginx in front on http://localhost:8000 (needs the nginx package)
+run-lb: $(STAMP)
+	$(BIN)/chat dev --lb
+
 ## test: install, then lint, type-check and run the whole test suite
-test: $(STAMP) lint types
+test: $(STAMP) test-deps lint types
 	$(BIN)/python -m pytest
+
+# Chromium, nginx and shellcheck from the OS packages when possible (see the script).
+test-deps:
+	scripts/test-deps.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

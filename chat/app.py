@@ -55,7 +55,7 @@ from chat.models import is_dm_room, to_wire
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # a fresh deployment may start the nodes before Redis is ready
 
 
 @dataclass
@@ -253,8 +253,9 @@ async def _close_sockets(app: web.Application) -> None:
     another node (and retry what was refused, with the same ``cid``)."""
     node = app[NODE]
     node.draining = True
-    await node.sockets.quiesce(timeout=node.settings.shutdown_timeout / 3)
-    closed = await node.sockets.close_all()
+    budget = shutdown_budget(node.settings)
+    await node.sockets.quiesce(timeout=budget["events"])
+    closed = await node.sockets.close_all(timeout=budget["transports"])
     log.info("node %s closed %d sockets for shutdown", node.settings.node_id, closed)
 
 
@@ -263,15 +264,21 @@ async def run(settings: Settings) -> None:
 
     1. readiness fails at once (load balancers stop sending new clients);
     2. the node keeps serving for ``CHAT_DRAIN_SECONDS`` (requests already on their way);
-    3. shutdown: the listener closes, sends in progress finish (acked, or refused as
-       retriable), every transport is dropped so clients reconnect elsewhere, tasks are
-       cancelled and awaited, pools closed; all within ``CHAT_SHUTDOWN_TIMEOUT``.
+    3. shutdown, within what is left of ``CHAT_SHUTDOWN_TIMEOUT``: the listener closes, sends
+       in progress finish (acked, or refused as retriable), every transport is dropped so
+       clients reconnect elsewhere, HTTP requests still running get a short grace, tasks are
+       cancelled and awaited, pools closed.
     """
     app = create_app(settings)
+    budget = shutdown_budget(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=settings.shutdown_timeout
+        app, handle_signals=False, access_log=None, shutdown_timeout=budget["http"]
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except RuntimeError as exc:  # Redis unreachable for START_TIMEOUT: say so, no traceback
+        log.error("node %s could not start: %s", settings.node_id, exc)
+        raise SystemExit(1) from None
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("node %s listening on %s:%d", settings.node_id, settings.host, settings.port)
@@ -285,3 +292,14 @@ async def run(settings: Settings) -> None:
         await asyncio.sleep(settings.drain_seconds)
     finally:
         await runner.cleanup()
+
+
+def shutdown_budget(settings: Settings) -> dict[str, float]:
+    """Split what the shutdown timeout leaves after the drain between its steps.
+
+    aiohttp's own wait for running HTTP handlers must stay short: a connection accepted just
+    as the listener closes has its request ignored and would otherwise hold the exit for the
+    whole timeout.
+    """
+    rest = max(1.0, settings.shutdown_timeout - settings.drain_seconds)
+    return {"events": rest * 0.35, "transports": rest * 0.25, "http": rest * 0.3}

@@ -22,6 +22,7 @@ from redis.exceptions import (
     ConnectionError,
     NoScriptError,
     ReadOnlyError,
+    RedisClusterException,
     ResponseError,
     SlotNotCoveredError,
     TryAgainError,
@@ -47,6 +48,8 @@ RETRIABLE: tuple[type[BaseException], ...] = (
     SlotNotCoveredError,
     OSError,
 )
+#: ... and, while the cluster is still being created, "cluster not covered" complaints.
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (*RETRIABLE, RedisClusterException)
 
 
 class Cluster:
@@ -65,8 +68,24 @@ class Cluster:
         self._replicas: dict[str, int] = {}
 
     async def start(self, timeout: float) -> None:
-        await asyncio.wait_for(self.client.initialize(), timeout)
-        await self._read_topology()
+        """Connect, waiting (with a log line now and then) for a cluster that is still being
+        formed: on a fresh deployment the nodes may start before the cluster exists."""
+        loop = asyncio.get_running_loop()
+        give_up, backoff, failures = loop.time() + timeout, reconnect_backoff(), 0
+        while True:
+            try:
+                await asyncio.wait_for(self.client.initialize(), max(1.0, give_up - loop.time()))
+                await self._read_topology()
+                break
+            except STARTUP_ERRORS as exc:
+                failures += 1
+                if loop.time() >= give_up:
+                    raise RuntimeError(
+                        f"Redis Cluster not usable after {timeout:.0f} s: {exc}"
+                    ) from exc
+                if failures % 10 == 1:
+                    log.warning("cluster: waiting for the Redis Cluster: %s", exc)
+                await asyncio.sleep(backoff.compute(failures))
         self._watcher = asyncio.create_task(self._watch_topology(), name="cluster-topology")
 
     async def stop(self) -> None:

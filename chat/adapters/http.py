@@ -160,6 +160,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if response.content_type == "text/html":
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
+    if response.content_type == "text/html" or request.path.startswith("/static/"):
+        # Revalidate (Last-Modified/304) so that a deploy never mixes old and new modules.
         response.headers["Cache-Control"] = "no-cache"
     return response
 

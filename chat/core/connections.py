@@ -180,9 +180,11 @@ class Connections:
                 await self._follow.release([channel])
 
     async def room_added(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
+        """Follow the room for each local socket of the user and tell each from which seq it
+        receives the room live (``last_seq``, as in ``session``: what lies below, it syncs)."""
         for conn in self.local(user_id):
-            await self.add_room(conn, room_id)
-        await self._delivery.emit(keys.user_sio_room(user_id), "joined", notice)
+            pointer = await self.add_room(conn, room_id)
+            await self._delivery.emit_to(conn.sid, "joined", {**notice, "last_seq": pointer})
 
     async def room_removed(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         for conn in self.local(user_id):
