@@ -51,7 +51,7 @@ from chat.core.recovery import Recovery
 from chat.core.rooms import Rooms
 from chat.core.tokens import TokenService
 from chat.core.watch import Watch
-from chat.models import is_dm_room, to_wire
+from chat.models import Delivery, is_dm_room, message_delivery
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,12 @@ def storage(s: Settings) -> Storage:
 
 
 def ordering(sockets: SocketServer, history: ClusterHistory, hold_ms: int) -> Ordering:
-    async def deliver(channel: str, message: dict[str, Any]) -> None:
-        await sockets.emit(channel, "message", message)
+    async def deliver(channel: str, message: Delivery) -> None:
+        await sockets.emit_raw(channel, "message", message.raw)
 
-    async def fetch(room: str, after: int, upto: int) -> list[dict[str, Any]]:
-        return [to_wire(m) for m in await history.between(room, after, upto, FETCH_LIMIT)]
+    async def fetch(room: str, after: int, upto: int) -> list[Delivery]:
+        found = await history.between(room, after, upto, FETCH_LIMIT)
+        return [message_delivery(m) for m in found]
 
     return Ordering(deliver, fetch, hold=hold_ms / 1000)
 

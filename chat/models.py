@@ -6,7 +6,8 @@ Leaf module: imports nothing of the project.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -82,13 +83,29 @@ class Room(msgspec.Struct, frozen=True):
         }
 
 
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 def is_dm_room(room_id: str) -> bool:
-    return room_id.startswith("dm:")
+    """``dm:<a>:<b>`` with two user ids in sorted order (the only spelling of a DM room)."""
+    parts = room_id.split(":")
+    return (
+        len(parts) == 3
+        and parts[0] == "dm"
+        and all(_USER_ID.match(p) for p in parts[1:])
+        and parts[1] <= parts[2]
+    )
 
 
 def dm_members(room_id: str) -> tuple[str, str]:
     _, first, second = room_id.split(":")
     return first, second
+
+
+def peer_of(dm_room: str, user_id: str) -> str:
+    """The other member of a DM room (the user themselves for notes to oneself)."""
+    first, second = dm_members(dm_room)
+    return second if first == user_id else first
 
 
 class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -104,18 +121,53 @@ class Envelope(msgspec.Struct, frozen=True, omit_defaults=True):
     data: Any = None
     #: ``emit`` only: do not deliver to the local sockets of this user.
     skip_user: str | None = None
+    #: ``message`` only: the room and seq, so receivers order it without parsing ``data``.
+    room: str | None = None
+    seq: int | None = None
+
+
+class Incoming(msgspec.Struct, frozen=True):
+    """An ``Envelope`` as a receiving node reads it: ``data`` stays JSON text, forwarded to
+    sockets as it is (no decoding and re-encoding on the delivery path)."""
+
+    kind: str
+    event: str
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    skip_user: str | None = None
+    room: str | None = None
+    seq: int | None = None
+
+
+class Delivery(NamedTuple):
+    """One message of a room's stream, ready for sockets: its JSON text and where it goes."""
+
+    room: str
+    seq: int
+    raw: bytes
 
 
 _encoder = msgspec.json.Encoder()
-_envelope_decoder = msgspec.json.Decoder(Envelope)
+_incoming_decoder = msgspec.json.Decoder(Incoming)
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
     return _encoder.encode(envelope)
 
 
-def decode_envelope(payload: bytes) -> Envelope:
-    return _envelope_decoder.decode(payload)
+def decode_envelope(payload: bytes) -> Incoming:
+    return _incoming_decoder.decode(payload)
+
+
+def encode_json(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+def decode_json(raw: str | bytes | msgspec.Raw) -> Any:
+    return msgspec.json.decode(raw)
+
+
+def message_delivery(message: Message) -> Delivery:
+    return Delivery(message.room, message.seq, _encoder.encode(message))
 
 
 def to_wire(obj: msgspec.Struct) -> Any:

@@ -45,6 +45,11 @@ class LocalDelivery(Protocol):
         self, local_room: str, event: str, data: Any, skip_user: str | None = None
     ) -> None: ...
 
+    async def emit_raw(
+        self, local_room: str, event: str, raw: bytes, skip_user: str | None = None
+    ) -> None:
+        """``emit`` with a payload that is JSON text already (forwarded as it arrived)."""
+
     async def emit_to(self, sid: str, event: str, data: Any) -> None: ...
 
     def enter(self, sid: str, local_room: str) -> None: ...
@@ -92,8 +97,10 @@ class AccountStore(Protocol):
 class Limits(Protocol):
     """Limits shared by every node."""
 
-    async def take(self, scope: str, ident: str, rate: float, burst: int) -> float:
-        """Take a token; 0, or the seconds to wait for one."""
+    async def take(
+        self, scope: str, ident: str, rate: float, burst: int, want: int = 1
+    ) -> tuple[int, float]:
+        """Take up to ``want`` tokens: ``(granted, 0)``, or ``(0, seconds to wait)``."""
 
     async def login(self, email_key: str, op: str) -> float:
         """``check``/``fail``/``ok`` an account's login; the cool-down seconds left."""

@@ -5,10 +5,11 @@ import asyncio
 import pytest
 
 from chat.core.fanout import Fanout
+from chat.core.limiter import SendLimiter
 from chat.core.payloads import DmIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
-from chat.models import Envelope, encode_envelope
+from chat.models import Delivery, Envelope, encode_envelope
 from chat.refcount import RefCounts
 
 
@@ -18,8 +19,8 @@ class Recorder:
     def __init__(self):
         self.emitted = []
 
-    async def emit(self, local_room, event, data, skip_user=None):
-        self.emitted.append((local_room, event, data, skip_user))
+    async def emit_raw(self, local_room, event, raw, skip_user=None):
+        self.emitted.append((local_room, event, raw, skip_user))
 
 
 class Messages:
@@ -73,10 +74,12 @@ async def test_fanout_routes_messages_events_and_controls_and_never_raises():
     fanout = Fanout(delivery, messages)
     await fanout("user:a", b"not json")
     await fanout("user:a", encode_envelope(Envelope("ctl", "nope")))
-    await fanout("room:r", encode_envelope(Envelope("emit", "message", {"room": "r", "seq": 1})))
+    message = Envelope("emit", "message", {"text": "hi"}, room="r", seq=1)
+    await fanout("room:r", encode_envelope(message))
     await fanout("room:r", encode_envelope(Envelope("emit", "left", {"x": 1}, skip_user="u")))
-    assert messages.seen == [("room:r", {"room": "r", "seq": 1})]
-    assert delivery.emitted == [("room:r", "left", {"x": 1}, "u")]
+    # The message's JSON is forwarded as it arrived: no decoding on the delivery path.
+    assert messages.seen == [("room:r", Delivery("r", 1, b'{"text":"hi"}'))]
+    assert delivery.emitted == [("room:r", "left", b'{"x":1}', "u")]
     calls = []
 
     async def kick(channel, data):
@@ -113,3 +116,36 @@ async def test_control_actions_do_not_block_the_listener_and_keep_their_order():
     release.set()
     await asyncio.gather(*fanout._tails.values())
     assert order == [0, 1, 2]
+
+
+class FakeBucket:
+    """The cluster's bucket, in memory: grants up to ``want`` of what is left."""
+
+    def __init__(self, tokens):
+        self.tokens, self.calls = tokens, 0
+
+    async def take(self, scope, ident, rate, burst, want=1):
+        self.calls += 1
+        granted = min(want, self.tokens)
+        self.tokens -= granted
+        return (granted, 0.0) if granted else (0, 0.5)
+
+
+async def test_the_send_limit_is_spent_locally_in_leases_and_still_binds():
+    now = [0.0]
+    bucket = FakeBucket(tokens=12)
+    limiter = SendLimiter(bucket, rate=10, burst=20, clock=lambda: now[0])
+    for _ in range(10):
+        await limiter.take("ann")
+    assert bucket.calls == 2  # leases of 5: two round trips for ten sends
+    await limiter.take("ann")  # the last 2 tokens of the bucket
+    await limiter.take("ann")
+    with pytest.raises(ChatError) as err:
+        await limiter.take("ann")
+    assert err.value.code == "rate_limited" and err.value.retry_after == 0.5
+    bucket.tokens = 10
+    now[0] = 0.5
+    await limiter.take("ann")  # a new lease of 5 ...
+    now[0] = 2.0  # ... unused for longer than a second: dropped, not spent
+    await limiter.take("ann")
+    assert bucket.tokens == 0 and bucket.calls == 6

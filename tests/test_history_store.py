@@ -34,7 +34,7 @@ async def test_appends_number_the_room_and_are_replicated(redis_clean):
     cluster, store = await history(redis_clean)
     try:
         room = "r" + secrets.token_hex(4)
-        assert cluster.has_replica(keys.room_seq_key(room))
+        assert cluster.has_replica(cluster.master_of(keys.room_seq_key(room)))
         results = await asyncio.gather(*(append(store, room, n) for n in range(50)))
         assert sorted(m.seq for m, _ in results) == list(range(1, 51))
         assert all(created for _, created in results)

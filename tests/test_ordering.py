@@ -7,26 +7,27 @@ import asyncio
 import pytest
 
 from chat.core.ordering import Ordering
+from chat.models import Delivery
 
 HOLD = 0.02
 TIMEOUT = 2.0
 
 
-def msg(seq: int, room: str = "r") -> dict:
-    return {"room": room, "seq": seq, "text": f"m{seq}"}
+def msg(seq: int, room: str = "r") -> Delivery:
+    return Delivery(room, seq, b'{"text": "m%d"}' % seq)
 
 
 class Harness:
     def __init__(self, stored=(), hold=HOLD):
         self.delivered: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-        self.stored = {m["seq"]: m for m in stored}
+        self.stored = {m.seq: m for m in stored}
         self.fetches: list[tuple[str, int, int]] = []
         self.fail_fetches = 0
         self.ordering = Ordering(self.deliver, self.fetch, hold=hold)
 
     async def deliver(self, channel, message):
         await asyncio.sleep(0)  # a real emit yields: interleavings must not reorder
-        self.delivered.put_nowait((channel, message["seq"]))
+        self.delivered.put_nowait((channel, message.seq))
 
     async def fetch(self, room, after, upto):
         self.fetches.append((room, after, upto))

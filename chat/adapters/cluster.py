@@ -29,7 +29,8 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat.adapters.redis_common import connection_kwargs, reconnect_backoff
+from chat.adapters.batching import Batcher
+from chat.adapters.redis_common import COMMAND_TIMEOUT, connection_kwargs, reconnect_backoff
 from chat.errors import unavailable
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,11 @@ class Cluster:
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
             max_connections=64,
-            **connection_kwargs(f"chat-{node_id}"),
+            **connection_kwargs(f"chat-{node_id}", per_command_timeout=False),
         )
         self._refreshing: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._batch: Batcher[tuple[str, tuple[Any, ...]], Any] = Batcher(self._pipeline)
         #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
         self._replicas: dict[str, int] = {}
 
@@ -93,6 +95,7 @@ class Cluster:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+        await self._batch.close()
         await self.client.aclose()
 
     async def healthy(self) -> bool:
@@ -114,7 +117,9 @@ class Cluster:
         backoff, failures = reconnect_backoff(), 0
         while True:
             try:
-                return await op(self.client)
+                # One bound per attempt (the clients run without per-command timeouts).
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    return await op(self.client)
             except RETRIABLE as exc:
                 failures += 1
                 delay = backoff.compute(failures)
@@ -170,61 +175,89 @@ class Cluster:
                     counts[name] = counts.get(name, 0) + 1
         self._replicas = counts
 
-    def has_replica(self, key: str) -> bool:
-        """Whether the master serving ``key`` has a live replica (so writes must WAIT)."""
-        node = self.client.get_node_from_key(key)
-        return node is not None and self._replicas.get(node.name, 0) > 0
-
-    async def on_master(self, key: str, *commands: Sequence[Any]) -> list[Any]:
-        """Send ``commands`` on ONE connection to the master of ``key``'s slot.
-
-        ``WAIT`` counts the replicas that acknowledged the writes of *its own connection*,
-        so it must follow the write on the same connection; the cluster client's pools do not
-        promise that.  Replies come back in order; error replies are returned, not raised.
-        """
+    def master_of(self, key: str) -> ClusterNode:
         node = self.client.get_node_from_key(key)
         if node is None:
             raise ClusterDownError(f"no master for {key}")
+        return node
+
+    def has_replica(self, node: ClusterNode) -> bool:
+        """Whether this master has a live replica (so writes must WAIT for it)."""
+        return self._replicas.get(node.name, 0) > 0
+
+    async def call(self, key: str, *args: Any) -> Any:
+        """One command on the master of ``key``, sent with everything else issued in this
+        loop iteration: one write and one round trip per master.  Replies are raw (no
+        redis-py response callbacks); an error reply is raised."""
+        return await self._batch.submit((key, args))
+
+    async def _pipeline(self, commands: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        results: list[Any] = [None] * len(commands)
+        groups: dict[str, tuple[ClusterNode, list[int]]] = {}
+        for index, (key, _) in enumerate(commands):
+            try:
+                node = self.master_of(key)
+            except Exception as exc:  # no master for the slot (a failover): retried by run()
+                results[index] = exc
+                continue
+            groups.setdefault(node.name, (node, []))[1].append(index)
+
+        async def send(node: ClusterNode, indexes: list[int]) -> None:
+            try:
+                replies = await self.on_node(node, [commands[i][1] for i in indexes])
+            except Exception as exc:  # the connection failed: each caller retries
+                replies = [exc] * len(indexes)
+            for i, reply in zip(indexes, replies, strict=True):
+                results[i] = reply
+
+        await asyncio.gather(*(send(node, indexes) for node, indexes in groups.values()))
+        return results
+
+    async def on_node(self, node: ClusterNode, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send ``commands`` on ONE connection to ``node``, replies in order (error replies
+        are returned, not raised).
+
+        ``WAIT`` counts the replicas that acknowledged the writes of *its own connection*,
+        so it must follow the writes on the same connection; the cluster client's pools do not
+        promise that.
+        """
         conn = node.acquire_connection()
         try:
-            await conn.send_packed_command(conn.pack_commands(commands))
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # the reply was read; the connection is fine
-                    replies.append(exc)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:  # the reply was read; the connection is fine
+                        replies.append(exc)
             return replies
+        except TimeoutError:
+            await conn.disconnect(nowait=True)  # replies may still come: never reuse it
+            raise
         finally:
             # read_response() already closed the connection if it failed mid-reply.
             node.release(conn)
 
 
 class Script:
-    """A Lua script sent by SHA, loaded on the node the first time it is missing there."""
+    """A Lua script sent by SHA, batched with the commands of the same loop iteration, and
+    loaded on a node the first time it is missing there."""
 
     def __init__(self, cluster: Cluster, source: str) -> None:
         self._cluster = cluster
-        self._source = source
+        self.source = source
         self._script = cluster.client.register_script(source)
 
     @property
     def sha(self) -> str:
         return str(self._script.sha)
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._script(keys=list(keys), args=list(args))
+    def evalsha(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def on_master(
-        self, keys: Sequence[str], args: Sequence[Any], *after: Sequence[Any]
-    ) -> list[Any]:
-        """Run on the master of ``keys[0]``, followed on the same connection by ``after``."""
-        call = ("EVALSHA", self.sha, len(keys), *keys, *args)
-        replies = await self._cluster.on_master(keys[0], call, *after)
-        if isinstance(replies[0], NoScriptError):
-            load = ("SCRIPT", "LOAD", self._source)
-            replies = (await self._cluster.on_master(keys[0], load, call, *after))[1:]
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return replies
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await self._cluster.call(keys[0], *self.evalsha(keys, args))
+        except NoScriptError:  # first use on this node: redis-py's Script loads it
+            return await self._script(keys=list(keys), args=list(args))

@@ -16,17 +16,18 @@ NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2]
 TOKEN_BUCKET = (
     NOW_MS
     + """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or burst
 local last = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - last) * rate / 1000)
 if tokens < 1 then
-  return math.ceil((1 - tokens) * 1000 / rate)
+  return {0, math.ceil((1 - tokens) * 1000 / rate)}
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - 1), 'ts', now)
+local granted = math.min(want, math.floor(tokens))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens - granted), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return 0
+return {granted, 0}
 """
 )
 
@@ -72,11 +73,15 @@ class ClusterLimits:
             int(login_cooldown_max_s * 1000),
         )
 
-    async def take(self, scope: str, ident: str, rate: float, burst: int) -> float:
-        """Take one token from a bucket; return 0, or the seconds until one is free."""
+    async def take(
+        self, scope: str, ident: str, rate: float, burst: int, want: int = 1
+    ) -> tuple[int, float]:
+        """Take up to ``want`` tokens; ``(granted, 0)``, or ``(0, seconds until one is free)``."""
         key = keys.rate_key(scope, ident)
-        wait_ms = await self._cluster.run(lambda _: self._bucket([key], [rate, burst]), "limit")
-        return int(wait_ms) / 1000
+        granted, wait_ms = await self._cluster.run(
+            lambda _: self._bucket([key], [rate, burst, want]), "limit"
+        )
+        return int(granted), int(wait_ms) / 1000
 
     async def login(self, email: str, op: str) -> float:
         """``check`` / ``fail`` / ``ok`` an account's login; return cool-down seconds left."""

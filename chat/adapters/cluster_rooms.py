@@ -9,16 +9,14 @@ in between leaves a member whose room list misses the room, which the next join 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
-
-from redis.asyncio.cluster import RedisCluster
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
-from chat.models import Room, dm_members
+from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
 
@@ -63,13 +61,9 @@ class ClusterRooms:
         return room
 
     async def ensure_dm(self, room_id: str) -> None:
-        """Make the DM room and both memberships exist (idempotent)."""
-        first, second = dm_members(room_id)
-        script_keys = [keys.room_meta_key(room_id), keys.room_members_key(room_id)]
-        args = ["", "1", first, int(time.time())]
-        await self._cluster.run(lambda _: self._create(script_keys, args), "create dm")
-        await self.add_member(room_id, first)
-        await self.add_member(room_id, second)
+        """List the DM room in both users' room lists (idempotent).  A DM room needs no other
+        record: its members are in its id, and it is private."""
+        await self._link(room_id, set(dm_members(room_id)))
 
     async def get(self, room_id: str) -> Room | None:
         if room_id == LOBBY.id:
@@ -77,7 +71,13 @@ class ClusterRooms:
         return (await self.get_many([room_id])).get(room_id)
 
     async def get_many(self, room_ids: Iterable[str]) -> dict[str, Room]:
-        ids = [r for r in dict.fromkeys(room_ids) if r != LOBBY.id]
+        wanted = list(dict.fromkeys(room_ids))
+        dms = {
+            r: Room(r, "", private=True, created_by=dm_members(r)[0])
+            for r in wanted
+            if is_dm_room(r)
+        }
+        ids = [r for r in wanted if r != LOBBY.id and r not in dms]
 
         async def fetch(c):  # type: ignore[no-untyped-def]
             pipe = c.pipeline(transaction=False)
@@ -88,15 +88,13 @@ class ClusterRooms:
         rows = await self._cluster.run(fetch, "rooms") if ids else []
         found = {rid: _room(rid, row) for rid, row in zip(ids, rows, strict=True)}
         result = {rid: room for rid, room in found.items() if room is not None}
-        if LOBBY.id in room_ids:
+        if LOBBY.id in wanted:
             result[LOBBY.id] = LOBBY
-        return result
+        return {**result, **dms}
 
     async def add_member(self, room_id: str, user_id: str) -> bool:
         """Add a member; True if they were not one already."""
-        added = await self._cluster.run(
-            lambda c: c.sadd(keys.room_members_key(room_id), user_id), "add member"
-        )
+        added = await self._sadd(keys.room_members_key(room_id), user_id)
         await self._link(room_id, [user_id])
         return bool(added)
 
@@ -112,12 +110,16 @@ class ClusterRooms:
     async def is_member(self, room_id: str, user_id: str) -> bool:
         if room_id == LOBBY.id:
             return True
+        if is_dm_room(room_id):
+            return user_id in dm_members(room_id)
         found = await self._cluster.run(
             lambda c: c.sismember(keys.room_members_key(room_id), user_id), "is member"
         )
         return bool(found)
 
     async def members(self, room_id: str) -> list[str]:
+        if is_dm_room(room_id):
+            return sorted(set(dm_members(room_id)))
         found = await self._cluster.run(
             lambda c: c.smembers(keys.room_members_key(room_id)), "members"
         )
@@ -132,11 +134,11 @@ class ClusterRooms:
         found = await self._cluster.run(lambda c: c.smembers(keys.public_rooms_key()), "public")
         return {LOBBY.id, *(_text(r) for r in found)}
 
-    async def _link(self, room_id: str, user_ids: list[str]) -> None:
-        for user_id in user_ids:
-            key = keys.user_rooms_key(user_id)
-            await self._cluster.run(partial(_sadd, key=key, member=room_id), "link member")
+    async def _link(self, room_id: str, user_ids: Iterable[str]) -> None:
+        """Add the room to each user's room list (sent together: one pipelined round trip)."""
+        await asyncio.gather(*(self._sadd(keys.user_rooms_key(u), room_id) for u in user_ids))
 
-
-async def _sadd(client: RedisCluster, *, key: str, member: str) -> int:
-    return int(await client.sadd(key, member))
+    async def _sadd(self, key: str, member: str) -> int:
+        return int(
+            await self._cluster.run(lambda _: self._cluster.call(key, "SADD", key, member), "sadd")
+        )

@@ -24,10 +24,17 @@ for _opt, _value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 
         KEEPALIVE[getattr(socket, _opt)] = _value
 
 
-def connection_kwargs(client_name: str) -> dict[str, Any]:
+#: How long one batch of commands may take before its connection counts as dead.
+COMMAND_TIMEOUT = 5.0
+
+
+def connection_kwargs(client_name: str, *, per_command_timeout: bool = True) -> dict[str, Any]:
+    """``per_command_timeout=False`` for the busy clients, which bound a whole batch with one
+    timeout instead: redis-py wraps every write in ``asyncio.wait_for`` (a task each) and every
+    read in a timeout context when ``socket_timeout`` is set, a cost paid per command."""
     return {
         "socket_connect_timeout": 2.0,
-        "socket_timeout": 5.0,
+        "socket_timeout": COMMAND_TIMEOUT if per_command_timeout else None,
         "socket_keepalive": True,
         "socket_keepalive_options": KEEPALIVE,
         "client_name": client_name,

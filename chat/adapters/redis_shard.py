@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 
-from chat.adapters.redis_common import connection_kwargs, reconnect_backoff
+from chat.adapters.batching import Batcher
+from chat.adapters.redis_common import COMMAND_TIMEOUT, connection_kwargs, reconnect_backoff
 from chat.ports import MessageHandler
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,12 @@ class Shard:
             url,
             max_connections=publish_connections,
             timeout=5.0,
-            **connection_kwargs(f"chat-{node_id}-pub"),
+            **connection_kwargs(f"chat-{node_id}-pub", per_command_timeout=False),
         )
         self._publisher = aioredis.Redis(
             connection_pool=pool, retry=Retry(reconnect_backoff(), retries=3)
         )
+        self._publishes: Batcher[tuple[str, bytes], Any] = Batcher(self._publish_batch)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -80,6 +82,7 @@ class Shard:
         for waiter in self._waiters.values():
             waiter.cancel()
         self._waiters.clear()
+        await self._publishes.close()
         await self._publisher.aclose()
 
     @property
@@ -253,8 +256,16 @@ class Shard:
         return {name.decode() if isinstance(name, bytes) else name: int(n) for name, n in pairs}
 
     async def publish(self, channel: str, payload: bytes) -> int:
-        receivers: int = await self._publisher.publish(channel, payload)
+        receivers: int = await self._publishes.submit((channel, payload))
         return receivers
+
+    async def _publish_batch(self, items: list[tuple[str, bytes]]) -> list[Any]:
+        """The publishes of one loop iteration, in one pipeline: one write, one round trip."""
+        pipe = self._publisher.pipeline(transaction=False)
+        for channel, payload in items:
+            pipe.publish(channel, payload)
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            return list(await pipe.execute(raise_on_error=False))
 
 
 def _batches(*commands: tuple[str, list[str]]) -> Iterable[tuple[str, list[str]]]:

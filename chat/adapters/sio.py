@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+from engineio import packet as eio_packet
 
 from chat import keys
 from chat.core.connections import Conn, Connections
 from chat.core.tokens import cookie_token
 from chat.errors import ChatError, internal, invalid_request, unauthorized, unavailable
+from chat.models import decode_json, encode_json
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,19 @@ class RefusedError(socketio.exceptions.ConnectionRefusedError):  # type: ignore[
     def __init__(self, error: ChatError) -> None:
         super().__init__(error.message)
         self.error_args = {**error.to_wire(), "data": error.to_wire()}
+
+
+class _Json:
+    """msgspec as python-socketio's JSON codec (acks, ``session``): several times faster than
+    the json module, same JSON."""
+
+    @staticmethod
+    def dumps(obj: Any, **_: Any) -> str:
+        return encode_json(obj).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, **_: Any) -> Any:
+        return decode_json(text)
 
 
 class _Manager(socketio.AsyncManager):  # type: ignore[misc]
@@ -67,6 +82,7 @@ class SocketServer:
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=manager,
+            json=_Json,
             cors_allowed_origins=self._origin_allowed,
             max_http_buffer_size=max_payload,
             logger=False,
@@ -103,10 +119,25 @@ class SocketServer:
     async def emit(
         self, local_room: str, event: str, data: Any, skip_user: str | None = None
     ) -> None:
-        skip = None
+        await self.emit_raw(local_room, event, encode_json(data), skip_user)
+
+    async def emit_raw(
+        self, local_room: str, event: str, raw: bytes, skip_user: str | None = None
+    ) -> None:
+        """Send an event whose payload is already JSON text to a local room.
+
+        The Socket.IO packet is built once and handed to each socket's Engine.IO queue:
+        no per-recipient task and no JSON work (python-socketio's own ``emit`` would decode
+        nothing but re-encode the payload and start a task per recipient).
+        """
+        skip: set[str] = set()
         if skip_user is not None:
-            skip = [sid for sid, _ in self._participants(keys.user_sio_room(skip_user))]
-        await self.sio.emit(event, data, to=local_room, skip_sid=skip)
+            skip = {sid for sid, _ in self._participants(keys.user_sio_room(skip_user))}
+        text = f"2[{encode_json(event).decode()},{raw.decode()}]"  # EVENT on namespace "/"
+        packet = eio_packet.Packet(eio_packet.MESSAGE, data=text)
+        for sid, eio_sid in self._participants(local_room):
+            if sid not in skip:
+                await self.sio.eio.send_packet(eio_sid, packet)
 
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
         await self.sio.emit(event, data, to=sid)

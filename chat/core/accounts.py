@@ -59,7 +59,7 @@ class Accounts:
 
     async def login(self, email: object, password: object, client: str) -> tuple[UserRecord, str]:
         """Unknown email and wrong password answer alike, in status, body and time."""
-        wait = await self._limits.take("login-ip", client, self._ip_rate / 60, self._ip_rate)
+        _, wait = await self._limits.take("login-ip", client, self._ip_rate / 60, self._ip_rate)
         if wait:
             raise rate_limited(wait)
         if not isinstance(email, str) or not isinstance(password, str):

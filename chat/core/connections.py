@@ -16,7 +16,7 @@ from chat.core.accounts import Accounts
 from chat.core.follow import Follow
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
-from chat.models import UserRecord, dm_members, is_dm_room
+from chat.models import UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
 
@@ -190,8 +190,3 @@ class Connections:
         for conn in self.local(user_id):
             await self.remove_room(conn, room_id)
         await self._delivery.emit(keys.user_sio_room(user_id), "left", notice)
-
-
-def peer_of(dm_room: str, user_id: str) -> str:
-    first, second = dm_members(dm_room)
-    return second if first == user_id else first

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from chat.core.ordering import Ordering
-from chat.models import decode_envelope
+from chat.models import Delivery, decode_envelope, decode_json
 from chat.ports import LocalDelivery
 
 log = logging.getLogger(__name__)
@@ -43,14 +43,15 @@ class Fanout:
         self.received += 1
         try:
             envelope = decode_envelope(payload)
-            if envelope.kind == "emit" and envelope.event == "message":
-                await self._ordering.on_message(channel, envelope.data)
+            if envelope.kind == "emit" and envelope.room is not None and envelope.seq is not None:
+                message = Delivery(envelope.room, envelope.seq, bytes(envelope.data))
+                await self._ordering.on_message(channel, message)
             elif envelope.kind == "emit":
-                await self._delivery.emit(
-                    channel, envelope.event, envelope.data, envelope.skip_user
-                )
+                raw = bytes(envelope.data)
+                await self._delivery.emit_raw(channel, envelope.event, raw, envelope.skip_user)
             elif envelope.kind == "ctl" and envelope.event in self._controls:
-                self._queue(channel, self._controls[envelope.event], envelope.data)
+                data = decode_json(envelope.data)
+                self._queue(channel, self._controls[envelope.event], data)
             else:
                 log.warning("dropped %s/%s on %s", envelope.kind, envelope.event, channel)
         except msgspec.DecodeError:

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from chat import keys
 from chat.core.connections import Conn
+from chat.core.limiter import SendLimiter
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
-from chat.errors import not_found, rate_limited
+from chat.errors import not_found
 from chat.models import (
     Envelope,
     Message,
@@ -26,11 +28,13 @@ from chat.models import (
     dm_room_id,
     encode_envelope,
     is_dm_room,
-    to_wire,
+    peer_of,
 )
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 log = logging.getLogger(__name__)
+
+KNOWN_MAX = 100_000
 
 
 class Messaging:
@@ -49,14 +53,16 @@ class Messaging:
     ) -> None:
         self._broker = broker
         self._history = history
-        self._limits = limits
         self._rooms = rooms
         self._room_store = room_store
         self._users = users
         self._text_max = text_max
-        self._rate = send_rate
-        self._burst = send_burst
+        self._limiter = SendLimiter(limits, rate=send_rate, burst=send_burst)
         self.sent = 0
+        #: DM rooms this node made sure of (the peer exists, both users list the room) and
+        #: users known to exist (never deleted): checks once per node, not per message.
+        self._known_dms: OrderedDict[str, None] = OrderedDict()
+        self._known_users: OrderedDict[str, None] = OrderedDict()
 
     async def send(
         self,
@@ -69,6 +75,8 @@ class Messaging:
         """Store a message in a room the sender belongs to, then publish it."""
         text = clean_text(text, self._text_max)
         room = await self._rooms.member_of(sender.id, room_id, conn)
+        if room.is_dm:
+            await self._ensure_dm(sender.id, room.id, conn)
         return await self._store_and_publish(sender, room.id, text, cid)
 
     async def dm(
@@ -77,20 +85,26 @@ class Messaging:
         """A direct message: the DM room of the two users is made on first use."""
         text = clean_text(text, self._text_max)
         room_id = dm_room_id(sender.id, to)
-        if conn is None or room_id not in conn.rooms:
-            if to != sender.id and await self._users.user(to) is None:
-                raise not_found("no_user", "no such user")
-            await self._room_store.ensure_dm(room_id)
-            if conn is not None:
-                conn.rooms.add(room_id)
+        await self._ensure_dm(sender.id, room_id, conn)
         return await self._store_and_publish(sender, room_id, text, cid)
+
+    async def _ensure_dm(self, sender_id: str, room_id: str, conn: Conn | None) -> None:
+        """The peer exists and both users list the room: checked once per node and room."""
+        if room_id not in self._known_dms and (conn is None or room_id not in conn.rooms):
+            peer = peer_of(room_id, sender_id)
+            if peer not in self._known_users:
+                if await self._users.user(peer) is None:
+                    raise not_found("no_user", "no such user")
+                _remember(self._known_users, peer)
+            await self._room_store.ensure_dm(room_id)
+            _remember(self._known_dms, room_id)
+        if conn is not None:
+            conn.rooms.add(room_id)
 
     async def _store_and_publish(
         self, sender: UserRecord, room_id: str, text: str, cid: str | None
     ) -> Message:
-        wait = await self._limits.take("send", sender.id, self._rate, self._burst)
-        if wait:
-            raise rate_limited(wait)
+        await self._limiter.take(sender.id)
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
@@ -102,7 +116,8 @@ class Messaging:
         return message
 
     async def _publish(self, message: Message, channels: Iterable[str]) -> None:
-        payload = encode_envelope(Envelope("emit", "message", to_wire(message)))
+        envelope = Envelope("emit", "message", message, room=message.room, seq=message.seq)
+        payload = encode_envelope(envelope)
         results = await asyncio.gather(
             *(self._broker.publish(ch, payload) for ch in channels), return_exceptions=True
         )
@@ -110,6 +125,12 @@ class Messaging:
             if isinstance(result, Exception):
                 # Stored, so not lost: receivers fill the gap from history, clients by sync.
                 log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
+
+
+def _remember(cache: OrderedDict[str, None], key: str) -> None:
+    cache[key] = None
+    if len(cache) > KNOWN_MAX:
+        cache.popitem(last=False)
 
 
 def _channels(room_id: str) -> set[str]:

@@ -22,14 +22,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+
+from chat.models import Delivery
 
 log = logging.getLogger(__name__)
 
-Wire = dict[str, Any]  # a message as sent to clients: {id, room, seq, from, text, ts, cid?}
-Deliver = Callable[[str, Wire], Awaitable[None]]
+#: deliver(channel, message): emit to the local sockets that follow the channel.
+Deliver = Callable[[str, Delivery], Awaitable[None]]
 #: fetch(room, after, upto) -> messages with after < seq <= upto, ascending.
-Fetch = Callable[[str, int, int], Awaitable[list[Wire]]]
+Fetch = Callable[[str, int, int], Awaitable[list[Delivery]]]
 
 FETCH_LIMIT = 100
 
@@ -37,7 +38,7 @@ FETCH_LIMIT = 100
 @dataclass
 class _Stream:
     pointer: int
-    pending: dict[int, Wire] = field(default_factory=dict)
+    pending: dict[int, Delivery] = field(default_factory=dict)
     timer: asyncio.TimerHandle | None = None
     draining: bool = False
 
@@ -45,7 +46,7 @@ class _Stream:
 @dataclass
 class _Channel:
     opened: asyncio.Event = field(default_factory=asyncio.Event)
-    buffer: list[Wire] = field(default_factory=list)
+    buffer: list[Delivery] = field(default_factory=list)
     streams: dict[str, _Stream] = field(default_factory=dict)
 
 
@@ -109,14 +110,14 @@ class Ordering:
 
     # --- messages ------------------------------------------------------------------------------
 
-    async def on_message(self, channel: str, message: Wire) -> None:
+    async def on_message(self, channel: str, message: Delivery) -> None:
         state = self._channels.get(channel)
         if state is None:
             return  # not followed (any more): nobody here needs it
         if not state.opened.is_set():
             state.buffer.append(message)
             return
-        room, seq = message["room"], message["seq"]
+        room, seq = message.room, message.seq
         stream = state.streams.setdefault(room, _Stream(0))
         if seq <= stream.pointer or seq in stream.pending:
             self.duplicates += 1
@@ -180,8 +181,8 @@ class Ordering:
             log.warning("%s: seq %d..%d no longer in history, skipped", room, after + 1, upto)
             stream.pointer = upto
         for message in fetched or ():
-            if message["seq"] > stream.pointer:
-                stream.pending.setdefault(message["seq"], message)
+            if message.seq > stream.pointer:
+                stream.pending.setdefault(message.seq, message)
                 self.gaps_filled += 1
         await self._drain(channel, stream)
         self._watch_gap(channel, room, stream)

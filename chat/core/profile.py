@@ -11,8 +11,7 @@ import asyncio
 
 from chat import keys
 from chat.core.accounts import Accounts
-from chat.core.connections import peer_of
-from chat.models import Envelope, UserRecord, encode_envelope, is_dm_room
+from chat.models import Envelope, UserRecord, encode_envelope, is_dm_room, peer_of
 from chat.ports import Broker, RoomStore
 
 

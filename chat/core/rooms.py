@@ -12,10 +12,10 @@ import re
 from typing import Any
 
 from chat import keys
-from chat.core.connections import Conn, Connections, peer_of, room_channel
+from chat.core.connections import Conn, Connections, room_channel
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
-from chat.models import Envelope, Room, UserRecord, encode_envelope, is_dm_room
+from chat.models import Envelope, Room, UserRecord, encode_envelope, is_dm_room, peer_of
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 ROOM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
