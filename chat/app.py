@@ -111,11 +111,11 @@ class Storage:
 
 
 def storage(s: Settings) -> Storage:
-    cluster = Cluster(s.cluster, node_id=s.node_id, deadline=s.cluster_deadline)
-    history = ClusterHistory(
-        cluster, max_len=s.history_max, max_age_s=s.history_max_age,
+    cluster = Cluster(
+        s.cluster, node_id=s.node_id, deadline=s.cluster_deadline,
         replica_wait_ms=s.replica_wait_ms,
     )  # fmt: skip
+    history = ClusterHistory(cluster, max_len=s.history_max, max_age_s=s.history_max_age)
     limits = ClusterLimits(
         cluster, login_fail_limit=s.login_fail_limit, login_cooldown_s=s.login_cooldown,
         login_cooldown_max_s=s.login_cooldown_max,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -55,9 +56,16 @@ STARTUP_ERRORS: tuple[type[BaseException], ...] = (*RETRIABLE, RedisClusterExcep
 
 class Cluster:
     def __init__(
-        self, nodes: Sequence[tuple[str, int]], *, node_id: str, deadline: float = 20.0
+        self,
+        nodes: Sequence[tuple[str, int]],
+        *,
+        node_id: str,
+        deadline: float = 20.0,
+        replica_wait_ms: int = 1000,
     ) -> None:
         self.deadline = deadline
+        self._wait_ms = replica_wait_ms
+        self._scripts: dict[str, str] = {}
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
             max_connections=64,
@@ -65,7 +73,7 @@ class Cluster:
         )
         self._refreshing: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._batch: Batcher[tuple[str, tuple[Any, ...]], Any] = Batcher(self._pipeline)
+        self._batch: Batcher[Command, Any] = Batcher(self._pipeline)
         #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
         self._replicas: dict[str, int] = {}
 
@@ -185,26 +193,33 @@ class Cluster:
         """Whether this master has a live replica (so writes must WAIT for it)."""
         return self._replicas.get(node.name, 0) > 0
 
-    async def call(self, key: str, *args: Any) -> Any:
+    async def call(self, key: str, *args: Any, durable: bool = False) -> Any:
         """One command on the master of ``key``, sent with everything else issued in this
-        loop iteration: one write and one round trip per master.  Replies are raw (no
-        redis-py response callbacks); an error reply is raised."""
-        return await self._batch.submit((key, args))
+        loop iteration: one write and one round trip per master.  ``durable``: a write that
+        counts only once a replica has it (where the master has one), checked by one ``WAIT``
+        after the batch.  Replies are raw (no redis-py response callbacks); an error reply is
+        raised."""
+        return await self._batch.submit(Command(key, args, durable))
 
-    async def _pipeline(self, commands: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+    def register(self, sha: str, source: str) -> None:
+        """A script the pipeline may have to load on a node that lacks it."""
+        self._scripts[sha] = source
+
+    async def _pipeline(self, commands: list[Command]) -> list[Any]:
         results: list[Any] = [None] * len(commands)
         groups: dict[str, tuple[ClusterNode, list[int]]] = {}
-        for index, (key, _) in enumerate(commands):
+        for index, command in enumerate(commands):
             try:
-                node = self.master_of(key)
+                node = self.master_of(command.key)
             except Exception as exc:  # no master for the slot (a failover): retried by run()
                 results[index] = exc
                 continue
             groups.setdefault(node.name, (node, []))[1].append(index)
 
         async def send(node: ClusterNode, indexes: list[int]) -> None:
+            group = [commands[i] for i in indexes]
             try:
-                replies = await self.on_node(node, [commands[i][1] for i in indexes])
+                replies = await self._on_master(node, group)
             except Exception as exc:  # the connection failed: each caller retries
                 replies = [exc] * len(indexes)
             for i, reply in zip(indexes, replies, strict=True):
@@ -212,6 +227,35 @@ class Cluster:
 
         await asyncio.gather(*(send(node, indexes) for node, indexes in groups.values()))
         return results
+
+    async def _on_master(self, node: ClusterNode, group: list[Command]) -> list[Any]:
+        """One master's share of a batch; a script the node lacks is loaded and its calls
+        (only those: the others ran) sent again."""
+        replies = await self._send_group(node, group)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            shas = {group[i].args[1] for i in missing}
+            loads = [("SCRIPT", "LOAD", self._scripts[sha]) for sha in shas]
+            await self.on_node(node, loads)
+            again = await self._send_group(node, [group[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _send_group(self, node: ClusterNode, group: list[Command]) -> list[Any]:
+        durable = any(c.durable for c in group) and self.has_replica(node)
+        wait = [("WAIT", 1, self._wait_ms)] if durable else []
+        replies = await self.on_node(node, [*(c.args for c in group), *wait])
+        if not durable:
+            return replies
+        acked = replies.pop()
+        if isinstance(acked, Exception) or acked < 1:
+            late = unavailable("no replica acknowledged the write in time, retry")
+            return [
+                late if c.durable and not isinstance(r, Exception) else r
+                for c, r in zip(group, replies, strict=True)
+            ]
+        return replies
 
     async def on_node(self, node: ClusterNode, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send ``commands`` on ONE connection to ``node``, replies in order (error replies
@@ -240,6 +284,13 @@ class Cluster:
             node.release(conn)
 
 
+@dataclass(frozen=True)
+class Command:
+    key: str  # routes the command: the master of this key's slot
+    args: tuple[Any, ...]
+    durable: bool = False
+
+
 class Script:
     """A Lua script sent by SHA, batched with the commands of the same loop iteration, and
     loaded on a node the first time it is missing there."""
@@ -248,6 +299,7 @@ class Script:
         self._cluster = cluster
         self.source = source
         self._script = cluster.client.register_script(source)
+        cluster.register(self.sha, source)
 
     @property
     def sha(self) -> str:
@@ -256,8 +308,7 @@ class Script:
     def evalsha(self, keys: Sequence[str], args: Sequence[Any]) -> tuple[Any, ...]:
         return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
-    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await self._cluster.call(keys[0], *self.evalsha(keys, args))
-        except NoScriptError:  # first use on this node: redis-py's Script loads it
-            return await self._script(keys=list(keys), args=list(args))
+    async def __call__(
+        self, keys: Sequence[str], args: Sequence[Any], *, durable: bool = False
+    ) -> Any:
+        return await self._cluster.call(keys[0], *self.evalsha(keys, args), durable=durable)

@@ -9,18 +9,14 @@ seq below it exists too: a reader never sees a hole that a later read would fill
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import msgspec
-from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import NoScriptError
+from redis.asyncio.cluster import RedisCluster
 
 from chat import keys
-from chat.adapters.batching import Batcher
 from chat.adapters.cluster import Cluster, Script
-from chat.errors import unavailable
 from chat.models import Message, UserRef
 
 IDEMPOTENCY_MS = 10 * 60 * 1000
@@ -68,16 +64,11 @@ class ClusterHistory:
         *,
         max_len: int = 10_000,
         max_age_s: float = 0,
-        replica_wait_ms: int = 1000,
     ) -> None:
         self._cluster = cluster
         self._append = Script(cluster, APPEND)
         self._max_len = max_len
         self._max_age_ms = int(max_age_s * 1000)
-        self._wait_ms = replica_wait_ms
-        self._appends: Batcher[tuple[tuple[str, ...], tuple[Any, ...]], Any] = Batcher(
-            self._append_batch
-        )
 
     async def append(
         self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
@@ -98,49 +89,10 @@ class ClusterHistory:
         args = (head, b',"ts":', tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
 
         async def attempt(_: Any) -> tuple[Message, bool]:
-            created, raw = await self._appends.submit((script_keys, args))
+            created, raw = await self._append(script_keys, args, durable=True)
             return _decode_message(raw), bool(created)
 
         return await self._cluster.run(attempt, "append")
-
-    async def _append_batch(
-        self, items: list[tuple[tuple[str, ...], tuple[Any, ...]]]
-    ) -> list[Any]:
-        """Appends of one loop iteration: per master, all scripts and ONE ``WAIT`` on one
-        connection.  The WAIT covers every write before it on that connection, so one replica
-        round trip acknowledges the whole group."""
-        groups: dict[str, tuple[ClusterNode, list[int]]] = {}
-        results: list[Any] = [None] * len(items)
-        for index, (script_keys, _) in enumerate(items):
-            try:
-                node = self._cluster.master_of(script_keys[0])
-            except Exception as exc:  # slot not covered during a failover: retried by run()
-                results[index] = exc
-                continue
-            groups.setdefault(node.name, (node, []))[1].append(index)
-
-        async def one(node: ClusterNode, indexes: list[int]) -> None:
-            calls = [self._append.evalsha(*items[i]) for i in indexes]
-            try:
-                replies = await self._group(node, calls)
-            except Exception as exc:  # the connection failed: every append of it is retried
-                replies = [exc] * len(calls)
-            for i, reply in zip(indexes, replies, strict=True):
-                results[i] = reply
-
-        await asyncio.gather(*(one(node, indexes) for node, indexes in groups.values()))
-        return results
-
-    async def _group(self, node: ClusterNode, calls: list[tuple[Any, ...]]) -> list[Any]:
-        wait = [("WAIT", 1, self._wait_ms)] if self._cluster.has_replica(node) else []
-        replies = await self._cluster.on_node(node, [*calls, *wait])
-        if any(isinstance(r, NoScriptError) for r in replies[: len(calls)]):
-            load = ("SCRIPT", "LOAD", self._append.source)
-            replies = (await self._cluster.on_node(node, [load, *calls, *wait]))[1:]
-        if wait and not isinstance(replies[-1], Exception) and replies[-1] < 1:
-            late = unavailable("no replica acknowledged the message in time, retry")
-            return [late] * len(calls)
-        return replies[: len(calls)]
 
     async def last_seq(self, room: str) -> int:
         value = await self._cluster.run(lambda c: c.get(keys.room_seq_key(room)), "last_seq")

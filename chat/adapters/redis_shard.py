@@ -260,12 +260,20 @@ class Shard:
         return receivers
 
     async def _publish_batch(self, items: list[tuple[str, bytes]]) -> list[Any]:
-        """The publishes of one loop iteration, in one pipeline: one write, one round trip."""
-        pipe = self._publisher.pipeline(transaction=False)
-        for channel, payload in items:
-            pipe.publish(channel, payload)
-        async with asyncio.timeout(COMMAND_TIMEOUT):
-            return list(await pipe.execute(raise_on_error=False))
+        """The publishes of one loop iteration on one connection: one write, one round trip.
+        (On the connection directly: redis-py's Pipeline object costs more than the write.)"""
+        pool = self._publisher.connection_pool
+        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                packed = conn.pack_commands([("PUBLISH", ch, payload) for ch, payload in items])
+                await conn.send_packed_command(packed, check_health=False)
+                return [await conn.read_response() for _ in items]
+        except BaseException:
+            await conn.disconnect(nowait=True)  # unread replies: never reuse it
+            raise
+        finally:
+            await pool.release(conn)
 
 
 def _batches(*commands: tuple[str, list[str]]) -> Iterable[tuple[str, list[str]]]:

@@ -76,7 +76,7 @@ class Messaging:
         text = clean_text(text, self._text_max)
         room = await self._rooms.member_of(sender.id, room_id, conn)
         if room.is_dm:
-            await self._ensure_dm(sender.id, room.id, conn)
+            return await self._dm_message(sender, room.id, text, cid, conn)
         return await self._store_and_publish(sender, room.id, text, cid)
 
     async def dm(
@@ -84,22 +84,30 @@ class Messaging:
     ) -> Message:
         """A direct message: the DM room of the two users is made on first use."""
         text = clean_text(text, self._text_max)
-        room_id = dm_room_id(sender.id, to)
-        await self._ensure_dm(sender.id, room_id, conn)
-        return await self._store_and_publish(sender, room_id, text, cid)
+        return await self._dm_message(sender, dm_room_id(sender.id, to), text, cid, conn)
 
-    async def _ensure_dm(self, sender_id: str, room_id: str, conn: Conn | None) -> None:
-        """The peer exists and both users list the room: checked once per node and room."""
-        if room_id not in self._known_dms and (conn is None or room_id not in conn.rooms):
-            peer = peer_of(room_id, sender_id)
+    async def _dm_message(
+        self, sender: UserRecord, room_id: str, text: str, cid: str | None, conn: Conn | None
+    ) -> Message:
+        """On a conversation's first message through this node: check that the peer exists,
+        and list the room for both users while the message is stored (no need to wait)."""
+        new = room_id not in self._known_dms and (conn is None or room_id not in conn.rooms)
+        if new:
+            peer = peer_of(room_id, sender.id)
             if peer not in self._known_users:
                 if await self._users.user(peer) is None:
                     raise not_found("no_user", "no such user")
                 _remember(self._known_users, peer)
-            await self._room_store.ensure_dm(room_id)
-            _remember(self._known_dms, room_id)
         if conn is not None:
             conn.rooms.add(room_id)
+        if not new:
+            return await self._store_and_publish(sender, room_id, text, cid)
+        _, message = await asyncio.gather(
+            self._room_store.ensure_dm(room_id),
+            self._store_and_publish(sender, room_id, text, cid),
+        )
+        _remember(self._known_dms, room_id)
+        return message
 
     async def _store_and_publish(
         self, sender: UserRecord, room_id: str, text: str, cid: str | None
