@@ -21,6 +21,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     ConnectionError,
+    MaxConnectionsError,
     NoScriptError,
     ReadOnlyError,
     RedisClusterException,
@@ -36,6 +37,9 @@ from chat.errors import unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: Batches in flight per master at once; more wait their turn instead of failing the pool.
+CONNECTIONS_PER_NODE = 48
 
 #: Errors that a failover or a topology change produces and that go away by themselves.
 #: (MovedError is an AskError; BusyLoadingError and MaxConnectionsError are ConnectionErrors;
@@ -68,11 +72,12 @@ class Cluster:
         self._scripts: dict[str, str] = {}
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            max_connections=64,
+            max_connections=CONNECTIONS_PER_NODE + 16,  # head room for non-batched calls
             **connection_kwargs(f"chat-{node_id}", per_command_timeout=False),
         )
         self._refreshing: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._slots: dict[str, asyncio.Semaphore] = {}  # connections in use per master
         self._batch: Batcher[Command, Any] = Batcher(self._pipeline)
         #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
         self._replicas: dict[str, int] = {}
@@ -136,7 +141,10 @@ class Cluster:
                     raise unavailable("storage is failing over, retry") from exc
                 if failures == 1:
                     log.info("cluster: %s failed (%r), retrying", what, exc)
-                await self.refresh()
+                if not isinstance(exc, MaxConnectionsError):
+                    # A busy pool says nothing about the topology; reloading the slot map
+                    # would close connections that other calls are using right now.
+                    await self.refresh()
                 await asyncio.sleep(delay)
 
     async def refresh(self) -> None:
@@ -265,10 +273,21 @@ class Cluster:
         so it must follow the writes on the same connection; the cluster client's pools do not
         promise that.
         """
+        async with self._slots.setdefault(node.name, asyncio.Semaphore(CONNECTIONS_PER_NODE)):
+            return await self._on_connection(node, commands)
+
+    async def _on_connection(
+        self, node: ClusterNode, commands: Sequence[Sequence[Any]]
+    ) -> list[Any]:
         conn = node.acquire_connection()
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
-                await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                try:
+                    packed = conn.pack_commands(commands)
+                    await conn.send_packed_command(packed, check_health=False)
+                except RuntimeError as exc:  # uvloop: the transport was closed under us
+                    await conn.disconnect(nowait=True)
+                    raise ConnectionError(f"connection to {node.name} closed: {exc}") from exc
                 replies: list[Any] = []
                 for _ in commands:
                     try:
