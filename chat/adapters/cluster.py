@@ -72,7 +72,7 @@ class Cluster:
         self._scripts: dict[str, str] = {}
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            max_connections=CONNECTIONS_PER_NODE + 16,  # head room for non-batched calls
+            max_connections=CONNECTIONS_PER_NODE + 32,  # head room for the few direct calls
             **connection_kwargs(f"chat-{node_id}", per_command_timeout=False),
         )
         self._refreshing: asyncio.Task[None] | None = None
@@ -200,6 +200,11 @@ class Cluster:
     def has_replica(self, node: ClusterNode) -> bool:
         """Whether this master has a live replica (so writes must WAIT for it)."""
         return self._replicas.get(node.name, 0) > 0
+
+    async def command(self, key: str, *args: Any, what: str = "command") -> Any:
+        """``call``, retried through a failover (see ``run``): the usual way to talk to the
+        cluster.  Replies are raw: bytes, lists, ints, and maps as dicts."""
+        return await self.run(lambda _: self.call(key, *args), what)
 
     async def call(self, key: str, *args: Any, durable: bool = False) -> Any:
         """One command on the master of ``key``, sent with everything else issued in this

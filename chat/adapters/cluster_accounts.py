@@ -9,6 +9,7 @@ loser deletes its orphan user record.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from chat import keys
@@ -20,6 +21,9 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'pw', ARGV[2])
 return 1
 """
+
+
+USER_FIELDS = ("email", "name", "created")
 
 
 def _text(value: bytes | str | None) -> str:
@@ -34,40 +38,34 @@ class ClusterAccounts:
     async def create(self, user: UserRecord, email_key: str, password_hash: str) -> bool:
         """Store a new user; False if the email is taken (nothing is left behind then)."""
         user_key = keys.user_key(user.id)
-        await self._cluster.run(
-            lambda c: c.hset(
-                user_key, mapping={"email": user.email, "name": user.name, "created": user.created}
-            ),
-            "create user",
-        )
+        fields = ("email", user.email, "name", user.name, "created", user.created)
+        await self._cluster.command(user_key, "HSET", user_key, *fields, what="create user")
         claimed = await self._cluster.run(
             lambda _: self._claim([keys.account_key(email_key)], [user.id, password_hash]),
             "claim email",
         )
         if not claimed:
-            await self._cluster.run(lambda c: c.delete(user_key), "drop orphan user")
+            await self._cluster.command(user_key, "DEL", user_key, what="drop orphan user")
             return False
         # Everyone is in the lobby; its member list is the one room list kept this way.
         lobby = keys.room_members_key("lobby")
-        await self._cluster.run(lambda c: c.sadd(lobby, user.id), "join lobby")
+        await self._cluster.command(lobby, "SADD", lobby, user.id, what="join lobby")
         return True
 
     async def account(self, email_key: str) -> Account | None:
-        fields = await self._cluster.run(
-            lambda c: c.hmget(keys.account_key(email_key), "id", "pw"), "account"
-        )
+        key = keys.account_key(email_key)
+        fields = await self._cluster.command(key, "HMGET", key, "id", "pw", what="account")
         if not fields[0]:
             return None
         return Account(user_id=_text(fields[0]), password_hash=_text(fields[1]))
 
     async def set_password_hash(self, email_key: str, password_hash: str) -> None:
         key = keys.account_key(email_key)
-        await self._cluster.run(lambda c: c.hset(key, "pw", password_hash), "rehash")
+        await self._cluster.command(key, "HSET", key, "pw", password_hash, what="rehash")
 
     async def user(self, user_id: str) -> UserRecord | None:
-        fields = await self._cluster.run(
-            lambda c: c.hmget(keys.user_key(user_id), "email", "name", "created"), "user"
-        )
+        key = keys.user_key(user_id)
+        fields = await self._cluster.command(key, "HMGET", key, *USER_FIELDS, what="user")
         if not fields[1]:
             return None
         return UserRecord(
@@ -80,14 +78,12 @@ class ClusterAccounts:
     async def users(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
         """Many users at once (one round trip per cluster node, not per user)."""
         ids = list(dict.fromkeys(user_ids))
-
-        async def fetch(c):  # type: ignore[no-untyped-def]
-            pipe = c.pipeline(transaction=False)
-            for user_id in ids:
-                pipe.hmget(keys.user_key(user_id), "email", "name", "created")
-            return await pipe.execute()
-
-        rows = await self._cluster.run(fetch, "users") if ids else []
+        rows = await asyncio.gather(
+            *(
+                self._cluster.command(keys.user_key(u), "HMGET", keys.user_key(u), *USER_FIELDS)
+                for u in ids
+            )
+        )
         return {
             uid: UserRecord(uid, _text(row[0]), _text(row[1]), int(_text(row[2]) or 0))
             for uid, row in zip(ids, rows, strict=True)
@@ -95,4 +91,5 @@ class ClusterAccounts:
         }
 
     async def set_name(self, user_id: str, name: str) -> None:
-        await self._cluster.run(lambda c: c.hset(keys.user_key(user_id), "name", name), "rename")
+        key = keys.user_key(user_id)
+        await self._cluster.command(key, "HSET", key, "name", name, what="rename")

@@ -9,11 +9,11 @@ seq below it exists too: a reader never sees a hole that a later read would fill
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import asyncio
+from collections.abc import Collection
 from typing import Any
 
 import msgspec
-from redis.asyncio.cluster import RedisCluster
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
@@ -95,20 +95,18 @@ class ClusterHistory:
         return await self._cluster.run(attempt, "append")
 
     async def last_seq(self, room: str) -> int:
-        value = await self._cluster.run(lambda c: c.get(keys.room_seq_key(room)), "last_seq")
-        return int(value or 0)
+        key = keys.room_seq_key(room)
+        return int(await self._cluster.command(key, "GET", key, what="last_seq") or 0)
 
     async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]:
-        """Many rooms' last seq in one round trip per cluster node."""
+        """Many rooms' last seq, sent together (one round trip per master)."""
         names = list(dict.fromkeys(rooms))
-
-        async def fetch(c: RedisCluster) -> list[Any]:
-            pipe = c.pipeline(transaction=False)
-            for room in names:
-                pipe.get(keys.room_seq_key(room))
-            return list(await pipe.execute())
-
-        values = await self._cluster.run(fetch, "last_seqs") if names else []
+        values = await asyncio.gather(
+            *(
+                self._cluster.command(keys.room_seq_key(r), "GET", keys.room_seq_key(r))
+                for r in names
+            )
+        )
         return {room: int(v or 0) for room, v in zip(names, values, strict=True)}
 
     async def page(
@@ -121,9 +119,9 @@ class ClusterHistory:
         upper = f"({before}-0" if before is not None else "+"
         if after is not None:
             lower = f"({after}-0"
-            entries = await self._read(lambda c: c.xrange(log_key, lower, upper, count=limit + 1))
+            entries = await self._read(log_key, "XRANGE", lower, upper, limit + 1)
             return _messages(entries[:limit]), len(entries) > limit
-        entries = await self._read(lambda c: c.xrevrange(log_key, upper, "-", count=limit + 1))
+        entries = await self._read(log_key, "XREVRANGE", upper, "-", limit + 1)
         return _messages(reversed(entries[:limit])), len(entries) > limit
 
     async def between(self, room: str, after: int, upto: int, limit: int) -> list[Message]:
@@ -131,13 +129,15 @@ class ClusterHistory:
         if upto <= after:
             return []
         log_key = keys.room_log_key(room)
-        return _messages(
-            await self._read(lambda c: c.xrange(log_key, f"({after}-0", f"{upto}-0", count=limit))
-        )
+        return _messages(await self._read(log_key, "XRANGE", f"({after}-0", f"{upto}-0", limit))
 
-    async def _read(self, read: Callable[[RedisCluster], Awaitable[Any]]) -> list[Any]:
-        return list(await self._cluster.run(read, "history") or [])
+    async def _read(self, key: str, command: str, start: str, end: str, count: int) -> list[Any]:
+        found = await self._cluster.command(
+            key, command, key, start, end, "COUNT", count, what="history"
+        )
+        return list(found or [])
 
 
 def _messages(entries: Any) -> list[Message]:
-    return [_decode_message(fields[b"m"]) for _, fields in entries]
+    """Stream entries ``[id, [field, value, ...]]``: the message is the value of ``m``."""
+    return [_decode_message(fields[fields.index(b"m") + 1]) for _, fields in entries]

@@ -92,13 +92,14 @@ class ClusterLimits:
 
     async def revoke(self, jti: str, seconds: float) -> None:
         ttl_ms = max(1, math.ceil(seconds * 1000))
-        await self._cluster.run(lambda c: c.set(keys.revoked_key(jti), 1, px=ttl_ms), "revoke")
+        key = keys.revoked_key(jti)
+        await self._cluster.command(key, "SET", key, 1, "PX", ttl_ms, what="revoke")
 
     async def is_revoked(self, jti: str) -> bool:
-        found = await self._cluster.run(lambda c: c.exists(keys.revoked_key(jti)), "revoked?")
-        return bool(found)
+        key = keys.revoked_key(jti)
+        return bool(await self._cluster.command(key, "EXISTS", key, what="revoked?"))
 
     async def once(self, scope: str, ident: str, seconds: float) -> bool:
         key = keys.rate_key(scope, ident)
         ms = max(1, int(seconds * 1000))
-        return bool(await self._cluster.run(lambda c: c.set(key, 1, nx=True, px=ms), "throttle"))
+        return bool(await self._cluster.command(key, "SET", key, 1, "NX", "PX", ms, what="once"))

@@ -11,9 +11,8 @@ running, and the online users (for the count).
 
 from __future__ import annotations
 
-from functools import partial
-
-from redis.asyncio.cluster import RedisCluster
+import asyncio
+from typing import Any
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
@@ -51,6 +50,11 @@ redis.call('HSET', KEYS[2], 'online', '0', 'ts', ARGV[3])
 return {removed, 1}
 """
 
+UNREGISTER = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('HLEN', KEYS[1])
+"""
+
 FORGET_NODE = """
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
@@ -61,150 +65,136 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def _zrem(client: RedisCluster, *, member: str) -> int:
-    return int(await client.zrem(keys.offline_due_key(), member))
-
-
-async def _exists(client: RedisCluster, *, key: str) -> int:
-    return int(await client.exists(key))
-
-
 class ClusterPresence:
     def __init__(self, cluster: Cluster, node_id: str) -> None:
         self._cluster = cluster
         self.node_id = node_id
         self._connect = Script(cluster, CONNECT)
+        self._unregister = Script(cluster, UNREGISTER)
         self._settle = Script(cluster, SETTLE)
         self._purge_user = Script(cluster, PURGE_USER)
         self._forget_node = Script(cluster, FORGET_NODE)
+
+    async def _run(self, script: Script, script_keys: list[str], args: list[Any]) -> Any:
+        return await self._cluster.run(lambda _: script(script_keys, args), "presence")
 
     # --- this node's sockets -----------------------------------------------------------------
 
     async def register(self, user_id: str, sid: str, incarnation: str, now: int) -> bool:
         """Record a connection; True if the user just came online."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
-        field = f"{self.node_id}/{sid}"
         users = keys.node_users_key(self.node_id, incarnation)
-        await self._cluster.run(lambda c: c.sadd(users, user_id), "presence index")
-        online = await self._cluster.run(
-            lambda _: self._connect(script_keys, [field, incarnation, now]), "presence"
+        _, online = await asyncio.gather(
+            self._cluster.command(users, "SADD", users, user_id, what="presence index"),
+            self._run(self._connect, script_keys, [f"{self.node_id}/{sid}", incarnation, now]),
         )
         if online:
-            await self._cluster.run(lambda c: c.sadd(keys.online_users_key(), user_id), "online")
+            key = keys.online_users_key()
+            await self._cluster.command(key, "SADD", key, user_id, what="online")
         return bool(online)
 
     async def unregister(self, user_id: str, sid: str, due: float) -> None:
         """Remove one of our connections; with none left, the grace period starts."""
-        field = f"{self.node_id}/{sid}"
         conns = keys.user_conns_key(user_id)
-
-        async def remove(c: RedisCluster) -> int:
-            pipe = c.pipeline(transaction=True)
-            pipe.hdel(conns, field)
-            pipe.hlen(conns)
-            return int((await pipe.execute())[1])
-
-        if not await self._cluster.run(remove, "presence"):
-            await self._cluster.run(
-                lambda c: c.zadd(keys.offline_due_key(), {user_id: due}), "grace"
-            )
+        left = await self._run(self._unregister, [conns], [f"{self.node_id}/{sid}"])
+        if not left:
+            key = keys.offline_due_key()
+            await self._cluster.command(key, "ZADD", key, due, user_id, what="grace")
 
     async def forget_user(self, user_id: str, incarnation: str) -> None:
         """This node holds no socket of the user any more: leave the purge index."""
         users = keys.node_users_key(self.node_id, incarnation)
-        await self._cluster.run(lambda c: c.srem(users, user_id), "presence index")
+        await self._cluster.command(users, "SREM", users, user_id, what="presence index")
 
     # --- transitions ---------------------------------------------------------------------------
 
     async def due(self, now: float, limit: int = 100) -> list[str]:
         """Claim users whose grace period is over (each claimed by one node only)."""
-        found = await self._cluster.run(
-            lambda c: c.zrangebyscore(keys.offline_due_key(), "-inf", now, start=0, num=limit),
-            "grace",
+        key = keys.offline_due_key()
+        found = await self._cluster.command(
+            key, "ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, limit, what="grace"
         )
-        claimed = []
-        for member in found:
-            user_id = _text(member)
-            if await self._cluster.run(partial(_zrem, member=user_id), "grace"):
-                claimed.append(user_id)
-        return claimed
+        claims = await asyncio.gather(
+            *(self._cluster.command(key, "ZREM", key, member, what="grace") for member in found)
+        )
+        return [_text(member) for member, won in zip(found, claims, strict=True) if won]
 
     async def settle(self, user_id: str, now: int) -> bool:
         """Offline if nothing is registered; True if the user just went offline."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
-        offline = await self._cluster.run(lambda _: self._settle(script_keys, [now]), "presence")
+        offline = await self._run(self._settle, script_keys, [now])
         if offline:
             await self._went_offline(user_id)
         return bool(offline)
 
     async def _went_offline(self, user_id: str) -> None:
-        await self._cluster.run(lambda c: c.srem(keys.online_users_key(), user_id), "online")
+        key = keys.online_users_key()
+        await self._cluster.command(key, "SREM", key, user_id, what="online")
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
-        async def fetch(c):  # type: ignore[no-untyped-def]
-            pipe = c.pipeline(transaction=False)
-            for user_id in user_ids:
-                pipe.hget(keys.user_presence_key(user_id), "online")
-            return await pipe.execute()
-
-        states = await self._cluster.run(fetch, "online") if user_ids else []
+        states = await asyncio.gather(
+            *(
+                self._cluster.command(
+                    keys.user_presence_key(u), "HGET", keys.user_presence_key(u), "online"
+                )
+                for u in user_ids
+            )
+        )
         return {u: _text(s) == "1" for u, s in zip(user_ids, states, strict=True)}
 
     async def online_count(self) -> int:
-        return int(await self._cluster.run(lambda c: c.scard(keys.online_users_key()), "online"))
+        key = keys.online_users_key()
+        return int(await self._cluster.command(key, "SCARD", key, what="online"))
 
     # --- node leases ---------------------------------------------------------------------------
 
     async def renew(self, incarnation: str, lease_ms: int) -> bool:
         """Renew our lease; False if it had lapsed (we may have been purged meanwhile)."""
-        lease = keys.node_lease_key(self.node_id)
-        previous = await self._cluster.run(
-            lambda c: c.set(lease, incarnation, px=lease_ms, get=True), "lease"
-        )
-        await self._cluster.run(
-            lambda c: c.hset(keys.nodes_key(), self.node_id, incarnation), "lease"
+        lease, nodes = keys.node_lease_key(self.node_id), keys.nodes_key()
+        previous, _ = await asyncio.gather(
+            self._cluster.command(lease, "SET", lease, incarnation, "PX", lease_ms, "GET"),
+            self._cluster.command(nodes, "HSET", nodes, self.node_id, incarnation),
         )
         return previous is not None and _text(previous) == incarnation
 
     async def release(self, incarnation: str) -> None:
         """A clean exit: our entries were removed one by one; drop the lease and the index."""
-        await self._cluster.run(lambda c: c.delete(keys.node_lease_key(self.node_id)), "lease")
+        lease = keys.node_lease_key(self.node_id)
+        await self._cluster.command(lease, "DEL", lease, what="lease")
         await self._forget(self.node_id, incarnation)
 
     async def dead_nodes(self) -> list[tuple[str, str]]:
         """Nodes (other than us) whose lease lapsed: ``(node, incarnation)``."""
-        nodes = await self._cluster.run(lambda c: c.hgetall(keys.nodes_key()), "nodes")
-        dead = []
-        for node, incarnation in nodes.items():
-            node_id = _text(node)
-            if node_id == self.node_id:
-                continue
-            if not await self._cluster.run(
-                partial(_exists, key=keys.node_lease_key(node_id)), "lease"
-            ):
-                dead.append((node_id, _text(incarnation)))
-        return dead
+        key = keys.nodes_key()
+        nodes = {
+            _text(node): _text(incarnation)
+            for node, incarnation in (await self._cluster.command(key, "HGETALL", key)).items()
+            if _text(node) != self.node_id
+        }
+        leases = await asyncio.gather(
+            *(self._cluster.command(keys.node_lease_key(n), "EXISTS", keys.node_lease_key(n))
+              for n in nodes)
+        )  # fmt: skip
+        return [
+            (n, inc) for (n, inc), alive in zip(nodes.items(), leases, strict=True) if not alive
+        ]
 
     async def claim_purge(self, node_id: str, incarnation: str) -> bool:
         key = keys.node_purge_key(node_id)
-        claimed = await self._cluster.run(
-            lambda c: c.set(key, incarnation, nx=True, px=60_000), "purge"
-        )
+        claimed = await self._cluster.command(key, "SET", key, incarnation, "NX", "PX", 60_000)
         return bool(claimed)
 
     async def users_of(self, node_id: str, incarnation: str) -> list[str]:
-        members = await self._cluster.run(
-            lambda c: c.smembers(keys.node_users_key(node_id, incarnation)), "purge"
-        )
-        return sorted(_text(m) for m in members)
+        key = keys.node_users_key(node_id, incarnation)
+        return sorted(_text(m) for m in await self._cluster.command(key, "SMEMBERS", key))
 
     async def purge_user(
         self, node_id: str, incarnation: str, user_id: str, now: int
     ) -> tuple[int, bool]:
         """Remove a dead incarnation's entries of one user; ``(removed, went offline)``."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
-        removed, offline = await self._cluster.run(
-            lambda _: self._purge_user(script_keys, [f"{node_id}/", incarnation, now]), "purge"
+        removed, offline = await self._run(
+            self._purge_user, script_keys, [f"{node_id}/", incarnation, now]
         )
         if offline:
             await self._went_offline(user_id)
@@ -215,7 +205,5 @@ class ClusterPresence:
 
     async def _forget(self, node_id: str, incarnation: str) -> None:
         users = keys.node_users_key(node_id, incarnation)
-        await self._cluster.run(lambda c: c.delete(users), "purge")
-        await self._cluster.run(
-            lambda _: self._forget_node([keys.nodes_key()], [node_id, incarnation]), "purge"
-        )
+        await self._cluster.command(users, "DEL", users, what="purge")
+        await self._run(self._forget_node, [keys.nodes_key()], [node_id, incarnation])

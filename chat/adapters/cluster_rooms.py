@@ -55,9 +55,7 @@ class ClusterRooms:
             return None
         await self._link(room_id, [creator])
         if not private:
-            await self._cluster.run(
-                lambda c: c.sadd(keys.public_rooms_key(), room_id), "public index"
-            )
+            await self._sadd(keys.public_rooms_key(), room_id)
         return room
 
     async def ensure_dm(self, room_id: str) -> None:
@@ -79,13 +77,11 @@ class ClusterRooms:
         }
         ids = [r for r in wanted if r != LOBBY.id and r not in dms]
 
-        async def fetch(c):  # type: ignore[no-untyped-def]
-            pipe = c.pipeline(transaction=False)
-            for room_id in ids:
-                pipe.hmget(keys.room_meta_key(room_id), "name", "private", "created_by", "created")
-            return await pipe.execute()
-
-        rows = await self._cluster.run(fetch, "rooms") if ids else []
+        fields = ("name", "private", "created_by", "created")
+        rows = await asyncio.gather(
+            *(self._cluster.command(keys.room_meta_key(r), "HMGET", keys.room_meta_key(r), *fields)
+              for r in ids)
+        )  # fmt: skip
         found = {rid: _room(rid, row) for rid, row in zip(ids, rows, strict=True)}
         result = {rid: room for rid, room in found.items() if room is not None}
         if LOBBY.id in wanted:
@@ -99,12 +95,9 @@ class ClusterRooms:
         return bool(added)
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
-        await self._cluster.run(
-            lambda c: c.srem(keys.user_rooms_key(user_id), room_id), "unlink member"
-        )
-        removed = await self._cluster.run(
-            lambda c: c.srem(keys.room_members_key(room_id), user_id), "remove member"
-        )
+        rooms, members = keys.user_rooms_key(user_id), keys.room_members_key(room_id)
+        await self._cluster.command(rooms, "SREM", rooms, room_id, what="unlink member")
+        removed = await self._cluster.command(members, "SREM", members, user_id, what="leave")
         return bool(removed)
 
     async def is_member(self, room_id: str, user_id: str) -> bool:
@@ -112,26 +105,25 @@ class ClusterRooms:
             return True
         if is_dm_room(room_id):
             return user_id in dm_members(room_id)
-        found = await self._cluster.run(
-            lambda c: c.sismember(keys.room_members_key(room_id), user_id), "is member"
-        )
-        return bool(found)
+        key = keys.room_members_key(room_id)
+        return bool(await self._cluster.command(key, "SISMEMBER", key, user_id, what="member?"))
 
     async def members(self, room_id: str) -> list[str]:
         if is_dm_room(room_id):
             return sorted(set(dm_members(room_id)))
-        found = await self._cluster.run(
-            lambda c: c.smembers(keys.room_members_key(room_id)), "members"
-        )
+        key = keys.room_members_key(room_id)
+        found = await self._cluster.command(key, "SMEMBERS", key, what="members")
         return sorted(_text(m) for m in found)
 
     async def user_rooms(self, user_id: str) -> set[str]:
         """Every room of the user, the lobby included."""
-        found = await self._cluster.run(lambda c: c.smembers(keys.user_rooms_key(user_id)), "rooms")
+        key = keys.user_rooms_key(user_id)
+        found = await self._cluster.command(key, "SMEMBERS", key, what="rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
 
     async def public_rooms(self) -> set[str]:
-        found = await self._cluster.run(lambda c: c.smembers(keys.public_rooms_key()), "public")
+        key = keys.public_rooms_key()
+        found = await self._cluster.command(key, "SMEMBERS", key, what="public rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
 
     async def _link(self, room_id: str, user_ids: Iterable[str]) -> None:
@@ -139,6 +131,4 @@ class ClusterRooms:
         await asyncio.gather(*(self._sadd(keys.user_rooms_key(u), room_id) for u in user_ids))
 
     async def _sadd(self, key: str, member: str) -> int:
-        return int(
-            await self._cluster.run(lambda _: self._cluster.call(key, "SADD", key, member), "sadd")
-        )
+        return int(await self._cluster.command(key, "SADD", key, member, what="sadd"))

@@ -1,0 +1,94 @@
+"""Memory of idle connections: one node, N idle websocket connections, RSS per connection.
+
+    .venv/bin/python bench/idle.py --connections 5000
+
+Starts its own Redis fleet and one chat node (the same code as ``chat dev``), registers a few
+users, measures the node's RSS, opens the connections with the official socket.io-client
+(from the benchmark harness's node_modules), waits for every ``session``, measures again, and
+prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from chat.localcluster import RedisFleet
+from chat.localnet import pick_free_ports
+from chat.localnodes import ChatNodeProcess, node_env
+
+HARNESS = Path(os.environ.get("CHAT_BENCH_HARNESS", Path(__file__).resolve().parents[2] / "shared" / "bench"))
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def register(url: str, n: int) -> list[str]:
+    tokens = []
+    for i in range(n):
+        body = {"email": f"idle-{secrets.token_hex(4)}-{i}@example.com", "password": "idle bench pw"}
+        request = urllib.request.Request(
+            url + "/api/register", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as resp:  # noqa: S310 - our own local node
+            tokens.append(json.load(resp)["token"])
+    return tokens
+
+
+def measure(connections: int, users: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, RedisFleet() as fleet:
+        env = node_env(fleet.shards_env, fleet.cluster_env, secrets.token_urlsafe(32))
+        node = ChatNodeProcess("idle0", pick_free_ports(1)[0], env, Path(tmp) / "node.log").start()
+        try:
+            tokens_file = Path(tmp) / "tokens.json"
+            tokens_file.write_text(json.dumps(register(node.url, users)))
+            time.sleep(1)  # let start-up garbage settle before the baseline reading
+            assert node.pid is not None
+            before = rss_kib(node.pid)
+            client = subprocess.Popen(
+                ["node", str(Path(__file__).with_name("idle.cjs")), node.url, str(tokens_file),
+                 str(connections)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                env={**os.environ, "NODE_PATH": str(HARNESS / "node" / "node_modules")},
+            )  # fmt: skip
+            assert client.stdout is not None
+            status = client.stdout.readline().split()
+            time.sleep(2)  # connections settle (handshake buffers released)
+            after = rss_kib(node.pid)
+            client.communicate("", timeout=60)
+        finally:
+            node.stop()
+    opened = int(status[1]) if len(status) >= 2 else 0
+    return {
+        "ok": opened == connections,
+        "connections": opened,
+        "failed": int(status[3]) if len(status) >= 4 else connections,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "rss_per_connection_kib": round((after - before) / max(1, opened), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=5000)
+    parser.add_argument("--users", type=int, default=50)
+    args = parser.parse_args()
+    print(json.dumps(measure(args.connections, args.users)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
