@@ -29,6 +29,7 @@ from chat.adapters.http import (
     health_routes,
     json_errors,
     metrics_route,
+    no_websocket_compression,
     origin_guard,
     security_headers,
     web_routes,
@@ -214,7 +215,8 @@ def create_app(settings: Settings) -> web.Application:
     node = build_node(settings)
     app = web.Application(
         client_max_size=settings.max_payload,
-        middlewares=[security_headers, json_errors, origin_guard(settings.origins)],
+        middlewares=[security_headers, json_errors, origin_guard(settings.origins)]
+        + ([] if settings.ws_compression else [no_websocket_compression]),
     )
     app[NODE] = node
     node.sockets.attach(app)

@@ -168,6 +168,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("send_rate", _positive(float), "messages per second per user", "10"),
     Option("send_burst", _positive(int), "message burst per user", "20"),
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
+    Option("ws_compression", _bool, "accept permessage-deflate (~260 KiB per socket)", "false"),
     Option("text_max", _positive(int), "longest message text in characters", "4000"),
     Option("history_max", _non_negative(int), "messages kept per room (0: all)", "10000"),
     Option("history_max_age", _non_negative(float), "seconds messages are kept (0: always)", "0"),
@@ -211,6 +212,7 @@ class Settings:
     send_rate: float
     send_burst: int
     max_payload: int
+    ws_compression: bool
     text_max: int
     history_max: int
     history_max_age: float

@@ -174,3 +174,19 @@ def web_routes(web_dir: Path = WEB_DIR) -> list[web.RouteDef | web.StaticDef]:
         return web.FileResponse(index, headers={"Content-Type": "text/html; charset=utf-8"})
 
     return [web.get("/", page), web.static("/static", web_dir, follow_symlinks=False)]
+
+
+@web.middleware
+async def no_websocket_compression(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Decline permessage-deflate on Socket.IO websockets.
+
+    Every compressed websocket keeps a zlib context of about 260 KiB on the server, for
+    messages that are mostly shorter than compression pays for: ten times the memory of an
+    idle connection.  Socket.IO's own server declines it by default for the same reason.
+    Browsers offer it always; dropping the offer from the request makes aiohttp answer without.
+    """
+    if request.path.startswith(SOCKETIO_PATH) and "Sec-WebSocket-Extensions" in request.headers:
+        headers = request.headers.copy()
+        del headers["Sec-WebSocket-Extensions"]
+        request = request.clone(headers=headers)
+    return await handler(request)
