@@ -37,8 +37,10 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy shardring chat
 
+## bench: this server against peer-python and peer-node, same run, same machine (slow)
 bench: $(STAMP)
-	$(BIN)/python bench/ring_bench.py
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

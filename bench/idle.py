@@ -25,7 +25,9 @@ from chat.localcluster import RedisFleet
 from chat.localnet import pick_free_ports
 from chat.localnodes import ChatNodeProcess, node_env
 
-HARNESS = Path(os.environ.get("CHAT_BENCH_HARNESS", Path(__file__).resolve().parents[2] / "shared" / "bench"))
+HARNESS = Path(
+    os.environ.get("CHAT_BENCH_HARNESS", Path(__file__).resolve().parents[2] / "shared" / "bench")
+)
 
 
 def rss_kib(pid: int) -> int:
@@ -38,11 +40,14 @@ def rss_kib(pid: int) -> int:
 def register(url: str, n: int) -> list[str]:
     tokens = []
     for i in range(n):
-        body = {"email": f"idle-{secrets.token_hex(4)}-{i}@example.com", "password": "idle bench pw"}
+        body = {
+            "email": f"idle-{secrets.token_hex(4)}-{i}@example.com",
+            "password": "idle bench pw",
+        }
         request = urllib.request.Request(
             url + "/api/register", json.dumps(body).encode(), {"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(request) as resp:  # noqa: S310 - our own local node
+        with urllib.request.urlopen(request) as resp:
             tokens.append(json.load(resp)["token"])
     return tokens
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from report import good, write_report
 from tqdm import tqdm
 
 BENCH = Path(__file__).resolve().parent
@@ -101,17 +102,6 @@ def run_harness(tool: Path, target: str, scenario: str, nodes: int, rate: int, p
     return dict(json.loads(lines[-1]))
 
 
-def good(run: dict) -> bool:
-    """Sustained: ≥ 99.9 % delivered and p99 ≤ 100 ms (the figure the issue asks for)."""
-    latency = run.get("latency_ms") or {}
-    return (
-        bool(run.get("ok"))
-        and (run.get("delivery_ratio") or 0) >= 0.999
-        and (run.get("lost_frac") or 0) <= 0.001
-        and (latency.get("p99") or 1e9) <= 100
-    )
-
-
 def ramp(tool: Path, scenario: str, rates: list[int], plan: Plan, bar: tqdm) -> None:
     """Each rate for every target in turn (alternation: the machine's speed drifts); a target
     drops out after two rates that were not sustained."""
@@ -153,7 +143,7 @@ def ring(plan: Plan, bar: tqdm) -> None:
         [sys.executable, str(BENCH / "ring_bench.py"), "--json", "--seconds", seconds],
         capture_output=True, text=True, check=True, timeout=300,
     )  # fmt: skip
-    plan.runs.append({**json.loads(out.stdout.splitlines()[-1]), "bench": "ring"})
+    plan.runs.append({**json.loads(out.stdout), "bench": "ring"})
     bar.update()
 
 
@@ -185,12 +175,9 @@ def main() -> None:
             idle(plan, bar)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "latest.json").write_text(json.dumps(plan.runs, indent=1) + "\n")
-    from report import write_report  # noqa: PLC0415 - beside this script
-
     write_report(plan.runs, args.out)
     print(f"bench: results in {args.out}")
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(BENCH))
     main()

@@ -1,0 +1,226 @@
+"""Tables and plots of a benchmark run (``bench/run.py`` calls ``write_report``).
+
+.venv/bin/python bench/report.py [bench/results/latest.json]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+TARGETS = ("project", "peer-python", "peer-node")
+LABELS = {"project": "this server", "peer-python": "peer-python", "peer-node": "peer-node"}
+Run = dict[str, Any]
+
+
+def good(run: Run) -> bool:
+    """Sustained: ≥ 99.9 % delivered and p99 ≤ 100 ms."""
+    p99 = (run.get("latency_ms") or {}).get("p99")
+    return (
+        bool(run.get("ok"))
+        and (run.get("delivery_ratio") or 0) >= 0.999
+        and (run.get("lost_frac") or 0) <= 0.001
+        and p99 is not None
+        and p99 <= 100
+    )
+
+
+def runs_of(runs: list[Run], bench: str, target: str, nodes: int | None = None) -> list[Run]:
+    found = [r for r in runs if r.get("bench") == bench and r.get("target") == target]
+    if nodes is not None:
+        found = [r for r in found if r.get("nodes") == nodes]
+    return sorted(found, key=lambda r: (r.get("nodes") or 0, r.get("target_rate") or 0))
+
+
+def node_cpu_per_1000(run: Run) -> float | None:
+    """CPU seconds of all chat processes (not Redis) per 1,000 delivered messages."""
+    window = (run.get("cpu") or {}).get("window") or {}
+    cpu = sum(v for k, v in window.items() if k.startswith("node"))
+    delivered = (run.get("delivered_per_s") or 0) * (window.get("wall_s") or 0)
+    return 1000 * cpu / delivered if delivered else None
+
+
+def sustained(runs: list[Run], bench: str, target: str) -> Run | None:
+    passing = [r for r in runs_of(runs, bench, target) if good(r)]
+    return max(passing, key=lambda r: r["target_rate"]) if passing else None
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+
+
+def rate_rows(runs: list[Run], bench: str) -> list[list[Any]]:
+    rows = []
+    for target in TARGETS:
+        for r in runs_of(runs, bench, target):
+            lat = r.get("latency_ms") or {}
+            cpu = r.get("cpu_frac") or {}
+            nodes = sum(v for k, v in cpu.items() if k.startswith("node"))
+            rows.append([
+                LABELS[target], r.get("nodes"), r.get("target_rate"), r.get("delivered_per_s"),
+                r.get("lost"), lat.get("p50"), lat.get("p99"), nodes, cpu.get("redis"),
+                "yes" if good(r) else "no",
+            ])  # fmt: skip
+    return rows
+
+
+def targets_section(runs: list[Run]) -> list[str]:
+    """The issue's targets, as ratios measured in this run."""
+    lines = []
+    dm = {t: sustained(runs, "dm", t) for t in TARGETS}
+    rate = {t: (dm[t] or {}).get("target_rate") for t in TARGETS}
+    if rate["project"] and rate["peer-python"] and rate["peer-node"]:
+        lines.append(
+            f"- dm at 2 nodes: sustained {rate['project']}/s = "
+            f"{rate['project'] / rate['peer-python']:.2f}× peer-python (goal ≥ 2), "
+            f"{rate['project'] / rate['peer-node']:.2f}× peer-node (goal ≥ 1)"
+        )
+    cpu = {
+        (t, n): node_cpu_per_1000(r[0])
+        for t in TARGETS
+        for n in (1, 2, 4)
+        if (r := runs_of(runs, "nodes", t, n))
+    }
+    if cpu.get(("project", 1)) and cpu.get(("project", 4)):
+        ratio = cpu[("project", 4)] / cpu[("project", 1)]  # type: ignore[operator]
+        lines.append(
+            f"- nodes: CPU per 1,000 delivered at 4 nodes = {ratio:.2f}× 1 node (goal ≤ 1.2)"
+        )
+        if cpu.get(("peer-node", 4)):
+            vs = cpu[("project", 4)] / cpu[("peer-node", 4)]  # type: ignore[operator]
+            lines.append(f"- nodes: at 4 nodes, {vs:.2f}× peer-node's CPU per message (goal < 1)")
+    lines += _room_targets(runs) + _other_targets(runs)
+    return lines
+
+
+def _room_targets(runs: list[Run]) -> list[str]:
+    best = {t: sustained(runs, "room", t) for t in TARGETS}
+    lines = []
+    if best["project"] and best["peer-node"]:
+        ours, theirs = best["project"]["delivered_per_s"], best["peer-node"]["delivered_per_s"]
+        lines.append(
+            f"- room: sustained {ours:,.0f} deliveries/s = {ours / theirs:.2f}× peer-node (goal ≥ 1)"
+        )
+    both = {r["target_rate"]: r for r in runs_of(runs, "room", "project")}
+    shared = [r for r in runs_of(runs, "room", "peer-python") if r["target_rate"] in both]
+    if shared:
+        rate = max(r["target_rate"] for r in shared if r.get("latency_ms"))
+        ours = both[rate]["latency_ms"]["p99"]
+        theirs = next(r for r in shared if r["target_rate"] == rate)["latency_ms"]["p99"]
+        lines.append(
+            f"- room: p99 at {rate} msg/s {ours:.1f} ms vs peer-python's {theirs:.1f} ms (goal ≤)"
+        )
+    return lines
+
+
+def _other_targets(runs: list[Run]) -> list[str]:
+    lines = []
+    for r in (r for r in runs if r.get("bench") == "idle"):
+        lines.append(f"- idle: {r.get('rss_per_connection_kib')} KiB RSS per idle connection "
+                     f"({r.get('connections')} connections; goal ≤ 30 KB)")  # fmt: skip
+    for r in (r for r in runs if r.get("bench") == "ring"):
+        per_s = r["results"]["get_str"]["best_per_s"]
+        lines.append(f"- ring: {per_s:,.0f} lookups/s (goal ≥ 1,000,000)")
+    return lines
+
+
+def markdown(runs: list[Run]) -> str:
+    header = ["server", "N", "offered/s", "delivered/s", "lost", "p50 ms", "p99 ms",
+              "CPU nodes", "CPU Redis", "sustained"]  # fmt: skip
+    parts = ["## Targets", *targets_section(runs), "", "## dm (200 users, 2 nodes)"]
+    parts += table(header, rate_rows(runs, "dm"))
+    parts += [
+        "",
+        "## room (200 members, 10 senders, 2 nodes)",
+        *table(header, rate_rows(runs, "room")),
+    ]
+    rows = [
+        [LABELS[t], n, node_cpu_per_1000(r[0])]
+        for t in TARGETS
+        for n in (1, 2, 4)
+        if (r := runs_of(runs, "nodes", t, n))
+    ]
+    parts += [
+        "",
+        "## nodes (dm at a fixed rate)",
+        *table(["server", "N", "CPU s / 1,000 delivered"], rows),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def plots(runs: list[Run], out: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in TARGETS:
+        series = runs_of(runs, "dm", t)
+        ax.plot([r["target_rate"] for r in series], [r.get("delivered_per_s") or 0 for r in series],
+                marker="o", label=LABELS[t])  # fmt: skip
+    ax.set(xlabel="offered msg/s", ylabel="delivered msg/s", title="dm, 2 nodes: throughput")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "dm_throughput.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in TARGETS:
+        series = [r for r in runs_of(runs, "dm", t) if r.get("latency_ms")]
+        rates = [r["target_rate"] for r in series]
+        line = ax.plot(
+            rates, [r["latency_ms"]["p99"] for r in series], marker="o", label=f"{LABELS[t]} p99"
+        )
+        ax.plot(rates, [r["latency_ms"]["p50"] for r in series], linestyle="--",
+                color=line[0].get_color(), label=f"{LABELS[t]} p50")  # fmt: skip
+    ax.set(
+        xlabel="offered msg/s",
+        ylabel="latency ms (log)",
+        yscale="log",
+        title="dm, 2 nodes: latency",
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "dm_latency.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in TARGETS:
+        series = [
+            (n, node_cpu_per_1000(r[0])) for n in (1, 2, 4) if (r := runs_of(runs, "nodes", t, n))
+        ]
+        ax.plot([n for n, _ in series], [c or 0 for _, c in series], marker="o", label=LABELS[t])
+    ax.set(xlabel="nodes", ylabel="CPU s per 1,000 delivered", title="CPU per message vs nodes")
+    ax.set_xticks([1, 2, 4])
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "nodes_cpu.png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(runs: list[Run], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.md").write_text(markdown(runs))
+    plots(runs, out)
+
+
+if __name__ == "__main__":
+    source = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).parent / "results" / "latest.json"
+    )
+    write_report(json.loads(source.read_text()), source.parent)
+    print((source.parent / "latest.md").read_text())
