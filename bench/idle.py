@@ -5,7 +5,8 @@
 Starts its own Redis fleet and one chat node (the same code as ``chat dev``), registers a few
 users, measures the node's RSS, opens the connections with the official socket.io-client
 (from the benchmark harness's node_modules), waits for every ``session``, measures again, and
-prints one JSON line.
+prints one JSON line; then the same against ``idle_floor.py`` (python-socketio and aiohttp
+with no application code), the floor those libraries set.
 """
 
 from __future__ import annotations
@@ -52,29 +53,21 @@ def register(url: str, n: int) -> list[str]:
     return tokens
 
 
-def measure(connections: int, users: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp, RedisFleet() as fleet:
-        env = node_env(fleet.shards_env, fleet.cluster_env, secrets.token_urlsafe(32))
-        node = ChatNodeProcess("idle0", pick_free_ports(1)[0], env, Path(tmp) / "node.log").start()
-        try:
-            tokens_file = Path(tmp) / "tokens.json"
-            tokens_file.write_text(json.dumps(register(node.url, users)))
-            time.sleep(1)  # let start-up garbage settle before the baseline reading
-            assert node.pid is not None
-            before = rss_kib(node.pid)
-            client = subprocess.Popen(
-                ["node", str(Path(__file__).with_name("idle.cjs")), node.url, str(tokens_file),
-                 str(connections)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                env={**os.environ, "NODE_PATH": str(HARNESS / "node" / "node_modules")},
-            )  # fmt: skip
-            assert client.stdout is not None
-            status = client.stdout.readline().split()
-            time.sleep(2)  # connections settle (handshake buffers released)
-            after = rss_kib(node.pid)
-            client.communicate("", timeout=60)
-        finally:
-            node.stop()
+def hold(url: str, tokens_file: Path, connections: int, pid: int) -> dict:
+    """Open ``connections`` idle sockets to ``url`` and read the server's RSS growth."""
+    time.sleep(1)  # let start-up garbage settle before the baseline reading
+    before = rss_kib(pid)
+    client = subprocess.Popen(
+        ["node", str(Path(__file__).with_name("idle.cjs")), url, str(tokens_file),
+         str(connections)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "NODE_PATH": str(HARNESS / "node" / "node_modules")},
+    )  # fmt: skip
+    assert client.stdout is not None
+    status = client.stdout.readline().split()
+    time.sleep(2)  # connections settle (handshake buffers released)
+    after = rss_kib(pid)
+    client.communicate("", timeout=60)
     opened = int(status[1]) if len(status) >= 2 else 0
     return {
         "ok": opened == connections,
@@ -84,6 +77,37 @@ def measure(connections: int, users: int) -> dict:
         "rss_after_kib": after,
         "rss_per_connection_kib": round((after - before) / max(1, opened), 2),
     }
+
+
+def measure(connections: int, users: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp, RedisFleet() as fleet:
+        env = node_env(fleet.shards_env, fleet.cluster_env, secrets.token_urlsafe(32))
+        node = ChatNodeProcess("idle0", pick_free_ports(1)[0], env, Path(tmp) / "node.log").start()
+        try:
+            tokens_file = Path(tmp) / "tokens.json"
+            tokens_file.write_text(json.dumps(register(node.url, users)))
+            assert node.pid is not None
+            result = hold(node.url, tokens_file, connections, node.pid)
+        finally:
+            node.stop()
+        result["floor"] = floor(connections, tokens_file)
+    return result
+
+
+def floor(connections: int, tokens_file: Path) -> dict:
+    """The same measurement against bench/idle_floor.py: the libraries alone."""
+    port = pick_free_ports(1)[0]
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("idle_floor.py")), str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        server.stdout.readline()  # "listening"
+        return hold(f"http://127.0.0.1:{port}", tokens_file, connections, server.pid)
+    finally:
+        server.kill()
+        server.wait()
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ class Plan:
 
 FULL = Plan(
     dm_rates=[500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
-    room_rates=[10, 20, 40, 80, 160],
+    room_rates=[10, 20, 40, 80, 160, 320, 640],
     nodes_rate=800,
     node_counts=[1, 2, 4],
     idle_connections=5000,
@@ -84,7 +84,9 @@ def harness() -> Path:
     return path
 
 
-def run_harness(tool: Path, target: str, scenario: str, nodes: int, rate: int, plan: Plan) -> dict:
+def run_harness(
+    tool: Path, target: str, scenario: str, nodes: int, rate: int, plan: Plan, project: Path = ROOT
+) -> dict:
     args = [
         sys.executable, str(tool / "run.py"), "--target", target, "--nodes", str(nodes),
         "--scenario", scenario, "--users", "200", "--rates", str(rate),
@@ -93,7 +95,7 @@ def run_harness(tool: Path, target: str, scenario: str, nodes: int, rate: int, p
     ]  # fmt: skip
     if scenario == "room":
         args += ["--senders", "10"]
-    env = {**os.environ, "PROJECT_DIR": str(ROOT), **PROJECT_ENV}
+    env = {**os.environ, "PROJECT_DIR": str(project), **PROJECT_ENV}
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=900)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:

@@ -33,7 +33,8 @@ def test_the_benchmark_runs_end_to_end_with_a_tiny_load(tmp_path):
     for run in runs:
         if run["bench"] in ("dm", "room", "nodes"):
             assert run["ok"] and run["lost"] == 0, run.get("error")
-    assert next(r for r in runs if r["bench"] == "idle")["ok"]
+    idle = next(r for r in runs if r["bench"] == "idle")
+    assert idle["ok"] and idle["floor"]["ok"]
     report = (tmp_path / "latest.md").read_text()
     assert "## dm" in report and "lookups/s" in report
     for plot in ("dm_throughput.png", "dm_latency.png", "nodes_cpu.png"):
