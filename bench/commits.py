@@ -7,7 +7,7 @@ Each revision is checked out into a temporary git worktree and run by the shared
 this checkout's virtualenv (so the installed dependencies are today's: a revision that predates
 a dependency simply does not import it).  Prints one Markdown row per (revision, rate): node CPU
 seconds per 1,000 delivered messages, p50/p99 latency and whether the rate was sustained, and
-writes the raw harness lines to ``bench/results/commits.json``.
+writes the raw harness lines to ``--out`` (default ``bench/results/commits.json``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("revs", nargs="+")
     parser.add_argument("--rates", default="500,1000")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commits.json")
     args = parser.parse_args()
     os.environ.setdefault("PROJECT_PYTHON", sys.executable)  # today's virtualenv
     tool, runs = harness(), []
@@ -52,7 +53,7 @@ def main() -> None:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "-f", str(tree)],
                                check=False, capture_output=True)  # fmt: skip
-    (ROOT / "bench" / "results" / "commits.json").write_text(json.dumps(runs, indent=1) + "\n")
+    args.out.write_text(json.dumps(runs, indent=1) + "\n")
 
 
 def row(rev: str, rate: int, run: dict) -> str:
