@@ -120,12 +120,13 @@ def targets_section(runs: list[Run]) -> list[str]:
 def _room_targets(runs: list[Run]) -> list[str]:
     best = {t: sustained(runs, "room", t) for t in TARGETS}
     lines = []
-    if best["project"] and best["peer-node"]:
-        ours, theirs = best["project"]["delivered_per_s"], best["peer-node"]["delivered_per_s"]
+    if best["project"] and best["peer-node"] and best["peer-python"]:
+        ours = best["project"]["delivered_per_s"]
+        node, python = best["peer-node"]["delivered_per_s"], best["peer-python"]["delivered_per_s"]
         up = "" if saturated(runs, "room", "peer-node") else "≤ "
         lines.append(
-            f"- room: sustained {ours:,.0f} deliveries/s = {up}{ours / theirs:.2f}× peer-node "
-            "(goal ≥ 1)"
+            f"- room: sustained {ours:,.0f} deliveries/s = {up}{ours / node:.2f}× peer-node "
+            f"(goal ≥ 1); {ours / python:.2f}× peer-python"
         )
     # p99 at the highest rate both sustained: past it, both only measure their own backlog.
     ours = {r["target_rate"]: r for r in runs_of(runs, "room", "project") if good(r)}
@@ -164,7 +165,7 @@ def markdown(runs: list[Run]) -> str:
         *table(header, rate_rows(runs, "room")),
     ]
     rows = [
-        [LABELS[t], n, node_cpu_per_1000(r[0])]
+        [LABELS[t], n, _fmt(node_cpu_per_1000(r[0]), 2)]
         for t in TARGETS
         for n in (1, 2, 4)
         if (r := runs_of(runs, "nodes", t, n))
@@ -177,17 +178,32 @@ def markdown(runs: list[Run]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def plots(runs: list[Run], out: Path) -> None:
+def throughput_plot(runs: list[Run], bench: str, title: str, out: Path) -> None:
+    """Delivered against offered load; hollow markers: not sustained (late or lost), so a
+    server that delivers everything, but seconds late, does not look like one that keeps up."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for t in TARGETS:
-        series = runs_of(runs, "dm", t)
-        ax.plot([r["target_rate"] for r in series], [r.get("delivered_per_s") or 0 for r in series],
-                marker="o", label=LABELS[t])  # fmt: skip
-    ax.set(xlabel="offered msg/s", ylabel="delivered msg/s", title="dm, 2 nodes: throughput")
+        series = runs_of(runs, bench, t)
+        x = [r["target_rate"] for r in series]
+        y = [r.get("delivered_per_s") or 0 for r in series]
+        (line,) = ax.plot(x, y, label=LABELS[t], linewidth=2.5 if t == "project" else 1.2,
+                          zorder=3 if t == "project" else 2)  # fmt: skip
+        kept = [good(r) for r in series]
+        for filled in (True, False):
+            pts = [(a, b) for a, b, k in zip(x, y, kept, strict=True) if k is filled]
+            ax.scatter([a for a, _ in pts], [b for _, b in pts], color=line.get_color(),
+                       facecolors=line.get_color() if filled else "white",
+                       s=70 if t == "project" else 25, zorder=5 if t == "project" else 4)  # fmt: skip
+    ax.set(xlabel="offered msg/s", ylabel="delivered/s", title=f"{title} (hollow: not sustained)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "dm_throughput.png", dpi=110)
+    fig.savefig(out / f"{bench}_throughput.png", dpi=110)
     plt.close(fig)
+
+
+def plots(runs: list[Run], out: Path) -> None:
+    throughput_plot(runs, "dm", "dm, 2 nodes", out)
+    throughput_plot(runs, "room", "room of 200, 2 nodes", out)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for t in TARGETS:
