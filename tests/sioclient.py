@@ -20,6 +20,7 @@ class Client:
     def __init__(self, **options: Any) -> None:
         self.sio = socketio.AsyncClient(reconnection=False, **options)
         self.queues: defaultdict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.order: list[str] = []  # every event's name, as received
         self.connect_error: Any = None
         self.disconnected = asyncio.Event()
         self.sio.on("*", self._record)
@@ -27,6 +28,7 @@ class Client:
         self.sio.on("disconnect", self._disconnected)
 
     async def _record(self, event: str, *args: Any) -> None:
+        self.order.append(event)
         self.queues[event].put_nowait(args[0] if len(args) == 1 else args)
 
     async def _refused(self, data: Any = None) -> None:

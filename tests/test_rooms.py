@@ -83,6 +83,35 @@ async def test_concurrent_senders_on_two_nodes_everyone_sees_one_gap_free_order(
             await client.close()
 
 
+async def test_session_comes_before_any_live_message_even_in_a_busy_room(stack: Stack):
+    """The client learns from ``session`` from which seq it receives each room live; a live
+    message queued ahead of it would fall outside what the client thinks it has."""
+    sender, joiner = await register(stack.url(0)), await register(stack.url(1))
+    stop = asyncio.Event()
+
+    async def chatter(client: Client, who: int) -> None:
+        n = 0
+        while not stop.is_set():
+            ack = await client.call("send", {"room": "lobby", "text": f"{who}:{n}"})
+            assert ack["ok"], ack
+            n += 1
+
+    async with (
+        connected(stack.url(0), sender.token) as s0,
+        connected(stack.url(1), sender.token) as s1,
+    ):
+        busy = [asyncio.create_task(chatter(c, i)) for i, c in enumerate((s0, s1) * 2)]
+        try:
+            for attempt in range(40):
+                async with connected(stack.url(attempt % 2), joiner.token) as client:
+                    await client.next("session")
+                    await client.next("message")  # the room is live: messages do flow
+                    assert client.order[0] == "session", (attempt, client.order[:3])
+        finally:
+            stop.set()
+            await asyncio.gather(*busy)
+
+
 async def test_a_dm_reaches_every_device_of_both_users_and_their_sessions(stack: Stack):
     alice, bob = await register(stack.url(0), "Alice"), await register(stack.url(1), "Bob")
     async with (

@@ -53,6 +53,12 @@ class _Json:
         return decode_json(text)
 
 
+def _event_packet(event: str, data_json: bytes) -> eio_packet.Packet:
+    """A Socket.IO EVENT on namespace "/" around a payload that is already JSON."""
+    text = f"2[{encode_json(event).decode()},{data_json.decode()}]"
+    return eio_packet.Packet(eio_packet.MESSAGE, data=text)
+
+
 class _Manager(socketio.AsyncManager):  # type: ignore[misc]
     """Local rooms only (never a cross-node manager: the broker does that), plus a hook that
     runs once the client has been sent its CONNECT packet, so ``session`` cannot overtake it."""
@@ -133,14 +139,21 @@ class SocketServer:
         skip: set[str] = set()
         if skip_user is not None:
             skip = {sid for sid, _ in self._participants(keys.user_sio_room(skip_user))}
-        text = f"2[{encode_json(event).decode()},{raw.decode()}]"  # EVENT on namespace "/"
-        packet = eio_packet.Packet(eio_packet.MESSAGE, data=text)
+        packet = _event_packet(event, raw)
         for sid, eio_sid in self._participants(local_room):
             if sid not in skip:
                 await self.sio.eio.send_packet(eio_sid, packet)
 
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
-        await self.sio.emit(event, data, to=sid)
+        """One socket, queued on its transport at once, like ``emit_raw``.
+
+        Ordering hazard: python-socketio's ``emit`` queues from a task of its own, one loop
+        iteration later.  A ``session`` sent that way could be overtaken by a live message that
+        ``emit_raw`` queues meanwhile, although the session's ``last_seq`` does not count it.
+        """
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            await self.sio.eio.send_packet(eio_sid, _event_packet(event, encode_json(data)))
 
     def enter(self, sid: str, local_room: str) -> None:
         self.sio.manager.basic_enter_room(sid, NAMESPACE, local_room)
