@@ -16,13 +16,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from chat.localredis import _PRCTL, _die_with_parent, log_tail
+from chat.localredis import die_with_parent, log_tail, wait_ready
 
 NGINX_ENV = "CHAT_NGINX"
 INSTALL_HINT = "install it with `apt-get install nginx` or point CHAT_NGINX at an nginx binary"
@@ -228,7 +227,6 @@ class NginxProcess:
         if self.alive:
             raise NginxError(f"nginx is already running (pid {self.pid})")
         self.write_config()
-        preexec = functools.partial(_die_with_parent, os.getpid()) if _PRCTL else None
         with self.error_log.open("ab") as log:
             self._proc = subprocess.Popen(
                 self.argv(),
@@ -237,24 +235,16 @@ class NginxProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.config.run_dir,
                 start_new_session=True,  # its workers share our child's process group
-                preexec_fn=preexec,  # noqa: PLW1509 - see chat.localredis._die_with_parent
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see chat.localredis._die_with_parent
             )
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Until *our* nginx listens: its pid file names our child (nginx writes it after
         binding its sockets) and the port accepts a connection."""
-        deadline = time.monotonic() + timeout
-        while not self._listening():
-            if self._proc is None or self._proc.poll() is not None:
-                code = None if self._proc is None else self._proc.returncode
-                raise NginxError(f"nginx exited (code {code}):\n{log_tail(self.error_log)}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise NginxError(
-                    f"nginx not listening on {self.port} within {timeout} s:\n"
-                    f"{log_tail(self.error_log)}"
-                )
-            time.sleep(0.02)
+        problem = wait_ready(self._proc, self._listening, timeout)
+        if problem is not None:
+            self.stop()
+            raise NginxError(f"nginx on port {self.port} {problem}:\n{log_tail(self.error_log)}")
 
     def _listening(self) -> bool:
         try:

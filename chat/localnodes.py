@@ -10,13 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from chat.localredis import log_tail
+from chat.localredis import log_tail, wait_ready
 
 
 class NodeStartError(RuntimeError):
@@ -67,15 +66,10 @@ class ChatNodeProcess:
             )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        """Poll ``/readyz`` until 200 (a process offers no event to await)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise NodeStartError(f"{self.node_id} exited:\n{log_tail(self.log_path)}")
-            if self.ready():
-                return
-            time.sleep(0.05)
-        raise NodeStartError(f"{self.node_id} not ready in {timeout} s:\n{log_tail(self.log_path)}")
+        """Poll ``/readyz`` until 200."""
+        problem = wait_ready(self.proc, self.ready, timeout, interval=0.05)
+        if problem is not None:
+            raise NodeStartError(f"{self.node_id} {problem}:\n{log_tail(self.log_path)}")
 
     def ready(self) -> bool:
         try:

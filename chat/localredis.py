@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +149,30 @@ def _die_with_parent(parent_pid: int) -> None:
             os._exit(1)
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """The ``preexec_fn`` for a server we spawn: it gets SIGTERM when we die (Linux)."""
+    return functools.partial(_die_with_parent, os.getpid()) if _PRCTL else None
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes] | None,
+    ready: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.02,
+) -> str | None:
+    """Poll ``ready()`` until it holds (a process offers no event to await): ``None`` then,
+    else why it never will: the process exited, or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is None or proc.poll() is not None:
+            return f"exited (code {None if proc is None else proc.returncode})"
+        if ready():
+            return None
+        if time.monotonic() > deadline:
+            return f"not ready within {timeout} s"
+        time.sleep(interval)
+
+
 class RedisProcess:
     """One server process we own by pid (own session, never daemonized; see _die_with_parent)."""
 
@@ -213,7 +237,6 @@ class RedisProcess:
         if self.alive:
             raise LocalRedisError(f"{self.name} is already running (pid {self.pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        preexec = functools.partial(_die_with_parent, os.getpid()) if _PRCTL else None
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
             self._proc = subprocess.Popen(
                 self.argv(),
@@ -224,27 +247,15 @@ class RedisProcess:
                 # Own session: a terminal Ctrl-C does not hit the servers directly; we stop
                 # them ourselves, in order, through stop().
                 start_new_session=True,
-                preexec_fn=preexec,  # noqa: PLW1509 - threads: see _die_with_parent
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - threads: see _die_with_parent
             )
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         """Wait until *our* process answers PING (not -LOADING, not another server)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._proc is None or self._proc.poll() is not None:
-                code = None if self._proc is None else self._proc.returncode
-                raise RedisStartError(
-                    f"{self.name} exited (code {code}):\n{log_tail(self.log_path)}"
-                )
-            if self._answers_as_us():
-                return
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RedisStartError(
-                    f"{self.name} did not answer PING on {self.address} within {timeout}s:\n"
-                    f"{log_tail(self.log_path)}"
-                )
-            time.sleep(0.01)
+        problem = wait_ready(self._proc, self._answers_as_us, timeout, interval=0.01)
+        if problem is not None:
+            self.stop()
+            raise RedisStartError(f"{self.name} {problem}:\n{log_tail(self.log_path)}")
 
     def _answers_as_us(self) -> bool:
         try:
