@@ -13,6 +13,26 @@ export function avatarClass(userId) {
   return `avatar c${hash % AVATAR_COLOURS}`;
 }
 
+/** One message row: the author's avatar, then the `meta` line, the text and any `extra`. */
+function messageItem(attrs, author, meta, text, extra = null) {
+  return el(
+    "li",
+    attrs,
+    el("span", {
+      class: avatarClass(author.id),
+      "aria-hidden": "true",
+      text: initial(author.name),
+    }),
+    el(
+      "div",
+      { class: "msg-body" },
+      el("div", { class: "msg-meta" }, ...meta),
+      el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(text)),
+      extra,
+    ),
+  );
+}
+
 export class MessageView {
   /**
    * @param ctx {me(): user, nameOf(id, fallback): string, pending(roomId): items,
@@ -65,48 +85,33 @@ export class MessageView {
   }
 
   render(message) {
-    const me = this.ctx.me();
-    const mine = message.from.id === me.id;
+    const mine = message.from.id === this.ctx.me().id;
     const name = this.ctx.nameOf(message.from.id, message.from.name);
     const time = timeOf(message.ts);
-    return el(
-      "li",
-      {
-        class: mine ? "msg mine" : "msg",
-        "data-testid": "message",
-        "data-seq": message.seq,
-        "data-user-id": message.from.id,
-        "data-mine": mine ? "true" : "false",
-      },
+    const attrs = {
+      class: mine ? "msg mine" : "msg",
+      "data-testid": "message",
+      "data-seq": message.seq,
+      "data-user-id": message.from.id,
+      "data-mine": mine ? "true" : "false",
+    };
+    const meta = [
       el("span", {
-        class: avatarClass(message.from.id),
-        "aria-hidden": "true",
-        text: initial(name),
+        class: "msg-author",
+        "data-testid": "message-author",
+        "data-user-id": message.from.id,
+        text: name,
       }),
-      el(
-        "div",
-        { class: "msg-body" },
-        el(
-          "div",
-          { class: "msg-meta" },
-          el("span", {
-            class: "msg-author",
-            "data-testid": "message-author",
-            "data-user-id": message.from.id,
-            text: name,
-          }),
-          mine ? el("span", { class: "you-tag", text: "you" }) : null,
-          el("time", {
-            class: "msg-time",
-            datetime: time.iso,
-            title: time.full,
-            "data-testid": "message-time",
-            text: time.short,
-          }),
-        ),
-        el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(message.text)),
-      ),
-    );
+      mine ? el("span", { class: "you-tag", text: "you" }) : null,
+      el("time", {
+        class: "msg-time",
+        datetime: time.iso,
+        title: time.full,
+        "data-testid": "message-time",
+        text: time.short,
+      }),
+    ];
+    return messageItem(attrs, { id: message.from.id, name }, meta, message.text);
   }
 
   /** A message was added to `room` at `index` (see Room.add). */
@@ -143,45 +148,36 @@ export class MessageView {
             : this.ctx.connected()
               ? "Sending…"
               : "Waiting for the connection…";
-      return el(
-        "li",
-        {
-          class: `msg mine pending ${item.state}`,
-          "data-testid": "pending-message",
-          "data-cid": item.cid,
-          "data-state": item.state,
-        },
-        el("span", { class: avatarClass(me.id), "aria-hidden": "true", text: initial(me.name) }),
-        el(
-          "div",
-          { class: "msg-body" },
-          el(
-            "div",
-            { class: "msg-meta" },
-            el("span", { class: "msg-author", text: me.name }),
-            el("span", { class: "msg-state", "data-testid": "pending-state", text: label }),
-          ),
-          el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(item.text)),
-          item.state === "failed"
-            ? el(
-                "div",
-                { class: "row" },
-                el("button", {
-                  type: "button",
-                  class: "small",
-                  text: "Retry",
-                  onclick: () => this.ctx.retry(item.cid),
-                }),
-                el("button", {
-                  type: "button",
-                  class: "small",
-                  text: "Discard",
-                  onclick: () => this.ctx.discard(item.cid),
-                }),
-              )
-            : null,
-        ),
-      );
+      const attrs = {
+        class: `msg mine pending ${item.state}`,
+        "data-testid": "pending-message",
+        "data-cid": item.cid,
+        "data-state": item.state,
+      };
+      const meta = [
+        el("span", { class: "msg-author", text: me.name }),
+        el("span", { class: "msg-state", "data-testid": "pending-state", text: label }),
+      ];
+      const actions =
+        item.state === "failed"
+          ? el(
+              "div",
+              { class: "row" },
+              el("button", {
+                type: "button",
+                class: "small",
+                text: "Retry",
+                onclick: () => this.ctx.retry(item.cid),
+              }),
+              el("button", {
+                type: "button",
+                class: "small",
+                text: "Discard",
+                onclick: () => this.ctx.discard(item.cid),
+              }),
+            )
+          : null;
+      return messageItem(attrs, me, meta, item.text, actions);
     });
     const stick = this.nearBottom();
     this.pendingList.replaceChildren(...items);
