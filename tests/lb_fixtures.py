@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
+from sioclient import call_unless_gone
 from stack import Stack, start_stack
 
 from chat import keys
@@ -207,17 +208,9 @@ class RoomClient:
         self.runs[-1].base = ack["room"]["last_seq"]
 
     async def call(self, event: str, data: dict, timeout: float = CALL_TIMEOUT) -> Any:
-        """Emit with an ack once connected; ConnectionError if the connection drops first
-        (python-socketio would wait for the whole timeout)."""
+        """Emit with an ack once connected; ConnectionError if the connection drops first."""
         await self.up.wait()
-        acked = asyncio.ensure_future(self.sio.call(event, data, timeout=timeout))
-        gone = asyncio.ensure_future(self.down.wait())
-        await asyncio.wait([acked, gone], return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if not acked.done():
-            acked.cancel()
-            raise ConnectionError(f"{self.name}: connection lost before the ack of {event}")
-        return acked.result()
+        return await call_unless_gone(self.sio, self.down, event, data, timeout=timeout)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -16,6 +16,21 @@ import socketio
 TIMEOUT = 10.0
 
 
+async def call_unless_gone(
+    sio: socketio.AsyncClient, gone: asyncio.Event, event: str, *args: Any, timeout: float
+) -> Any:
+    """Emit with an ack; ConnectionError at once if ``gone`` is set first (python-socketio
+    itself would wait for the whole timeout)."""
+    acked = asyncio.ensure_future(sio.call(event, *args, timeout=timeout))
+    lost = asyncio.ensure_future(gone.wait())
+    await asyncio.wait([acked, lost], return_when=asyncio.FIRST_COMPLETED)
+    lost.cancel()
+    if not acked.done():
+        acked.cancel()
+        raise ConnectionError(f"connection lost before the ack of {event!r}")
+    return acked.result()
+
+
 class Client:
     def __init__(self, **options: Any) -> None:
         self.sio = socketio.AsyncClient(reconnection=False, **options)
@@ -53,16 +68,7 @@ class Client:
         return [queue.get_nowait() for _ in range(queue.qsize())]
 
     async def call(self, event: str, *args: Any, timeout: float = TIMEOUT) -> Any:
-        """Emit with an ack; a disconnect while waiting raises ConnectionError at once
-        (python-socketio itself would wait for the whole timeout)."""
-        acked = asyncio.ensure_future(self.sio.call(event, *args, timeout=timeout))
-        gone = asyncio.ensure_future(self.disconnected.wait())
-        await asyncio.wait([acked, gone], return_when=asyncio.FIRST_COMPLETED)
-        gone.cancel()
-        if not acked.done():
-            acked.cancel()
-            raise ConnectionError(f"disconnected while waiting for the ack of {event!r}")
-        return acked.result()
+        return await call_unless_gone(self.sio, self.disconnected, event, *args, timeout=timeout)
 
     async def close(self) -> None:
         await self.sio.disconnect()
