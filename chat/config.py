@@ -2,7 +2,9 @@
 
 Every option has one environment name and one flag, generated from the same table, so the
 Kubernetes ConfigMap, ``chat serve --help`` and this file cannot drift apart.  Values are
-validated at start and *all* problems are reported at once.
+validated at start and *all* problems are reported at once.  A secret option ``CHAT_X`` may
+instead be read from the file named by ``CHAT_X_FILE`` (a mounted Secret), so that the value
+never sits in the environment, where ``ps e`` and crash reporters can read it.
 
 Leaf module: imports nothing of the project.
 """
@@ -251,6 +253,13 @@ def load(
         source = opt.flag
         if raw is None:
             raw, source = environ.get(opt.env), opt.env
+        if raw is None and opt.secret and environ.get(opt.env + "_FILE"):
+            source = opt.env + "_FILE"
+            try:
+                raw = _read_secret_file(environ[source])
+            except OSError as exc:
+                problems.append(f"{source}: cannot read the file: {exc.strerror}")
+                continue
         if raw is None:
             raw, source = opt.default, "default"
         if raw is None:
@@ -268,6 +277,13 @@ def load(
     if not values["node_id"]:
         values["node_id"] = f"{socket.gethostname()}-{os.getpid()}"
     return Settings(**values)
+
+
+def _read_secret_file(path: str) -> str:
+    """A secret mounted as a file (a Kubernetes Secret volume, a Docker secret): its text
+    without the trailing newline that editors and ``echo`` add."""
+    with open(path, encoding="utf-8") as f:
+        return f.read().rstrip("\r\n")
 
 
 def _key_problems(values: dict[str, Any]) -> list[str]:

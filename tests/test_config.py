@@ -69,3 +69,24 @@ def test_every_option_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [opt.env for opt in config.OPTIONS if opt.env not in readme]
     assert missing == []
+
+
+def test_a_secret_can_come_from_a_mounted_file_and_its_text_is_never_echoed(tmp_path):
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text("s" * 40 + "\n")
+    env = {k: v for k, v in GOOD.items() if k != "CHAT_JWT_SECRET"}
+    settings = config.load({**env, "CHAT_JWT_SECRET_FILE": str(secret_file)})
+    assert settings.jwt_secret == "s" * 40  # the editor's trailing newline is not part of it
+    secret_file.write_text("too-short-secret")
+    with pytest.raises(config.ConfigError, match="CHAT_JWT_SECRET_FILE") as err:
+        config.load({**env, "CHAT_JWT_SECRET_FILE": str(secret_file)})
+    assert "too-short-secret" not in str(err.value)
+    with pytest.raises(config.ConfigError, match="cannot read"):
+        config.load({**env, "CHAT_JWT_SECRET_FILE": str(tmp_path / "missing")})
+
+
+def test_the_environment_value_wins_over_the_file(tmp_path):
+    secret_file = tmp_path / "jwt"
+    secret_file.write_text("f" * 40)
+    settings = config.load({**GOOD, "CHAT_JWT_SECRET_FILE": str(secret_file)})
+    assert settings.jwt_secret == GOOD["CHAT_JWT_SECRET"]
