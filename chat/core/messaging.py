@@ -28,7 +28,6 @@ from chat.models import (
     dm_room_id,
     encode_envelope,
     is_dm_room,
-    peer_of,
 )
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
@@ -59,10 +58,8 @@ class Messaging:
         self._text_max = text_max
         self._limiter = SendLimiter(limits, rate=send_rate, burst=send_burst)
         self.sent = 0
-        #: DM rooms this node made sure of (the peer exists, both users list the room) and
-        #: users known to exist (never deleted): checks once per node, not per message.
+        #: DM rooms this node listed for both users: once per node, not per message.
         self._known_dms: OrderedDict[str, None] = OrderedDict()
-        self._known_users: OrderedDict[str, None] = OrderedDict()
 
     async def send(
         self,
@@ -84,23 +81,18 @@ class Messaging:
     ) -> Message:
         """A direct message: the DM room of the two users is made on first use."""
         text = clean_text(text, self._text_max)
+        if not await self._rooms.users_exist([to]):
+            raise not_found("no_user", "no such user")
         return await self._dm_message(sender, dm_room_id(sender.id, to), text, cid, conn)
 
     async def _dm_message(
         self, sender: UserRecord, room_id: str, text: str, cid: str | None, conn: Conn | None
     ) -> Message:
-        """On a conversation's first message through this node: check that the peer exists,
-        and list the room for both users while the message is stored (no need to wait)."""
-        new = room_id not in self._known_dms and (conn is None or room_id not in conn.rooms)
-        if new:
-            peer = peer_of(room_id, sender.id)
-            if peer not in self._known_users:
-                if await self._users.user(peer) is None:
-                    raise not_found("no_user", "no such user")
-                _remember(self._known_users, peer)
-        if conn is not None:
-            conn.rooms.add(room_id)
-        if not new:
+        """List the room for both users on the conversation's first message through this node,
+        while the message is stored (no need to wait).  Only this node's own record of having
+        listed it skips that: whatever the socket read before (an empty ``history``) must not
+        make the first message look like a later one, or the DM is listed for nobody."""
+        if room_id in self._known_dms:
             return await self._store_and_publish(sender, room_id, text, cid)
         _, message = await asyncio.gather(
             self._room_store.ensure_dm(room_id),

@@ -8,19 +8,31 @@ skipping the user's own sockets so that each socket hears of it once.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from chat import keys
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
-from chat.models import Envelope, Room, UserRecord, encode_envelope, is_dm_room, peer_of
+from chat.models import (
+    Envelope,
+    Room,
+    UserRecord,
+    dm_members,
+    encode_envelope,
+    is_dm_room,
+    peer_of,
+)
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 ROOM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LOBBY = "lobby"
 TYPING_EVERY = 2.0
+KNOWN_USERS_MAX = 100_000
 
 
 def check_room_id(room_id: object) -> str:
@@ -45,38 +57,56 @@ class Rooms:
         self._history = history
         self._broker = broker
         self._connections = connections
+        self._known_users: OrderedDict[str, None] = OrderedDict()
 
     # --- access ------------------------------------------------------------------------------
+    # Every decision reads the store of record (membership sets, user records), never what a
+    # socket has cached: a socket's room set is filled by its own calls, so trusting it would
+    # let a caller grant itself access (a ``join`` of someone else's DM did exactly that).
 
     async def readable(self, user_id: str, room_id: object, conn: Conn | None = None) -> Room:
         """A room the user may read: public, or private with the user as member."""
-        room = await self._existing(room_id)
-        if room.private and not await self._is_member(user_id, room.id, conn):
+        room, member = await self._access(user_id, room_id, conn)
+        if room.private and not member:
             raise forbidden("only members may read this room")
         return room
 
     async def member_of(self, user_id: str, room_id: object, conn: Conn | None = None) -> Room:
         """A room the user belongs to (who may send to it)."""
-        room = await self._existing(room_id)
-        if not await self._is_member(user_id, room.id, conn):
+        room, member = await self._access(user_id, room_id, conn)
+        if not member:
             raise forbidden("join the room first" if not room.private else "not a member")
         return room
 
-    async def _existing(self, room_id: object) -> Room:
+    async def _access(self, user_id: str, room_id: object, conn: Conn | None) -> tuple[Room, bool]:
+        """The room (``no_room`` if it does not exist) and whether the user is a member, both
+        read together (one slot: one round trip).  A socket that missed a membership it has
+        (an invite while it was connecting) follows the room from here on."""
         if not isinstance(room_id, str) or not (ROOM_ID.match(room_id) or is_dm_room(room_id)):
             raise not_found("no_room", "no such room")
-        room = await self._store.get(room_id)
+        if is_dm_room(room_id) and not await self.users_exist(dm_members(room_id)):
+            raise not_found("no_room", "no such room")  # a DM exists only between two users
+        room, member = await asyncio.gather(
+            self._store.get(room_id), self._store.is_member(room_id, user_id)
+        )
         if room is None:
             raise not_found("no_room", "no such room")
-        return room
+        if member and conn is not None and room.id not in conn.rooms:
+            await self._connections.add_room(conn, room.id)
+        return room, member
 
-    async def _is_member(self, user_id: str, room_id: str, conn: Conn | None) -> bool:
-        if conn is not None and room_id in conn.rooms:
-            return True
-        if not await self._store.is_member(room_id, user_id):
-            return False
-        if conn is not None:  # the socket missed this membership: follow it now
-            await self._connections.add_room(conn, room_id)
+    async def users_exist(self, user_ids: Iterable[str]) -> bool:
+        """Whether every user exists.  Remembered per node once seen in the store (accounts
+        are never deleted, so a remembered user cannot turn stale)."""
+        unknown = [u for u in dict.fromkeys(user_ids) if u not in self._known_users]
+        if unknown:
+            found = await self._users.users(unknown)
+            if len(found) < len(unknown):
+                return False
+            for user_id in unknown:
+                self._known_users[user_id] = None
+            while len(self._known_users) > KNOWN_USERS_MAX:
+                self._known_users.popitem(last=False)
         return True
 
     # --- listing and creating ----------------------------------------------------------------
@@ -109,13 +139,15 @@ class Rooms:
     # --- membership --------------------------------------------------------------------------
 
     async def join(self, conn: Conn, room_id: object) -> tuple[Room, int]:
-        """Join a public room, or a private one the user was invited to; return the room and
-        the pointer from which this socket receives its messages live."""
-        room = await self._existing(room_id)
+        """Join a public room, or a private one the user was invited to, or the user's own DM;
+        return the room and the pointer from which this socket receives its messages live."""
+        room, member = await self._access(conn.user.id, room_id, None)
+        if room.private and not member:
+            if room.is_dm:
+                raise forbidden("only its two users may open a direct conversation")
+            raise forbidden("this room is private: ask a member to invite you")
         if room.id == LOBBY or room.is_dm:
             return room, await self._connections.add_room(conn, room.id)
-        if room.private and not await self._store.is_member(room.id, conn.user.id):
-            raise forbidden("this room is private: ask a member to invite you")
         added = await self._store.add_member(room.id, conn.user.id)
         pointer = await self._connections.add_room(conn, room.id)
         if added:
@@ -123,7 +155,7 @@ class Rooms:
         return room, pointer
 
     async def leave(self, conn: Conn, room_id: object) -> None:
-        room = await self._existing(room_id)
+        room, _ = await self._access(conn.user.id, room_id, None)
         if room.id == LOBBY:
             raise forbidden("the lobby cannot be left")
         if room.is_dm:
