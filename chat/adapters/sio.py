@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 from engineio import packet as eio_packet
+from socketio import packet as sio_packet
 
 from chat import keys
 from chat.core.connections import Conn, Connections
@@ -72,6 +73,38 @@ class _Manager(socketio.AsyncManager):  # type: ignore[misc]
         return result
 
 
+#: Event names python-socketio dispatches to its own lifecycle handlers (``connect``,
+#: ``disconnect``) or to the catch-all under another calling convention (``*``), and names
+#: Socket.IO clients treat as their own.  Sent by a client as ordinary events they would
+#: re-run the handshake (leaking subscriptions) or tear down the socket's state while its
+#: transport stays open, so they are refused before python-socketio looks at them.
+RESERVED_EVENTS = frozenset(
+    {"connect", "disconnect", "*", "connect_error", "disconnecting", "newListener",
+     "removeListener", "error", "message"}
+)  # fmt: skip
+
+
+class _Server(socketio.AsyncServer):  # type: ignore[misc]
+    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
+        # Hazard: python-socketio's private hook, the one place every client EVENT passes
+        # (pinned to python-socketio 5.x in setup.cfg; tests/test_authz_matrix.py proves it).
+        name = data[0] if data else None
+        if not isinstance(name, str) or name in RESERVED_EVENTS:
+            if id is not None:
+                refused = invalid_request(
+                    f"{name!r} is reserved by Socket.IO"
+                    if isinstance(name, str)
+                    else "an event name must be a string"
+                )
+                ack = {"ok": False, "error": refused.to_wire()}
+                pkt = self.packet_class(
+                    sio_packet.ACK, namespace=namespace or "/", id=id, data=[ack]
+                )
+                await self._send_packet(eio_sid, pkt)
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
+
 class SocketServer:
     """Owns the python-socketio server; implements ``LocalDelivery`` for the use cases."""
 
@@ -85,7 +118,7 @@ class SocketServer:
         self._idle.set()
         manager = _Manager()
         manager.on_connected = self._on_connected
-        self.sio = socketio.AsyncServer(
+        self.sio = _Server(
             async_mode="aiohttp",
             client_manager=manager,
             json=_Json,
