@@ -349,3 +349,23 @@ async def test_a_dm_is_listed_for_both_users_by_its_first_message_whatever_came_
             assert room in {r["id"] for r in session["rooms"]}
         finally:
             await client.close()
+
+
+@pytest.mark.parametrize("private", [False, True])
+async def test_an_existing_room_cannot_be_created_again_the_lobby_included(
+    world: World, private: bool
+):
+    alice, dave = world.people["alice"], world.people["dave"]
+    taken = await _room(world, "private")
+    for rid in ("lobby", taken):
+        status, body, _ = await call(
+            "POST", world.stack.url(1) + "/api/rooms", {"id": rid, "private": private},
+            dave.user.token,
+        )  # fmt: skip
+        assert (status, body["error"]["code"]) == (409, "room_exists")
+    # nothing changed: the lobby is still public and dave is still outside the private room
+    assert await _room_event(world, dave, "history", "lobby") == OK
+    assert await _room_event(world, dave, "history", taken) == FORBIDDEN
+    status, body, _ = await call("GET", world.stack.url(0) + "/api/rooms", None, alice.user.token)
+    lobby = next(r for r in body["rooms"] if r["id"] == "lobby")
+    assert lobby["private"] is False

@@ -130,7 +130,13 @@ class Rooms:
         if not isinstance(private, bool):
             raise ChatError("invalid_room", "private must be true or false")
         display = room_id if name is None else clean_name(name)
-        room = await self._store.create(room_id, display, private, creator.id)
+        # The lobby has no record to collide with: without this, its id could be "created"
+        # (as a private room, even) and its records would disagree with what it is.
+        room = (
+            None
+            if room_id == LOBBY
+            else await self._store.create(room_id, display, private, creator.id)
+        )
         if room is None:
             raise ChatError("room_exists", "a room with this id exists", 409)
         await self._tell_user(creator.id, "room_added", room.id, creator)
