@@ -5,7 +5,8 @@
 #     -e CHAT_JWT_SECRET=... chat-cluster:0.1.0
 #
 # Configuration only through CHAT_* variables (README.md; `chat serve --help`); defaults
-# here: CHAT_HOST=0.0.0.0, CHAT_PORT=8080.  Kubernetes: k8s/ and docs/deploy.md.
+# here: CHAT_HOST=0.0.0.0, CHAT_PORT=8080; /metrics on 9090 (CHAT_METRICS_PORT), for
+# Prometheus only: never publish it.  Kubernetes: k8s/ and docs/deploy.md.
 #
 # The builder makes wheels of the project and its runtime dependencies and installs them
 # into /opt/venv; the final stage gets that venv only: no build tools, no test tools, no
@@ -67,7 +68,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 WORKDIR /tmp
 
-EXPOSE 8080
+EXPOSE 8080 9090
 
 # The node stops on SIGTERM: readiness fails, CHAT_DRAIN_SECONDS of service, then every
 # transport closes and the process exits within CHAT_SHUTDOWN_TIMEOUT.

@@ -39,6 +39,11 @@ PROJECT_ENV = {
     "CHAT_SEND_RATE": "100",
     "CHAT_SEND_BURST": "200",
     "CHAT_LOGIN_IP_RATE": "100000",
+    "CHAT_REGISTER_IP_RATE": "100000",
+    "CHAT_REGISTER_IP_BURST": "100000",
+    # Nodes share one host, so they cannot all listen on the default metrics port; the bench
+    # reads no metrics.
+    "CHAT_METRICS_PORT": "0",
 }
 
 

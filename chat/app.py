@@ -25,24 +25,33 @@ from chat.adapters.cluster_history import ClusterHistory
 from chat.adapters.cluster_limits import ClusterLimits
 from chat.adapters.cluster_presence import ClusterPresence
 from chat.adapters.cluster_rooms import ClusterRooms
+from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster_sessions import ClusterSessions
 from chat.adapters.http import (
     health_routes,
+    hide_server_version,
     json_errors,
     metrics_route,
     no_websocket_compression,
     origin_guard,
     security_headers,
+    start_metrics_listener,
+    strict_transport,
     web_routes,
 )
-from chat.adapters.rest import Rest
+from chat.adapters.redis_common import redis_access
+from chat.adapters.rest import Rest, check_rows
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
 from chat.core.accounts import Accounts
 from chat.core.api import SocketApi
 from chat.core.connections import Connections
+from chat.core.devices import DeviceCookies
 from chat.core.fanout import Fanout
 from chat.core.follow import Baselines, Follow
+from chat.core.limiter import EventLimiter
+from chat.core.login_guard import LoginGuard, LoginPolicy
 from chat.core.messaging import Messaging
 from chat.core.ordering import FETCH_LIMIT, Ordering
 from chat.core.passwords import PasswordHasher
@@ -50,6 +59,7 @@ from chat.core.presence import Presence
 from chat.core.profile import Profile
 from chat.core.recovery import Recovery
 from chat.core.rooms import Rooms
+from chat.core.sessions import Sessions
 from chat.core.tokens import TokenService
 from chat.core.watch import Watch
 from chat.models import Delivery, is_dm_room, message_delivery
@@ -84,6 +94,15 @@ class Node:
 NODE = web.AppKey("node", Node)
 
 
+def login_guard(s: Settings, limits: ClusterLimits) -> LoginGuard:
+    """Device cookies are signed with a key derived from the JWT signing key, which every
+    node of a deployment has."""
+    hs = s.jwt_algorithm.startswith("HS")
+    signing = s.jwt_secret if hs else Path(s.jwt_private_key).read_text()
+    policy = LoginPolicy(s.login_fail_limit, s.login_ip_fail_limit, s.login_account_fail_limit)
+    return LoginGuard(limits, DeviceCookies(signing), policy)
+
+
 def token_service(settings: Settings) -> TokenService:
     if settings.jwt_algorithm.startswith("HS"):
         signing = verifying = settings.jwt_secret
@@ -114,16 +133,20 @@ class Storage:
 def storage(s: Settings) -> Storage:
     cluster = Cluster(
         s.cluster, node_id=s.node_id, deadline=s.cluster_deadline,
-        replica_wait_ms=s.replica_wait_ms,
+        replica_wait_ms=s.replica_wait_ms, access=redis_access(s, "cluster"),
     )  # fmt: skip
     history = ClusterHistory(cluster, max_len=s.history_max, max_age_s=s.history_max_age)
     limits = ClusterLimits(
-        cluster, login_fail_limit=s.login_fail_limit, login_cooldown_s=s.login_cooldown,
-        login_cooldown_max_s=s.login_cooldown_max,
+        cluster, login_cooldown_s=s.login_cooldown, login_cooldown_max_s=s.login_cooldown_max
+    )
+    roster = ClusterRoster(cluster)
+    rooms = ClusterRooms(
+        cluster, roster, rooms_per_user=s.rooms_per_user,
+        created_per_user=s.rooms_created_per_user,
     )  # fmt: skip
     return Storage(
-        cluster, history, limits, ClusterAccounts(cluster), ClusterRooms(cluster),
-        ClusterPresence(cluster, s.node_id),
+        cluster, history, limits, ClusterAccounts(cluster, roster), rooms,
+        ClusterPresence(cluster, s.node_id, roster),
     )  # fmt: skip
 
 
@@ -145,32 +168,47 @@ def build_node(s: Settings) -> Node:
     order = ordering(sockets, db.history, s.order_hold_ms)
     fanout = Fanout(sockets, order)
     broker = ShardedBroker(
-        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout
-    )
-    hasher = PasswordHasher(workers=s.hash_workers)
+        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
+        access=redis_access(s, "shards"),
+    )  # fmt: skip
+    hasher = PasswordHasher(
+        workers=s.hash_workers, hash_workers=s.hash_register_workers,
+        hash_waiting=s.hash_register_queue,
+    )  # fmt: skip
+    tokens, sign_ins = token_service(s), ClusterSessions(db.cluster)
     accounts = Accounts(
-        db.users, db.limits, hasher, token_service(s), broker, login_ip_rate=s.login_ip_rate
-    )
+        db.users, db.limits, hasher, tokens, login_ip_rate=s.login_ip_rate,
+        register_ip_rate=s.register_ip_rate, register_ip_burst=s.register_ip_burst,
+        guard=login_guard(s, db.limits), sessions=sign_ins,
+    )  # fmt: skip
+    sessions = Sessions(
+        sign_ins, db.users, db.limits, tokens, broker, refresh_ttl=s.refresh_ttl,
+        refresh_ip_rate=s.refresh_rate,
+    )  # fmt: skip
     presence = Presence(
         db.presence, broker, grace=s.presence_grace, renew_every=s.lease_renew,
-        lease=s.lease_ttl,
+        lease=s.lease_ttl, per_user=s.connections_per_user,
     )  # fmt: skip
     follow = Follow(broker, order, _baselines(db.rooms, db.history))
-    connections = Connections(accounts, db.users, db.rooms, follow, order, sockets, presence)
+    limiter = EventLimiter(db.limits, s.event_limit_table())
+    connections = Connections(
+        accounts, db.users, db.rooms, follow, order, sockets, presence, limiter
+    )
     rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
-    messaging = Messaging(
-        broker, db.history, db.limits, rooms, db.rooms, db.users, text_max=s.text_max,
-        send_rate=s.send_rate, send_burst=s.send_burst,
-    )  # fmt: skip
+    messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
     recovery = Recovery(db.history, rooms, connections)
-    watch = Watch(presence, connections, rooms, db.rooms, db.users)
+    watch = Watch(presence, connections, rooms, db.rooms)
     profile = Profile(accounts, db.rooms, broker)
-    _controls(fanout, sockets, connections)
-    sockets.serve(connections, SocketApi(messaging, rooms, recovery, watch, profile).events())
+    _controls(fanout, connections)
+    # Every event spends its row of the limit table first (an event without one: no start).
+    events = SocketApi(messaging, rooms, recovery, watch, profile).events()
+    sockets.serve(connections, limiter.guard(events))
     rest = Rest(
         accounts, profile, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
+        limiter=limiter, sessions=sessions,
     )  # fmt: skip
+    check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest, fanout)
     node.render_metrics = metrics.exporter(
         metrics.node_collector(presence, order, broker.status, fanout, messaging)
@@ -192,9 +230,11 @@ def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
     return baselines
 
 
-def _controls(fanout: Fanout, sockets: SocketServer, connections: Connections) -> None:
+def _controls(fanout: Fanout, connections: Connections) -> None:
     async def revoke(channel: str, data: Any) -> None:
-        await sockets.disconnect(keys.token_sio_room(str(data["jti"])), "token revoked")
+        """A token, a sign-in or a generation of the user's tokens ended (core/sessions.py)."""
+        _, user_id = keys.channel_entity(channel)
+        await connections.lifetimes.revoke(connections.local(user_id), data)
 
     async def room_added(channel: str, data: Any) -> None:
         await connections.room_added(data["user"]["id"], data["room"], data)
@@ -213,16 +253,20 @@ def _controls(fanout: Fanout, sockets: SocketServer, connections: Connections) -
 
 def create_app(settings: Settings) -> web.Application:
     node = build_node(settings)
+    hide_server_version()
     app = web.Application(
         client_max_size=settings.max_payload,
-        middlewares=[security_headers, json_errors, origin_guard(settings.origins)]
+        middlewares=([strict_transport] if settings.cookie_secure else [])
+        + [security_headers, json_errors, origin_guard(settings.origins)]
         + ([] if settings.ws_compression else [no_websocket_compression]),
     )
     app[NODE] = node
     node.sockets.attach(app)
     app.add_routes(health_routes(node.readiness))
-    if node.render_metrics is not None:
-        app.add_routes([metrics_route(node.render_metrics)])
+    if node.render_metrics is not None and settings.metrics_token:
+        # The public port serves /metrics only to its bearer; without a token, only the
+        # metrics listener (run) does.
+        app.add_routes([metrics_route(node.render_metrics, settings.metrics_token)])
     app.add_routes(node.rest.routes())
     app.add_routes(web_routes())
     app.cleanup_ctx.append(_lifecycle)
@@ -236,11 +280,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await node.cluster.start(START_TIMEOUT)
         await node.broker.start(START_TIMEOUT)
         await node.presence.start()
+        node.sockets.connections.lifetimes.start()
         log.info("node %s started", node.settings.node_id)
         yield
     finally:
         # Runs on a failed start too: nothing may be left running.
         node.draining = True
+        await node.sockets.connections.lifetimes.stop()
         await node.presence.stop()
         await node.broker.stop()
         await node.fanout.close()
@@ -285,16 +331,30 @@ async def run(settings: Settings) -> None:
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("node %s listening on %s:%d", settings.node_id, settings.host, settings.port)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await stop.wait()
-        app[NODE].draining = True
-        log.info("node %s draining for %.1f s", settings.node_id, settings.drain_seconds)
-        await asyncio.sleep(settings.drain_seconds)
+        render = app[NODE].render_metrics or (lambda: b"")
+        metrics = await start_metrics_listener(
+            render, settings.metrics_token, settings.host, settings.metrics_port
+        )
+        try:
+            await _until_stopped(app[NODE])
+        finally:
+            if metrics is not None:  # scraped through the drain, gone before the shutdown
+                await metrics.cleanup()
     finally:
         await runner.cleanup()
+
+
+async def _until_stopped(node: Node) -> None:
+    """Wait for SIGTERM/SIGINT, then drain: readiness fails at once, and requests already on
+    their way are still served for ``CHAT_DRAIN_SECONDS``."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    node.draining = True
+    log.info("node %s draining for %.1f s", node.settings.node_id, node.settings.drain_seconds)
+    await asyncio.sleep(node.settings.drain_seconds)
 
 
 def shutdown_budget(settings: Settings) -> dict[str, float]:

@@ -72,7 +72,8 @@ def serve(overrides: dict[str, str | None]) -> int:
     except config.ConfigError as exc:
         print(f"chat serve: {exc}", file=sys.stderr)
         return 2
-    logs.setup(settings.log_level, settings.log_json, settings.node_id)
+    secrets = tuple(getattr(settings, o.name) for o in config.OPTIONS if o.secret)
+    logs.setup(settings.log_level, settings.log_json, settings.node_id, secrets)
     tune_gc()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run(settings))

@@ -48,7 +48,9 @@ def _banner(
             f"  open     {lb.url}   (nginx, sticky; logs: {lb.access_log.parent})",
             "",
         ]
-    lines += [f"  {n.node_id:<8} {n.url}   (log: {n.log_path})" for n in nodes]
+    lines += [
+        f"  {n.node_id:<8} {n.url}   (log: {n.log_path}; {n.metrics_url}/metrics)" for n in nodes
+    ]
     lines += [
         f"  shards   {fleet.shards_env}",
         f"  cluster  {fleet.cluster_env}",
@@ -74,8 +76,13 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def _node_env(
     fleet: RedisFleet, secret: str, ports: list[int], lb_port: int | None
 ) -> dict[str, str]:
+    # The dev fleet runs without passwords or TLS (node_options is then empty); a fleet
+    # that has them hands the nodes what they need here.
+    access = fleet.node_options()
     if lb_port is None:
-        return node_env(fleet.shards_env, fleet.cluster_env, secret, origins=_origins(ports))
+        return node_env(
+            fleet.shards_env, fleet.cluster_env, secret, origins=_origins(ports), **access
+        )
     # Behind nginx: the browser's origin is the balancer's, and X-Forwarded-For comes from it.
     return node_env(
         fleet.shards_env,
@@ -83,6 +90,7 @@ def _node_env(
         secret,
         origins=_origins([*ports, lb_port]),
         trusted_proxies="127.0.0.1",
+        **access,
     )
 
 

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+#: ``reason`` of an ``unauthorized`` error (and ``code`` of a ``session_end`` event) that tells
+#: a client what to do: refresh its token and reconnect, or sign in again.
+TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason, not a secret
+TOKEN_REVOKED = "token_revoked"  # noqa: S105
+
 
 class ChatError(Exception):
     """An error the client is told about, as ``{"code", "message"}``.
@@ -22,6 +27,7 @@ class ChatError(Exception):
         *,
         retriable: bool = False,
         retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -29,11 +35,14 @@ class ChatError(Exception):
         self.status = status
         self.retriable = retriable
         self.retry_after = retry_after  # seconds, where the server knows
+        self.reason = reason  # a finer cause a client acts on (TOKEN_EXPIRED ...)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.retry_after is not None:
             wire["retry_after"] = round(self.retry_after, 3)
+        if self.reason is not None:
+            wire["reason"] = self.reason
         return wire
 
     def __repr__(self) -> str:
@@ -44,8 +53,10 @@ def invalid_request(message: str) -> ChatError:
     return ChatError("invalid_request", message, 400)
 
 
-def unauthorized(message: str = "authentication required") -> ChatError:
-    return ChatError("unauthorized", message, 401)
+def unauthorized(
+    message: str = "authentication required", *, reason: str | None = None
+) -> ChatError:
+    return ChatError("unauthorized", message, 401, reason=reason)
 
 
 def forbidden(message: str = "not allowed") -> ChatError:

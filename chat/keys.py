@@ -83,6 +83,19 @@ def room_members_key(room_id: str) -> str:
     return f"{{r:{room_id}}}:members"
 
 
+def room_roster_key(room_id: str) -> str:
+    """The room's members in ``members`` order, as one sorted set (all scores 0, so ordered by
+    the member string): ``<0 online|1 offline><name lowercased>\\0<id>\\0<name>``.  A page is
+    one ``ZRANGE``, whatever the room's size."""
+    return f"{{r:{room_id}}}:roster"
+
+
+def room_roster_index_key(room_id: str) -> str:
+    """Per member of the roster: ``m:<id>`` its current entry (to replace it on a rename or a
+    presence change), ``p:<id>`` the newest presence applied, ``<version> <0|1>``."""
+    return f"{{r:{room_id}}}:roster:index"
+
+
 def room_idem_key(room_id: str, sender_id: str, token: str) -> str:
     """Remembers a send by (sender, client id) so that a retry returns the first result."""
     return f"{{r:{room_id}}}:idem:{sender_id}:{token}"
@@ -101,6 +114,12 @@ def user_rooms_key(user_id: str) -> str:
     return f"{{u:{user_id}}}:rooms"
 
 
+def user_quota_key(user_id: str) -> str:
+    """Counts beside the room list, changed with it in one script: ``rooms`` (rooms other
+    than DMs and the lobby the user belongs to) and ``created`` (rooms ever created)."""
+    return f"{{u:{user_id}}}:quota"
+
+
 def email_digest(email_normalised: str) -> str:
     return hashlib.sha256(email_normalised.encode()).hexdigest()[:32]
 
@@ -111,11 +130,41 @@ def account_key(email_normalised: str) -> str:
 
 
 def login_throttle_key(email_normalised: str) -> str:
+    """The account's budget of failed logins from devices it does not know (any address)."""
     return f"{{e:{email_digest(email_normalised)}}}:throttle"
+
+
+def login_pair_key(email_normalised: str, address: str) -> str:
+    """Failed logins of one account from one client address (the address is digested: it
+    comes from a header and may be any text)."""
+    return f"{{e:{email_digest(email_normalised)}}}:throttle:ip:{email_digest(address)}"
+
+
+def login_device_key(email_normalised: str, device: str) -> str:
+    """Failed logins of one account from one of its known devices (a device cookie's id)."""
+    return f"{{e:{email_digest(email_normalised)}}}:throttle:dev:{email_digest(device)}"
+
+
+def login_address_key(address: str) -> str:
+    """Failed logins from one client address, whatever the accounts."""
+    return f"{{la:{email_digest(address)}}}:throttle"
 
 
 def revoked_key(jti: str) -> str:
     return f"{{t:{jti}}}:revoked"
+
+
+def refresh_families_key(user_id: str) -> str:
+    """The user's sign-ins: field = refresh family id, value = JSON with the SHA-256 of the
+    current and of the previous refresh secret, the last rotation and the expiry (ms).  One
+    hash in the user's slot, so that one script can end every sign-in of the user at once."""
+    return f"{{u:{user_id}}}:refresh"
+
+
+def session_epoch_key(user_id: str) -> str:
+    """The user's session generation, raised by "log out everywhere"; access tokens carry the
+    generation they were issued in and older ones are refused."""
+    return f"{{u:{user_id}}}:epoch"
 
 
 def rate_key(scope: str, ident: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +24,15 @@ from types import TracebackType
 
 from redis.crc import key_slot
 
-from chat.localnet import LocalRedisError, cluster_problem, node_role, pick_free_ports, slot_owner
+from chat.localnet import (
+    Access,
+    LocalRedisError,
+    TlsFiles,
+    cluster_problem,
+    node_role,
+    pick_free_ports,
+    slot_owner,
+)
 from chat.localredis import (
     RedisBinaries,
     RedisProcess,
@@ -52,7 +61,9 @@ class RedisFleet:
     failed over within a few seconds in tests and ``chat dev``; production uses ~15000.
     ``persistent=False`` runs in a temp dir (inside ``data_dir`` if given) removed on stop;
     ``persistent=True`` needs ``data_dir``, keeps it and enables the AOF on cluster nodes.
-    Shards never persist: they carry pub/sub only.
+    Shards never persist: they carry pub/sub only.  ``username``/``password``: every server
+    requires them (an ACL user, or ``requirepass`` without a username); ``tls``: every server
+    speaks TLS only (needs a server built with TLS, see chat.localtls).
     """
 
     def __init__(
@@ -69,6 +80,9 @@ class RedisFleet:
         node_timeout_ms: int = 2000,
         binaries: RedisBinaries | None = None,
         timeout: float = 30.0,
+        username: str = "",
+        password: str = "",
+        tls: TlsFiles | None = None,
     ) -> None:
         if masters and masters < 3:
             raise ValueError("a Redis Cluster needs at least 3 masters (or masters=0 for none)")
@@ -81,6 +95,7 @@ class RedisFleet:
         self._shard_spec = _ports(shard_ports, shards)
         self._cluster_spec = _ports(cluster_ports, masters * (1 + replicas))
         self._binaries = binaries
+        self.access = Access(username, password, tls)
         self._tempdir: Path | None = None
         self.data_dir: Path | None = None
         self.shards: list[RedisProcess] = []
@@ -115,6 +130,10 @@ class RedisFleet:
     def cluster_env(self) -> str:
         """CHAT_CLUSTER format: ``127.0.0.1:p,127.0.0.1:q,...``."""
         return ",".join(self.cluster_nodes)
+
+    def node_options(self) -> dict[str, str]:
+        """Settings a chat node needs to reach this fleet (passwords, TLS), as option names."""
+        return self.access.node_options()
 
     def processes(self) -> list[RedisProcess]:
         return self.shards + self.cluster
@@ -160,7 +179,12 @@ class RedisFleet:
         ]
         self.shards = [
             RedisProcess(
-                binaries, port, root / "shards" / f"shard{i}", host=self.host, name=f"shard{i}"
+                binaries,
+                port,
+                root / "shards" / f"shard{i}",
+                host=self.host,
+                name=f"shard{i}",
+                access=self.access,
             )
             for i, port in enumerate(shard_ports)
         ]
@@ -173,6 +197,7 @@ class RedisFleet:
                 persistent=self.persistent,
                 args=node_args,
                 name=f"node{i}",
+                access=self.access,
             )
             for i, port in enumerate(cluster_ports)
         ]
@@ -239,7 +264,7 @@ class RedisFleet:
     def _create_cluster(self, deadline: float) -> None:
         assert self.data_dir is not None
         cli = str(self.cluster[0].binaries.cli)
-        argv = [cli, "--cluster", "create", *self.cluster_nodes]
+        argv = [cli, *self.access.cli_args(), "--cluster", "create", *self.cluster_nodes]
         argv += ["--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"]
         log_path = self.data_dir / "cluster" / "create.log"
         with log_path.open("wb") as log:  # it prints a lot; only the tail goes into errors
@@ -251,6 +276,7 @@ class RedisFleet:
                     stderr=subprocess.STDOUT,
                     timeout=max(deadline - time.monotonic(), 5.0),
                     check=False,
+                    env={**os.environ, **self.access.cli_env()},
                 ).returncode
             except subprocess.TimeoutExpired:
                 code = None
@@ -263,7 +289,9 @@ class RedisFleet:
 
     def _cluster_problem(self) -> str | None:
         live = [(p.host, p.port) for p in self._live_cluster()]
-        return cluster_problem(live, self.masters_count) if live else "no live cluster node"
+        if not live:
+            return "no live cluster node"
+        return cluster_problem(live, self.masters_count, self.access)
 
     def wait_cluster_ok(self, timeout: float = 30.0) -> None:
         """Wait until every live, unpaused node has cluster_state:ok and cluster_slots_ok:16384,
@@ -280,15 +308,15 @@ class RedisFleet:
 
     def masters(self) -> list[RedisProcess]:
         """Live cluster nodes that currently report ROLE master."""
-        return [p for p in self._live_cluster() if node_role(p.host, p.port) == "master"]
+        return [p for p in self._live_cluster() if node_role(p.host, p.port, p.access) == "master"]
 
     def replicas(self) -> list[RedisProcess]:
-        return [p for p in self._live_cluster() if node_role(p.host, p.port) == "slave"]
+        return [p for p in self._live_cluster() if node_role(p.host, p.port, p.access) == "slave"]
 
     def master_for_key(self, key: str | bytes) -> RedisProcess:
         """The process currently serving ``key``'s slot, per the first node that answers."""
         slot = key_slot(key.encode() if isinstance(key, str) else key)
-        owner = slot_owner([(p.host, p.port) for p in self._live_cluster()], slot)
+        owner = slot_owner([(p.host, p.port) for p in self._live_cluster()], slot, self.access)
         if owner is None:
             raise LocalRedisError(f"no live cluster node knows the owner of {key!r}")
         return next(p for p in self.cluster if p.port == owner[1])

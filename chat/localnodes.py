@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from chat.localnet import pick_free_ports
 from chat.localredis import log_tail, wait_ready
 
 
@@ -31,10 +32,15 @@ class ChatNodeProcess:
         log_path: Path,
         *,
         host: str = "127.0.0.1",
+        metrics_port: int | None = None,
     ) -> None:
         self.node_id = node_id
         self.port = port
         self.host = host
+        # Nodes on one machine cannot share the default metrics port (9090).
+        self.metrics_port = (
+            pick_free_ports(1, exclude=[port])[0] if metrics_port is None else metrics_port
+        )
         self.env = dict(env)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -42,6 +48,11 @@ class ChatNodeProcess:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where the node serves ``/metrics`` (CHAT_METRICS_PORT; never its public port)."""
+        return f"http://{self.host}:{self.metrics_port}"
 
     @property
     def pid(self) -> int | None:
@@ -54,6 +65,7 @@ class ChatNodeProcess:
             "CHAT_NODE_ID": self.node_id,
             "CHAT_HOST": self.host,
             "CHAT_PORT": str(self.port),
+            "CHAT_METRICS_PORT": str(self.metrics_port),
         }
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chat.localnet import LocalRedisError, RedisReplyError, redis_client, redis_command
+from chat.localnet import (
+    OPEN,
+    Access,
+    LocalRedisError,
+    RedisReplyError,
+    redis_client,
+    redis_command,
+)
 
 SERVER_ENV = "CHAT_REDIS_SERVER"
 INSTALL_HINT = (
@@ -53,7 +60,7 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def _cli_for(server: Path) -> Path | None:
+def cli_for(server: Path) -> Path | None:
     """The cli next to ``server`` (same flavour first), else one on PATH."""
     names = ["valkey-cli", "redis-cli"]
     if server.name.startswith("redis"):
@@ -68,7 +75,7 @@ def _cli_for(server: Path) -> Path | None:
     return None
 
 
-def _server_version(server: Path) -> str:
+def server_version(server: Path) -> str:
     try:
         out = subprocess.run(
             [str(server), "--version"], capture_output=True, text=True, timeout=5, check=False
@@ -102,14 +109,14 @@ def find_redis_binaries() -> RedisBinaries:
             raise RedisBinaryNotFound(
                 f"{SERVER_ENV}={override} is not an executable; {INSTALL_HINT}"
             )
-        cli = _cli_for(server)
+        cli = cli_for(server)
         if cli is None:
             raise RedisBinaryNotFound(f"no valkey-cli/redis-cli next to {server} or on PATH")
-        return RedisBinaries(server, cli, _server_version(server))
+        return RedisBinaries(server, cli, server_version(server))
     for server in _candidate_servers():
-        cli = _cli_for(server) if _executable(server) else None
+        cli = cli_for(server) if _executable(server) else None
         if cli is not None:
-            return RedisBinaries(server, cli, _server_version(server))
+            return RedisBinaries(server, cli, server_version(server))
     raise RedisBinaryNotFound(f"no valkey-server/redis-server found; {INSTALL_HINT}")
 
 
@@ -186,8 +193,14 @@ class RedisProcess:
         persistent: bool = False,
         args: Sequence[str] = (),
         name: str | None = None,
+        access: Access = OPEN,
+        protect: bool = True,
     ) -> None:
+        """``access``: how clients reach the server, set up on it unless ``protect=False``
+        (``args`` do it themselves, as a manifest's flags under test)."""
         self.binaries = binaries
+        self.access = access
+        self._protect = protect
         self.port = port
         self.host = host
         self.data_dir = Path(data_dir).resolve()
@@ -203,7 +216,7 @@ class RedisProcess:
 
     @property
     def url(self) -> str:
-        return f"redis://{self.host}:{self.port}"
+        return f"{'rediss' if self.access.tls else 'redis'}://{self.host}:{self.port}"
 
     @property
     def address(self) -> str:
@@ -219,10 +232,19 @@ class RedisProcess:
         return self._proc is not None and self._proc.poll() is None
 
     def command(self, *args: str | int, timeout: float = 2.0) -> Any:
-        return redis_command(self.host, self.port, *args, timeout=timeout)
+        return redis_command(self.host, self.port, *args, timeout=timeout, access=self.access)
+
+    @property
+    def config_path(self) -> Path:
+        """Where the access's config (passwords) is written, if it has one; must come first."""
+        return self.data_dir / "access.conf"
 
     def argv(self) -> list[str]:
-        argv = [str(self.binaries.server), "--port", str(self.port), "--bind", self.host]
+        argv = [str(self.binaries.server)]
+        if self._protect and self.access.server_config():
+            argv.append(str(self.config_path))
+        ports = self.access.server_args(self.port) if self._protect else ["--port", str(self.port)]
+        argv += [*ports, "--bind", self.host]
         argv += ["--dir", str(self.data_dir), "--daemonize", "no"]
         # RDB snapshots are never wanted: shards are pub/sub only, and persistent cluster nodes
         # use the AOF, which is what a restart loads anyway.  Saves would only fork.
@@ -237,6 +259,9 @@ class RedisProcess:
         if self.alive:
             raise LocalRedisError(f"{self.name} is already running (pid {self.pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._protect and self.access.server_config():
+            self.config_path.touch(mode=0o600)
+            self.config_path.write_text(self.access.server_config())
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the fd
             self._proc = subprocess.Popen(
                 self.argv(),
@@ -259,7 +284,7 @@ class RedisProcess:
 
     def _answers_as_us(self) -> bool:
         try:
-            with redis_client(self.host, self.port, timeout=0.5) as client:
+            with redis_client(self.host, self.port, timeout=0.5, access=self.access) as client:
                 # Another server already on this port would answer PING while ours dies with
                 # "Address already in use"; the pid tells them apart.
                 return client.ping() and client.info("server").get("process_id") == self.pid

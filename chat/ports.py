@@ -6,7 +6,7 @@ of the logic above them use the in-memory implementations.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from chat.models import Account, Message, Room, UserRecord, UserRef
@@ -102,8 +102,13 @@ class Limits(Protocol):
     ) -> tuple[int, float]:
         """Take up to ``want`` tokens: ``(granted, 0)``, or ``(0, seconds to wait)``."""
 
-    async def login(self, email_key: str, op: str) -> float:
-        """``check``/``fail``/``ok`` an account's login; the cool-down seconds left."""
+    async def cooldown(self, op: str, counters: Mapping[str, int]) -> float:
+        """Failure counters with a doubling cool-down (the login throttles), named by their
+        keys (``chat/keys.py``, all in one cluster slot) with each one's failure limit.
+
+        ``check``: the longest cool-down left among them, in seconds (0: none).  ``fail``:
+        count a failure in each counter not cooling down; one that reaches its limit starts a
+        cool-down (doubling with each, up to a cap) and counts afresh.  ``ok``: forget them."""
 
     async def revoke(self, jti: str, seconds: float) -> None: ...
 
@@ -111,6 +116,33 @@ class Limits(Protocol):
 
     async def once(self, scope: str, ident: str, seconds: float) -> bool:
         """True the first time in ``seconds`` (a throttle shared by every node)."""
+
+
+class SessionStore(Protocol):
+    """Sign-ins (refresh token families, secrets stored as SHA-256 digests only) and each
+    user's session generation (see ``chat/core/sessions.py``)."""
+
+    async def start(
+        self, user_id: str, family: str, digest: str, ttl_ms: int, max_families: int
+    ) -> int:
+        """Store a new family; return the user's generation."""
+
+    async def rotate(
+        self, user_id: str, family: str, presented: str, digest: str, ttl_ms: int, grace_ms: int
+    ) -> tuple[str, int]:
+        """``(outcome, generation)``: ``rotated`` (``digest`` is now current), ``grace`` (the
+        previous secret, just rotated by a concurrent refresh), ``reused`` (an older secret:
+        the family is ended) or ``unknown`` (no such family, ended or expired)."""
+
+    async def end(self, user_id: str, family: str) -> None: ...
+
+    async def end_all(self, user_id: str) -> int:
+        """End every family of the user and raise the generation; return the new one."""
+
+    async def generation(self, user_id: str) -> int: ...
+
+    async def alive(self, user_id: str, family: str, generation: int) -> bool:
+        """False when ``generation`` is older than the user's, or ``family`` (if any) ended."""
 
 
 class RoomStore(Protocol):
@@ -131,7 +163,11 @@ class RoomStore(Protocol):
 
     async def is_member(self, room_id: str, user_id: str) -> bool: ...
 
-    async def members(self, room_id: str) -> list[str]: ...
+    async def members_page(
+        self, room_id: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """``{id, name, online}`` of members ``offset`` to ``offset + limit``, online first,
+        then by name; and how many members there are.  Costs the page, not the room."""
 
     async def user_rooms(self, user_id: str) -> set[str]: ...
 
@@ -143,7 +179,11 @@ class PresenceStore(Protocol):
 
     node_id: str
 
-    async def register(self, user_id: str, sid: str, incarnation: str, now: int) -> bool: ...
+    async def register(
+        self, user_id: str, sid: str, incarnation: str, now: int, most: int = 0
+    ) -> int:
+        """Record a connection unless the user has ``most`` already (0: no bound): 1 if the
+        user just came online, 0 if not, -1 if refused."""
 
     async def unregister(self, user_id: str, sid: str, due: float) -> None: ...
 

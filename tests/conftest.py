@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from redis_fixtures import make_fleet, redis_clean, redis_fleet  # noqa: F401
+from redis_fixtures import make_fleet, redis_clean, redis_fleet, redis_fleet_acl  # noqa: F401
 from stack import Stack, start_stack
 
 from chat.localcluster import RedisFleet
@@ -45,4 +45,8 @@ SHARED_LIMITS = {
     "login_cooldown_max": "2",
     "send_rate": "10000",
     "send_burst": "10000",
+    "event_limits": "*=10000/10000",
+    "connections_per_user": "1000",
+    "rooms_per_user": "10000",
+    "rooms_created_per_user": "10000",
 }

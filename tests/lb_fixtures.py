@@ -80,7 +80,7 @@ async def node_connections(stack: Stack) -> dict[str, float]:
         for node in stack.nodes:
             if node.proc is None or node.proc.poll() is not None:
                 continue
-            async with http.get(node.url + "/metrics") as resp:
+            async with http.get(node.metrics_url + "/metrics") as resp:
                 text = await resp.text()
             line = next(ln for ln in text.splitlines() if ln.startswith("chat_connections "))
             found[node.node_id] = float(line.split()[1])

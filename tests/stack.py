@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import Iterator
@@ -38,13 +39,30 @@ def new_user_id(prefix: str = "u") -> str:
     return f"{prefix}{secrets.token_hex(4)}"
 
 
+#: Per-client-address limits, raised: every test's client is 127.0.0.1 and the limits live in
+#: the fleet, which the whole session shares, so one test's sign-ups and wrong passwords would
+#: throttle another's.  The tests of these limits set their own.
+ADDRESS_LIMITS = {
+    "login_ip_rate": "100000",
+    "login_ip_fail_limit": "100000",
+    "register_ip_rate": "100000",
+    "register_ip_burst": "100000",
+}
+
+
+#: Tries of one registration refused as ``unavailable`` (tests registering 100 users at once).
+REGISTER_TRIES = 30
+
+
 @contextlib.contextmanager
 def start_stack(
     fleet: RedisFleet, log_dir: Path, secret: str, *, nodes: int = 2, **extra: str
 ) -> Iterator[Stack]:
     ports = pick_free_ports(nodes)
     tag = secrets.token_hex(3)  # node ids are unique in a deployment; stacks share a fleet
-    env = node_env(fleet.shards_env, fleet.cluster_env, secret, **extra)
+    # A test may override how the fleet is reached, and the per-address limits.
+    options = {**fleet.node_options(), **ADDRESS_LIMITS, **extra}
+    env = node_env(fleet.shards_env, fleet.cluster_env, secret, **options)
     procs = [
         ChatNodeProcess(f"{tag}-node{i}", port, env, log_dir / f"node{i}.log")
         for i, port in enumerate(ports)
@@ -76,7 +94,14 @@ async def register(url: str, name: str | None = None, password: str | None = Non
     email = f"{new_user_id('t')}@example.com"
     password = password or f"Pw-{secrets.token_hex(8)}"
     body = {"email": email, "password": password, **({"name": name} if name else {})}
-    async with aiohttp.ClientSession() as http, http.post(f"{url}/api/register", json=body) as r:
-        assert r.status == 201, await r.text()
-        data = await r.json()
+    async with aiohttp.ClientSession() as http:
+        for _ in range(REGISTER_TRIES):
+            async with http.post(f"{url}/api/register", json=body) as r:
+                data = await r.json()
+            if r.status != 503:
+                break
+            # A busy hashing pool refuses new passwords at once (registration floods cannot
+            # starve logins); a client waits what it is told, as this one does.
+            await asyncio.sleep(data["error"]["retry_after"])
+        assert r.status == 201, data
     return User(data["user"]["id"], data["user"]["name"], email, password, data["token"])

@@ -88,7 +88,7 @@ async def test_one_email_one_account_even_when_registered_concurrently(stack: St
     status, body, _ = await call(
         "POST",
         stack.url(1) + "/api/register",
-        {"email": f"  {email.lower()} ", "password": "x" * 9},
+        {"email": f"  {email.lower()} ", "password": "xy" * 5},
     )
     assert (status, body["error"]["code"]) == (409, "email_taken")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from chat.adapters.memory_broker import MemoryBroker, MemoryHub
 from chat.core.accounts import Accounts
 from chat.core.passwords import PasswordHasher
 from chat.core.tokens import TokenService
@@ -42,7 +41,7 @@ class OpenLimits:
     async def take(self, scope, ident, rate, burst, want=1):
         return want, 0.0
 
-    async def login(self, email_key, op):
+    async def cooldown(self, op, counters):
         self.login_ops.append(op)
         return 0.0
 
@@ -52,24 +51,27 @@ class OpenLimits:
 
 def accounts(store, limits, hasher):
     tokens = TokenService(signing_key="s" * 32, issuer="chat")
-    broker = MemoryBroker(MemoryHub(), handler=None)
-    return Accounts(store, limits, hasher, tokens, broker, login_ip_rate=100)
+    return Accounts(store, limits, hasher, tokens, login_ip_rate=100)
 
 
 async def test_login_rehashes_when_the_parameters_were_raised():
     store, limits = DictStore(), OpenLimits()
     weak = PasswordHasher(memory_cost=8192, time_cost=1, workers=1)
     strong = PasswordHasher(workers=1)
-    user, _ = await accounts(store, limits, weak).register("Ann@Example.com", "a long secret", None)
+    user = await accounts(store, limits, weak).register(
+        "Ann@Example.com", "a long secret", None, client="ip"
+    )
     assert "$m=8192,t=1," in store.accounts["ann@example.com"][1]
 
-    logged_in, token = await accounts(store, limits, strong).login(
+    logged_in = await accounts(store, limits, strong).login(
         " ann@example.COM ", "a long secret", "127.0.0.1"
     )
 
-    assert logged_in == user and token
+    assert logged_in == user
     assert "$m=19456,t=2,p=1$" in store.accounts["ann@example.com"][1]
-    assert limits.login_ops == ["check", "ok"]
+    # The account's slot and the address's are checked; only the (account, address) record
+    # is cleared by the success.
+    assert limits.login_ops == ["check", "check", "ok"]
 
 
 async def test_failed_logins_are_counted_for_unknown_emails_too():
@@ -78,4 +80,4 @@ async def test_failed_logins_are_counted_for_unknown_emails_too():
     with pytest.raises(ChatError) as err:
         await accounts(store, limits, hasher).login("ghost@example.com", "whatever1", "ip")
     assert err.value.code == "invalid_credentials"
-    assert limits.login_ops == ["check", "fail"]
+    assert limits.login_ops == ["check", "check", "fail", "fail"]

@@ -110,6 +110,7 @@ NAMES_NOTHING = {
     ("POST", "/api/register"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
+    ("POST", "/api/refresh"),
     ("GET", "/api/me"),
     ("PATCH", "/api/me"),
     ("GET", "/api/rooms"),

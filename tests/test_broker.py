@@ -1,4 +1,5 @@
-"""The sharded broker against real Redis shards (no chat nodes involved)."""
+"""The sharded broker against real Redis shards (no chat nodes involved), open ones and ones
+that require an ACL user and password."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 
 import pytest
+from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 from stack import new_user_id
 
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.localcluster import RedisFleet
 
 TIMEOUT = 10.0
+
+
+@pytest.fixture(params=AUTH_VARIANTS)
+def redis_clean(request: pytest.FixtureRequest) -> RedisFleet:
+    """Every test here runs on the open fleet and on the one with an ACL user."""
+    return clean_fleet(request)
 
 
 class Inbox:
@@ -36,7 +44,7 @@ class Inbox:
 @contextlib.asynccontextmanager
 async def node(fleet: RedisFleet, name: str, **options: float) -> AsyncIterator[tuple]:
     inbox = Inbox()
-    broker = ShardedBroker(fleet.shard_urls, inbox, node_id=name, **options)
+    broker = ShardedBroker(fleet.shard_urls, inbox, node_id=name, access=access(fleet), **options)
     await broker.start(TIMEOUT)
     try:
         yield broker, inbox
@@ -111,7 +119,8 @@ async def test_concurrent_subscribes_are_batched_and_all_confirmed(redis_clean):
 
 @pytest.mark.slow
 async def test_a_killed_shard_gets_every_channel_back_within_5_s(make_fleet):
-    fleet = make_fleet(shards=3, masters=0)
+    # With a password: every reconnection authenticates again.
+    fleet = make_fleet(shards=3, masters=0, username="chat", password="reconnect-pw")
     channels = [f"user:{i}" for i in range(60)]
     async with node(fleet, "a") as (a, inbox), node(fleet, "b") as (b, _):
         await a.subscribe(channels)

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from chat.core.fanout import Fanout
-from chat.core.limiter import SendLimiter
+from chat.core.limiter import EventLimiter
 from chat.core.payloads import DmIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
@@ -134,18 +134,18 @@ class FakeBucket:
 async def test_the_send_limit_is_spent_locally_in_leases_and_still_binds():
     now = [0.0]
     bucket = FakeBucket(tokens=12)
-    limiter = SendLimiter(bucket, rate=10, burst=20, clock=lambda: now[0])
+    limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: now[0])
     for _ in range(10):
-        await limiter.take("ann")
+        await limiter.take("send", "ann")
     assert bucket.calls == 2  # leases of 5: two round trips for ten sends
-    await limiter.take("ann")  # the last 2 tokens of the bucket
-    await limiter.take("ann")
+    await limiter.take("send", "ann")  # the last 2 tokens of the bucket
+    await limiter.take("send", "ann")
     with pytest.raises(ChatError) as err:
-        await limiter.take("ann")
+        await limiter.take("send", "ann")
     assert err.value.code == "rate_limited" and err.value.retry_after == 0.5
     bucket.tokens = 10
     now[0] = 0.5
-    await limiter.take("ann")  # a new lease of 5 ...
+    await limiter.take("send", "ann")  # a new lease of 5 ...
     now[0] = 2.0  # ... unused for longer than a second: dropped, not spent
-    await limiter.take("ann")
+    await limiter.take("send", "ann")
     assert bucket.tokens == 0 and bucket.calls == 6

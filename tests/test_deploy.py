@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from chat import config
-from chat.localnet import pick_free_ports
+from chat.localnet import Access, pick_free_ports
 from chat.localredis import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,9 @@ PINNED_TAG = re.compile(r"^[^:@]+:\d+\.\d+\.\d+[\w.-]*$|@sha256:[0-9a-f]{64}$")
 POD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"}
 #: Kinds kubernetes-validate has no schema for (CRDs): checked structurally instead.
 CRD_GROUPS = ("gateway.networking.k8s.io/",)
+#: Stands in for the Secret chat-redis's password when the manifests' flags run locally.
+REDIS_PASSWORD = "0123456789abcdef" * 4
+NODE_ACCESS = Access("chat", REDIS_PASSWORD)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -208,9 +211,8 @@ def test_objects_match_kubernetes_schema(
     Kubernetes version, rejecting unknown fields.  CRD kinds (HTTPRoute) have no bundled
     schema; test_gateway_api_component checks them."""
     kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is missing")
-    secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())
     problems = []
-    for obj in [*objects, *gateway_objects, secret]:
+    for obj in [*objects, *gateway_objects, *_example_secrets()]:
         if obj["apiVersion"].startswith(CRD_GROUPS):
             continue
         try:
@@ -380,36 +382,141 @@ def test_ingress_routes_to_the_chat_service(objects: list[dict[str, Any]]) -> No
 
 
 def test_chat_config_keys_are_options_and_parse(objects: list[dict[str, Any]]) -> None:
-    """Every CHAT_* key of the ConfigMap and of the container env is a real option, and the
-    whole configuration loads (the node would refuse to start otherwise)."""
+    """Every CHAT_* key of the ConfigMap and of the container env is a real option (or the
+    _FILE form of a secret one), and the whole configuration loads (the node would refuse to
+    start otherwise)."""
     data = _chat_config(objects)
     names = {o.env for o in config.OPTIONS}
     unknown = sorted(set(data) - names)
     assert not unknown, f"not options of chat.config: {unknown}"
     env_names = {e["name"] for e in _chat_container(objects).get("env", [])}
+    names |= {o.env + "_FILE" for o in config.OPTIONS if o.secret}
     assert env_names <= names, f"not options of chat.config: {sorted(env_names - names)}"
-    assert {"CHAT_NODE_ID", "CHAT_JWT_SECRET"} <= env_names
+    assert {"CHAT_NODE_ID", "CHAT_JWT_SECRET_FILE", "CHAT_REDIS_PASSWORD_FILE"} <= env_names
     environ = {**data, "CHAT_JWT_SECRET": "x" * 40, "CHAT_NODE_ID": "chat-abc-0"}
     settings = config.load(environ=environ)
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
 
 
+def _example_secrets() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((K8S / "secret.example.yaml").read_text()) if d]
+
+
+def _secret_refs(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    """(Secret, key) pairs a workload's pods read: env secretKeyRefs and Secret volumes."""
+    refs = []
+    for _, c in _containers(obj):
+        for env in c.get("env", []):
+            if "secretKeyRef" in env.get("valueFrom", {}):
+                ref = env["valueFrom"]["secretKeyRef"]
+                refs.append((ref["name"], ref["key"]))
+    for volume in _pod_spec(obj).get("volumes", []):
+        if "secret" in volume:
+            items = volume["secret"].get("items", [])
+            refs += [(volume["secret"]["secretName"], item["key"]) for item in items]
+    return refs
+
+
 def test_secret_is_referenced_not_deployed(objects: list[dict[str, Any]]) -> None:
+    """The Secrets are made by hand (secret.example.yaml shows them): every Secret and key a
+    pod reads is in the example, with a placeholder value."""
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     listed = [*kustomization.get("resources", []), *kustomization.get("components", [])]
     assert not [r for r in listed if "secret" in r.lower()], "no Secret in the kustomization"
     assert not kustomization.get("secretGenerator"), "no secretGenerator: create it by hand"
     assert not _kinds(objects, "Secret"), "the rendered deployment must not contain a Secret"
-    example = yaml.safe_load((K8S / "secret.example.yaml").read_text())
-    ref = next(
-        e["valueFrom"]["secretKeyRef"]
-        for e in _chat_container(objects)["env"]
-        if e["name"] == "CHAT_JWT_SECRET"
+    examples = {e["metadata"]["name"]: e for e in _example_secrets()}
+    assert all(e["kind"] == "Secret" for e in examples.values())
+    refs = {ref for obj in _workloads(objects) for ref in _secret_refs(obj)}
+    assert {("chat-jwt", "jwt-secret"), ("chat-redis", "password")} <= refs
+    for name, key in refs:
+        assert name in examples, f"secret.example.yaml lacks the Secret {name}"
+        assert key in examples[name]["stringData"], f"secret.example.yaml: {name} lacks {key}"
+        assert "REPLACE" in examples[name]["stringData"][key], "the example holds a placeholder"
+
+
+def test_redis_requires_the_chat_user_and_its_password_comes_from_the_secret(
+    objects: list[dict[str, Any]],
+) -> None:
+    """Shards and cluster nodes disable the default user and create the user the chat nodes
+    log in as (CHAT_REDIS_USERNAME); the password reaches every Redis pod from the Secret
+    chat-redis (never a ConfigMap); replicas, the probes and cluster-init authenticate."""
+    user = _chat_config(objects)["CHAT_REDIS_USERNAME"]
+    acl = ["--user", "default", "off", "--user", user, "on", ">$(REDISCLI_AUTH)", "~*", "&*"]
+    for name in ("chat-shard", "chat-redis"):
+        valkey = next(c for _, c in _containers(_one(objects, "StatefulSet", name)))
+        assert " ".join(acl) in " ".join(valkey["args"]), f"{name}: no ACL user {user}"
+        auth = next(e for e in valkey["env"] if e["name"] == "REDISCLI_AUTH")
+        assert auth["valueFrom"]["secretKeyRef"] == {"name": "chat-redis", "key": "password"}
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert f"--user {user} " in " ".join(valkey[probe]["exec"]["command"]), probe
+    flags = _flag_values(
+        next(c for _, c in _containers(_one(objects, "StatefulSet", "chat-redis")))["args"]
     )
-    assert example["kind"] == "Secret"
-    assert example["metadata"]["name"] == ref["name"]
-    assert ref["key"] in example["stringData"]
-    assert "REPLACE" in example["stringData"][ref["key"]], "the example holds a placeholder"
+    assert (flags["masteruser"], flags["masterauth"]) == (user, "$(REDISCLI_AUTH)")
+    init = next(c for _, c in _containers(_one(objects, "Job", "chat-redis-init")))
+    assert _env_value(init, "VALKEY_USER") == user
+    assert ("chat-redis", "password") in _secret_refs(_one(objects, "Job", "chat-redis-init"))
+    chat = _chat_deployment(objects)
+    path = _env_value(_chat_container(objects), "CHAT_REDIS_PASSWORD_FILE")
+    mounts = {m["name"]: m["mountPath"] for m in _chat_container(objects)["volumeMounts"]}
+    volume = next(v for v in _pod_spec(chat)["volumes"] if "secret" in v)
+    item = volume["secret"]["items"][0]
+    assert path == f"{mounts[volume['name']]}/{item['path']}"
+    assert volume["secret"]["secretName"] == "chat-redis" and item["key"] == "password"
+    for cm in _kinds(objects, "ConfigMap"):
+        assert not [k for k in cm.get("data", {}) if "PASSWORD" in k.upper()], _name(cm)
+
+
+def test_the_jwt_secret_is_a_mounted_file_never_an_environment_variable(
+    objects: list[dict[str, Any]],
+) -> None:
+    """CHAT_JWT_SECRET_FILE names the file of the Secret chat-jwt's key jwt-secret, mounted
+    read-only; no container has the secret in its environment."""
+    container = _chat_container(objects)
+    path = _env_value(container, "CHAT_JWT_SECRET_FILE")
+    volumes = {v["name"]: v for v in _pod_spec(_chat_deployment(objects))["volumes"]}
+    mount = next(m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert mount.get("readOnly") is True
+    secret = volumes[mount["name"]]["secret"]
+    item = next(i for i in secret["items"] if path == f"{mount['mountPath']}/{i['path']}")
+    assert (secret["secretName"], item["key"]) == ("chat-jwt", "jwt-secret")
+    for obj in _workloads(objects):
+        for _, c in _containers(obj):
+            names = {e["name"] for e in c.get("env", [])}
+            assert "CHAT_JWT_SECRET" not in names, _name(obj, c)
+
+
+def test_only_the_ingress_pool_may_set_forwarded_addresses(objects: list[dict[str, Any]]) -> None:
+    """Every address in CHAT_TRUSTED_PROXIES can forge any client address: a small pool (the
+    ingress controller's own), never a pod CIDR."""
+    networks = config.load(
+        environ={**_chat_config(objects), "CHAT_JWT_SECRET": "x" * 40}
+    ).trusted_proxies
+    assert networks, "behind the Ingress the client address comes from X-Forwarded-For"
+    for network in networks:
+        assert network.num_addresses <= 256, f"{network} is far more than an ingress pool"
+
+
+def test_metrics_have_their_own_port_reachable_from_monitoring_only(
+    objects: list[dict[str, Any]],
+) -> None:
+    data = _chat_config(objects)
+    port = int(data["CHAT_METRICS_PORT"])
+    assert port != int(data["CHAT_PORT"])
+    container = _chat_container(objects)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == port
+    notes = _chat_deployment(objects)["spec"]["template"]["metadata"]["annotations"]
+    assert notes["prometheus.io/port"] == str(port)
+    policy = _one(objects, "NetworkPolicy", "chat")
+    admitted = {}
+    for rule in policy["spec"]["ingress"]:
+        names = [p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                 for p in rule["from"]]  # fmt: skip
+        for name in names:
+            admitted.setdefault(name, set()).update(p["port"] for p in rule["ports"])
+    assert admitted == {"ingress-nginx": {ports["http"]}, "monitoring": {port}}
 
 
 def _statefulset_hosts(
@@ -616,7 +723,7 @@ def test_dockerfile_runtime_stage(objects: list[dict[str, Any]]) -> None:
     healthchecks = _instructions(final, "HEALTHCHECK")
     assert len(healthchecks) == 1 and "/healthz" in healthchecks[0]
     assert not re.search(r"\b(curl|wget)\b", healthchecks[0]), "the image has no curl"
-    assert _instructions(final, "EXPOSE") == ["8080"]
+    assert _instructions(final, "EXPOSE") == ["8080 9090"]  # the API; /metrics
     assert _instructions(final, "STOPSIGNAL") == ["SIGTERM"]
     env = _env_pairs(final)
     assert env.get("PYTHONDONTWRITEBYTECODE") == "1"
@@ -731,12 +838,14 @@ def valkey() -> RedisBinaries:
 
 def _substituted(value: str, sts: str, port: int, data: Path) -> str:
     value = value.replace("$(POD_NAME)", f"{sts}-0").replace("6379", str(port))
+    value = value.replace("$(REDISCLI_AUTH)", REDIS_PASSWORD)
     return str(data) + value[len("/data") :] if value.startswith("/data") else value
 
 
 def _run_probe(probe: dict[str, Any], binaries: RedisBinaries, port: int, sts: str) -> int:
     command = [_substituted(a, sts, port, Path("/data")) for a in probe["exec"]["command"]]
     env = {**os.environ, "PATH": f"{binaries.cli.parent}:{os.environ['PATH']}"}
+    env["REDISCLI_AUTH"] = REDIS_PASSWORD  # as the pod has it, from the Secret
     return subprocess.run(command, env=env, capture_output=True, timeout=10, check=False).returncode
 
 
@@ -755,7 +864,11 @@ def test_valkey_accepts_the_manifest_flags_and_probes_work(
     assert container["command"] == ["valkey-server"]
     port = pick_free_ports(1, cluster_bus=True)[0]
     args = [_substituted(a, name, port, tmp_path) for a in container["args"]]
-    server = RedisProcess(valkey, port, tmp_path, args=args, name=name)
+    user = _chat_config(objects)["CHAT_REDIS_USERNAME"]
+    access = Access(user, REDIS_PASSWORD)  # the flags set it up; we log in with it
+    server = RedisProcess(
+        valkey, port, tmp_path, args=args, name=name, access=access, protect=False
+    )
     server.start()
     try:
         for setting, value in _flag_values(args).items():
@@ -765,7 +878,9 @@ def test_valkey_accepts_the_manifest_flags_and_probes_work(
         for probe in ("readinessProbe", "livenessProbe"):
             assert _run_probe(container[probe], valkey, port, name) == 0, f"{probe} fails"
         # valkey-cli exits 0 on an error reply too: the probes must read the reply.
-        server.command("CONFIG", "SET", "requirepass", "probe-test")
+        server.command("ACL", "SETUSER", user, ">probe-test")  # a second password ...
+        server.access = Access(user, "probe-test")
+        server.command("ACL", "SETUSER", user, f"<{REDIS_PASSWORD}")  # ... and not the first
         for probe in ("readinessProbe", "livenessProbe"):
             code = _run_probe(container[probe], valkey, port, name)
             assert code != 0, f"{probe} passes on an error reply (NOAUTH)"
@@ -775,7 +890,9 @@ def test_valkey_accepts_the_manifest_flags_and_probes_work(
         assert _run_probe(container[probe], valkey, port, name) != 0, f"{probe} always passes"
 
 
-def _cluster_init(nodes: list[RedisProcess], binaries: RedisBinaries) -> tuple[int, str]:
+def _cluster_init(
+    nodes: list[RedisProcess], binaries: RedisBinaries, password: str = REDIS_PASSWORD
+) -> tuple[int, str]:
     env = {
         **os.environ,
         "CLUSTER_NODES": ",".join(n.address for n in nodes),
@@ -783,6 +900,8 @@ def _cluster_init(nodes: list[RedisProcess], binaries: RedisBinaries) -> tuple[i
         "WAIT_SECONDS": "40",
         "POLL_SECONDS": "0.2",
         "VALKEY_CLI": str(binaries.cli),
+        "VALKEY_USER": NODE_ACCESS.username,
+        "REDISCLI_AUTH": password,
     }
     script = K8S / "redis-cluster" / "cluster-init.sh"
     out = subprocess.run(
@@ -794,22 +913,26 @@ def _cluster_init(nodes: list[RedisProcess], binaries: RedisBinaries) -> tuple[i
 def _cluster_nodes(
     host: str, ports: list[int], binaries: RedisBinaries, base: Path
 ) -> list[RedisProcess]:
-    """Cluster nodes on ``host`` only (listening and connecting from it, like a pod's IP)."""
+    """Cluster nodes on ``host`` only (listening and connecting from it, like a pod's IP),
+    requiring an ACL user and password like the StatefulSet's."""
     args = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
     args += ["--bind-source-addr", host]
     return [
-        RedisProcess(binaries, port, base / str(port), host=host, args=args, name=f"n{port}")
+        RedisProcess(
+            binaries, port, base / str(port), host=host, args=args, name=f"n{port}",
+            access=NODE_ACCESS,
+        )
         for port in ports
-    ]
+    ]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_cluster_init_creates_is_idempotent_repairs_and_refuses(
     valkey: RedisBinaries, tmp_path: Path
 ) -> None:
-    """cluster-init.sh on six local nodes: creates the cluster, then does nothing, then
-    re-forms it after every node came back on a new address (127.0.0.1 -> 127.0.0.2, as pods
-    rescheduled with new IPs), and refuses when a node lost its data."""
+    """cluster-init.sh on six local nodes: refuses a wrong password, creates the cluster, then
+    does nothing, then re-forms it after every node came back on a new address (127.0.0.1 ->
+    127.0.0.2, as pods rescheduled with new IPs), and refuses when a node lost its data."""
     ports = pick_free_ports(6, cluster_bus=True)
     nodes = _cluster_nodes("127.0.0.1", ports, valkey, tmp_path)
     try:
@@ -817,6 +940,9 @@ def test_cluster_init_creates_is_idempotent_repairs_and_refuses(
             node.spawn()
         for node in nodes:
             node.wait_ready()
+        code, out = _cluster_init(nodes, valkey, password="not-the-password")
+        assert code == 1 and "refuses our credentials" in out, out
+        assert "not-the-password" not in out
         code, out = _cluster_init(nodes, valkey)
         assert code == 0 and "creating the cluster" in out, out
         code, out = _cluster_init(nodes, valkey)

@@ -51,7 +51,7 @@ async def test_metrics_are_served_in_prometheus_text(stack):
         await client.next("session")
         async with (
             aiohttp.ClientSession() as http,
-            http.get(stack.url(0) + "/metrics") as resp,
+            http.get(stack.nodes[0].metrics_url + "/metrics") as resp,
         ):
             assert resp.status == 200
             text = await resp.text()

@@ -1,9 +1,13 @@
-"""The history adapter against the real Redis Cluster (3 masters + 3 replicas)."""
+"""The history adapter against the real Redis Cluster (3 masters + 3 replicas), open and
+with an ACL user and password."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+
+import pytest
+from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 
 from chat import keys
 from chat.adapters.cluster import Cluster
@@ -14,12 +18,18 @@ from chat.models import UserRef
 ANN = UserRef("ann", "Ann")
 
 
+@pytest.fixture(params=AUTH_VARIANTS)
+def redis_clean(request: pytest.FixtureRequest) -> RedisFleet:
+    """Every test here runs on the open fleet and on the one with an ACL user."""
+    return clean_fleet(request)
+
+
 def seeds(fleet: RedisFleet) -> list[tuple[str, int]]:
     return [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in fleet.cluster_nodes)]
 
 
 async def history(fleet: RedisFleet, **options) -> tuple[Cluster, ClusterHistory]:
-    cluster = Cluster(seeds(fleet), node_id="test")
+    cluster = Cluster(seeds(fleet), node_id="test", access=access(fleet))
     await cluster.start(10)
     return cluster, ClusterHistory(cluster, **options)
 

@@ -1,17 +1,19 @@
-"""Limits that hold across nodes, on a stack of their own with small limits."""
+"""Limits that hold across nodes, on a stack of their own with small limits: on the open
+fleet and on the one with an ACL user and password (the limits live in the cluster)."""
 
 from __future__ import annotations
 
 import pytest
+from redis_fixtures import AUTH_VARIANTS, fleet_of
 from sioclient import connected
 from stack import Stack, new_user_id, register, start_stack
 from test_accounts import call
 
 
-@pytest.fixture(scope="module")
-def strict(redis_fleet, tmp_path_factory, jwt_secret):
+@pytest.fixture(scope="module", params=AUTH_VARIANTS)
+def strict(request, tmp_path_factory, jwt_secret):
     with start_stack(
-        redis_fleet,
+        fleet_of(request),
         tmp_path_factory.mktemp("strict"),
         jwt_secret,
         nodes=2,
@@ -51,7 +53,7 @@ async def test_the_cookie_is_secure_when_configured(strict: Stack):
         {"email": new_user_id("secure") + "@example.com", "password": "pass phrase x"},
     )
     assert status == 201
-    assert resp.cookies["chat_token"]["secure"]
+    assert resp.cookies["chat_token"]["secure"] and resp.cookies["chat_refresh"]["secure"]
 
 
 async def test_sends_are_rate_limited_per_user_across_nodes(strict: Stack):

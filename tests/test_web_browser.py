@@ -13,8 +13,10 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import jwt
 import pytest
 import pytest_asyncio
 from browser import (
@@ -30,7 +32,7 @@ from browser import (
     tag,
     watch_page,
 )
-from stack import Stack
+from stack import Stack, start_stack
 
 _missing = missing_browser()
 if _missing:
@@ -208,6 +210,49 @@ async def test_a_rename_is_seen_live_in_messages_and_members(stack: Stack, peopl
     after = f"after the rename {tag()}"
     await ann.send(after)
     await expect(bob.message(after).get_by_test_id("message-author")).to_have_text(new_name)
+
+
+async def test_every_shown_name_reveals_its_user_id(stack: Stack, people: Open):
+    """Names are not unique: a name in the member list or on a message shows the user's id
+    on hover (its title), so an impostor with the very same name is told apart; the title
+    follows a rename.  And the page holds no token: the cookies are HttpOnly."""
+    ann = await signed_in(people, stack.url(0), f"Alice Admin {tag()}")
+    fake = await signed_in(people, stack.url(1), ann.name)
+    text = f"it is me, the admin {tag()}"
+    await fake.send(text)
+    author = ann.message(text).get_by_test_id("message-author")
+    await expect(author).to_have_text(ann.name)
+    await expect(author).to_have_attribute("title", f"{ann.name} · user id {fake.id}")
+    await author.hover()
+    for who in (ann, fake):
+        shown = fake.member(who.id).get_by_test_id("member-name")
+        await expect(shown).to_have_attribute("title", f"{ann.name} · user id {who.id}")
+    new_name = f"Mallory {tag()}"
+    await fake.testid("rename-open").click()
+    await fake.testid("rename-input").fill(new_name)
+    await fake.testid("rename-input").press("Enter")
+    await expect(fake.testid("me-name")).to_have_text(new_name)
+    await expect(author).to_have_attribute("title", f"{new_name} · user id {fake.id}")
+    stored = "JSON.stringify([document.cookie, {...localStorage}, {...sessionStorage}])"
+    for who in (ann, fake):
+        seen = await who.page.evaluate(stored)
+        assert "chat_token" not in seen and "eyJ" not in seen, seen  # no JWT in reach of JS
+
+
+async def test_the_register_form_states_the_password_rule(stack: Stack, people: Open):
+    carol = await people(stack.url(0), f"Carol {tag()}")
+    await carol.page.goto(carol.url)
+    await carol.testid("tab-register").click()
+    rule = carol.testid("register-password-rule")
+    await expect(rule).to_be_visible()
+    for words in ("8 to 1024", "common", "spaces", "repeated", "email", "name"):
+        await expect(rule).to_contain_text(words)
+    await carol.testid("register-name").fill(carol.name)
+    await carol.testid("register-email").fill(carol.email)
+    for password, said in (("aaaaaaaaaa", "repeated"), (carol.email.split("@")[0], "email")):
+        await carol.testid("register-password").fill(password)
+        await carol.testid("register-submit").click()
+        await expect(carol.testid("auth-error")).to_contain_text(said)
 
 
 # --- 3. direct messages -------------------------------------------------------------------------
@@ -571,3 +616,44 @@ async def test_invite_to_a_private_room_and_see_the_other_typing(stack: Stack, p
         shutil.copyfile(await alice.screenshot("desktop"), DOCS_SCREENSHOT)
     # The notice fades about 3 s after the last one.
     await expect(alice.testid("typing")).to_have_text("", timeout=8_000)
+
+
+# --- 7. a sign-in outlives its access tokens ------------------------------------------------
+
+SHORT_TTL = 4  # seconds an access token lives on the short-lived stack
+
+
+@pytest.fixture(scope="module")
+def short_lived(redis_fleet, tmp_path_factory, jwt_secret) -> Iterator[Stack]:
+    """Two nodes of their own whose access tokens live a few seconds."""
+    with start_stack(
+        redis_fleet, tmp_path_factory.mktemp("short-lived"), jwt_secret, token_ttl=str(SHORT_TTL)
+    ) as short:
+        yield short
+
+
+async def access_token(chatter: Chatter) -> str:
+    """The HttpOnly cookie, read by the test (the page itself never can)."""
+    cookies = await chatter.context.cookies(chatter.url)
+    return next(c["value"] for c in cookies if c["name"] == "chat_token")
+
+
+async def test_the_page_keeps_working_after_its_first_access_token_expired(
+    short_lived: Stack, people: Open
+):
+    ann = await signed_in(people, short_lived.url(0), f"Ann {tag()}")
+    bob = await signed_in(people, short_lived.url(1), f"Bob {tag()}")
+    first = await access_token(ann)
+    expiry = jwt.decode(first, options={"verify_signature": False})["exp"]
+    # Waiting out the token's lifetime is the behaviour under test.
+    await asyncio.sleep(max(0.0, expiry + 1 - time.time()))
+    assert await access_token(ann) != first  # renewed in the background, no password asked
+    await expect(ann.status).to_have_attribute("data-state", "connected")
+    for who, other in ((ann, bob), (bob, ann)):
+        text = f"after the first token expired {tag()}"
+        await who.send(text)
+        await expect(other.message(text)).to_have_count(1)
+        await expect(who.message(text)).to_have_attribute("data-mine", "true")
+    status, body = await rest(ann, "GET", "/api/me")
+    assert status == 200 and body["user"]["id"] == ann.id
+    await expect(ann.testid("chat-view")).to_be_visible()

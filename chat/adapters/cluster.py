@@ -32,7 +32,13 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.adapters.batching import Batcher
-from chat.adapters.redis_common import COMMAND_TIMEOUT, connection_kwargs, reconnect_backoff
+from chat.adapters.redis_common import (
+    COMMAND_TIMEOUT,
+    RedisAccess,
+    connection_kwargs,
+    reconnect_backoff,
+    refusal,
+)
 from chat.errors import unavailable
 
 log = logging.getLogger(__name__)
@@ -66,17 +72,22 @@ class Cluster:
         node_id: str,
         deadline: float = 20.0,
         replica_wait_ms: int = 1000,
+        access: RedisAccess | None = None,
     ) -> None:
         self.deadline = deadline
         self._wait_ms = replica_wait_ms
         self._scripts: dict[str, str] = {}
+        access = access or RedisAccess()
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
             max_connections=CONNECTIONS_PER_NODE + 32,  # head room for the few direct calls
             **connection_kwargs(f"chat-{node_id}", per_command_timeout=False),
+            **access.kwargs(tls=access.tls),
+            ssl=access.tls,
         )
         self._refreshing: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._started = False  # see run()
         self._slots: dict[str, asyncio.Semaphore] = {}  # connections in use per master
         self._batch: Batcher[Command, Any] = Batcher(self._pipeline)
         #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
@@ -93,6 +104,9 @@ class Cluster:
                 await self._read_topology()
                 break
             except STARTUP_ERRORS as exc:
+                if (refused := refusal(exc)) is not None:  # waiting would not mend it
+                    what, why = refused
+                    raise RuntimeError(f"{what} to the Redis Cluster failed: {why}") from None
                 failures += 1
                 if loop.time() >= give_up:
                     raise RuntimeError(
@@ -102,6 +116,7 @@ class Cluster:
                     log.warning("cluster: waiting for the Redis Cluster: %s", exc)
                 await asyncio.sleep(backoff.compute(failures))
         self._watcher = asyncio.create_task(self._watch_topology(), name="cluster-topology")
+        self._started = True
 
     async def stop(self) -> None:
         for task in (self._refreshing, self._watcher):
@@ -125,6 +140,8 @@ class Cluster:
 
     async def run(self, op: Callable[[RedisCluster], Awaitable[T]], what: str) -> T:
         """Run ``op`` until it succeeds, a non-retriable error, or the deadline."""
+        if not self._started:  # start() failed (the clean-up of a failed start calls us)
+            raise unavailable("storage is not connected")
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.deadline
         backoff, failures = reconnect_backoff(), 0

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster_roster import LOBBY, ClusterRoster
 from chat.models import Account, UserRecord
 
 CLAIM_EMAIL = """
@@ -23,6 +24,13 @@ return 1
 """
 
 
+# The name and its version (``nv``), which orders the roster's copies of it (see
+# ``cluster_roster.py``): renames applied there out of order never bring back an old name.
+SET_NAME = """
+redis.call('HSET', KEYS[1], 'name', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'nv', 1)
+"""
+
 USER_FIELDS = ("email", "name", "created")
 
 
@@ -31,9 +39,11 @@ def _text(value: bytes | str | None) -> str:
 
 
 class ClusterAccounts:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, roster: ClusterRoster) -> None:
         self._cluster = cluster
+        self._roster = roster
         self._claim = Script(cluster, CLAIM_EMAIL)
+        self._set_name = Script(cluster, SET_NAME)
 
     async def create(self, user: UserRecord, email_key: str, password_hash: str) -> bool:
         """Store a new user; False if the email is taken (nothing is left behind then)."""
@@ -48,8 +58,7 @@ class ClusterAccounts:
             await self._cluster.command(user_key, "DEL", user_key, what="drop orphan user")
             return False
         # Everyone is in the lobby; its member list is the one room list kept this way.
-        lobby = keys.room_members_key("lobby")
-        await self._cluster.command(lobby, "SADD", lobby, user.id, what="join lobby")
+        await self._roster.add(LOBBY, user.id, [0, "0", 0, user.name])
         return True
 
     async def account(self, email_key: str) -> Account | None:
@@ -91,5 +100,7 @@ class ClusterAccounts:
         }
 
     async def set_name(self, user_id: str, name: str) -> None:
+        """Store the name, then update it in the rosters of the user's rooms."""
         key = keys.user_key(user_id)
-        await self._cluster.command(key, "HSET", key, "name", name, what="rename")
+        version = await self._cluster.run(lambda _: self._set_name([key], [name]), "rename")
+        await self._roster.renamed(user_id, name, int(version))

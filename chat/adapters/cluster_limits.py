@@ -1,5 +1,5 @@
 """Limits held in the Redis Cluster, so they bind across every node: token buckets, the
-login cool-down of an account, and the token denylist.
+login throttles (failure counters with a doubling cool-down), and the token denylist.
 
 Time comes from the Redis master (``TIME`` inside the scripts), not from the nodes' clocks.
 """
@@ -7,6 +7,7 @@ Time comes from the Redis master (``TIME`` inside the scripts), not from the nod
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
@@ -31,47 +32,47 @@ return {granted, 0}
 """
 )
 
-# KEYS[1]: the account's throttle record.  ARGV: op, limit, first cool-down ms, cap ms.
-# Returns the milliseconds left in a cool-down (0: none).  Consecutive failures are
-# counted; reaching the limit starts a cool-down that doubles with every lockout (capped)
-# and restarts the count; a success forgets everything.
-LOGIN_THROTTLE = (
+# KEYS: failure records, all in one slot.  ARGV: op, first cool-down ms, cap ms, then one
+# failure limit per key.  Returns the longest cool-down left (ms, 0: none).  A record counts
+# failures; reaching its limit starts a cool-down that doubles with every lockout (capped)
+# and counts afresh.  A record is forgotten a day after its last failure, or by ``ok``.
+# Failures while a record cools down are not counted: only attempts that raced the check can
+# make them, and counting them would stretch the cool-down of an owner's address.
+COOLDOWNS = (
     NOW_MS
     + """
-local op = ARGV[1]
-if op == 'ok' then redis.call('DEL', KEYS[1]) return 0 end
-local until_ms = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
-if until_ms > now then return until_ms - now end
-if op == 'check' then return 0 end
-local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
-redis.call('PEXPIRE', KEYS[1], 86400000)
-if fails < tonumber(ARGV[2]) then return 0 end
-local lockouts = redis.call('HINCRBY', KEYS[1], 'lockouts', 1)
-local cooldown = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ (lockouts - 1))
-redis.call('HSET', KEYS[1], 'fails', 0, 'until', math.floor(now + cooldown))
-redis.call('PEXPIRE', KEYS[1], cooldown + 86400000)
-return math.ceil(cooldown)
+local op, first, cap = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if op == 'ok' then redis.call('DEL', unpack(KEYS)) return 0 end
+local day, longest = 86400000, 0
+for i, key in ipairs(KEYS) do
+  local until_ms = tonumber(redis.call('HGET', key, 'until') or '0')
+  if until_ms > now then
+    longest = math.max(longest, until_ms - now)
+  elseif op == 'fail' then
+    local fails = redis.call('HINCRBY', key, 'fails', 1)
+    redis.call('PEXPIRE', key, day)
+    if fails >= tonumber(ARGV[3 + i]) then
+      local lockouts = redis.call('HINCRBY', key, 'lockouts', 1)
+      local cooldown = math.min(cap, first * 2 ^ (lockouts - 1))
+      redis.call('HSET', key, 'fails', 0, 'until', math.floor(now + cooldown))
+      redis.call('PEXPIRE', key, math.ceil(cooldown) + day)
+      longest = math.max(longest, cooldown)
+    end
+  end
+end
+return math.ceil(longest)
 """
 )
 
 
 class ClusterLimits:
     def __init__(
-        self,
-        cluster: Cluster,
-        *,
-        login_fail_limit: int,
-        login_cooldown_s: float,
-        login_cooldown_max_s: float,
+        self, cluster: Cluster, *, login_cooldown_s: float, login_cooldown_max_s: float
     ) -> None:
         self._cluster = cluster
         self._bucket = Script(cluster, TOKEN_BUCKET)
-        self._throttle = Script(cluster, LOGIN_THROTTLE)
-        self._login_args = (
-            login_fail_limit,
-            int(login_cooldown_s * 1000),
-            int(login_cooldown_max_s * 1000),
-        )
+        self._cooldowns = Script(cluster, COOLDOWNS)
+        self._cooldown_ms = (int(login_cooldown_s * 1000), int(login_cooldown_max_s * 1000))
 
     async def take(
         self, scope: str, ident: str, rate: float, burst: int, want: int = 1
@@ -83,11 +84,12 @@ class ClusterLimits:
         )
         return int(granted), int(wait_ms) / 1000
 
-    async def login(self, email: str, op: str) -> float:
-        """``check`` / ``fail`` / ``ok`` an account's login; return cool-down seconds left."""
-        key = keys.login_throttle_key(email)
-        args = (op, *self._login_args)
-        left_ms = await self._cluster.run(lambda _: self._throttle([key], args), "login")
+    async def cooldown(self, op: str, counters: Mapping[str, int]) -> float:
+        """``check`` / ``fail`` / ``ok`` failure counters (see ``COOLDOWNS``); the seconds of
+        cool-down left."""
+        names = list(counters)
+        args = (op, *self._cooldown_ms, *counters.values())
+        left_ms = await self._cluster.run(lambda _: self._cooldowns(names, args), "login")
         return int(left_ms) / 1000
 
     async def revoke(self, jti: str, seconds: float) -> None:

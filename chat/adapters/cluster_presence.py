@@ -7,6 +7,11 @@ so each one is decided exactly once however many nodes race.  Per node: a lease 
 and, per incarnation, the set of users it registered, which is what a purge of a dead node
 walks.  Globally: the live nodes and their incarnations, the users whose grace period is
 running, and the online users (for the count).
+
+Every transition bumps ``v`` in the presence record and is then applied to the rosters of
+the user's rooms (``cluster_roster.py``), which order concurrent updates by that version.
+The registration script also holds the bound on a user's connections across all nodes
+(``CHAT_CONNECTIONS_PER_USER``): it counts the fields it would add to.
 """
 
 from __future__ import annotations
@@ -16,12 +21,23 @@ from typing import Any
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster_roster import ClusterRoster
 
+#: ``register``'s answer when the user has as many connections as allowed.
+REFUSED = -1
+
+# ARGV: field, incarnation, now, most connections (0: no bound).  Returns -1 (refused), 0
+# (registered, was online) or the new presence version (registered, came online).
 CONNECT = """
+local most = tonumber(ARGV[4])
+if most > 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+   and redis.call('HLEN', KEYS[1]) >= most then
+  return -1
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('HGET', KEYS[2], 'online') == '1' then return 0 end
 redis.call('HSET', KEYS[2], 'online', '1', 'ts', ARGV[3])
-return 1
+return redis.call('HINCRBY', KEYS[2], 'v', 1)
 """
 
 # Offline only if nothing is registered any more and the user is still online: a user who
@@ -30,7 +46,7 @@ SETTLE = """
 if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
 if redis.call('HGET', KEYS[2], 'online') ~= '1' then return 0 end
 redis.call('HSET', KEYS[2], 'online', '0', 'ts', ARGV[1])
-return 1
+return redis.call('HINCRBY', KEYS[2], 'v', 1)
 """
 
 # Remove one dead incarnation's entries (only those: a node that paused and came back
@@ -47,7 +63,7 @@ end
 if removed == 0 or redis.call('HLEN', KEYS[1]) > 0 then return {removed, 0} end
 if redis.call('HGET', KEYS[2], 'online') ~= '1' then return {removed, 0} end
 redis.call('HSET', KEYS[2], 'online', '0', 'ts', ARGV[3])
-return {removed, 1}
+return {removed, redis.call('HINCRBY', KEYS[2], 'v', 1)}
 """
 
 UNREGISTER = """
@@ -66,9 +82,10 @@ def _text(value: object) -> str:
 
 
 class ClusterPresence:
-    def __init__(self, cluster: Cluster, node_id: str) -> None:
+    def __init__(self, cluster: Cluster, node_id: str, roster: ClusterRoster) -> None:
         self._cluster = cluster
         self.node_id = node_id
+        self._roster = roster
         self._connect = Script(cluster, CONNECT)
         self._unregister = Script(cluster, UNREGISTER)
         self._settle = Script(cluster, SETTLE)
@@ -80,18 +97,26 @@ class ClusterPresence:
 
     # --- this node's sockets -----------------------------------------------------------------
 
-    async def register(self, user_id: str, sid: str, incarnation: str, now: int) -> bool:
-        """Record a connection; True if the user just came online."""
+    async def register(
+        self, user_id: str, sid: str, incarnation: str, now: int, most: int = 0
+    ) -> int:
+        """Record a connection unless the user has ``most`` (0: no bound); 1 if the user just
+        came online, 0 if not, ``REFUSED``."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
         users = keys.node_users_key(self.node_id, incarnation)
-        _, online = await asyncio.gather(
+        args = [f"{self.node_id}/{sid}", incarnation, now, most]
+        _, version = await asyncio.gather(
             self._cluster.command(users, "SADD", users, user_id, what="presence index"),
-            self._run(self._connect, script_keys, [f"{self.node_id}/{sid}", incarnation, now]),
+            self._run(self._connect, script_keys, args),
         )
-        if online:
-            key = keys.online_users_key()
-            await self._cluster.command(key, "SADD", key, user_id, what="online")
-        return bool(online)
+        if version == REFUSED or not version:
+            return int(version)
+        key = keys.online_users_key()
+        await asyncio.gather(
+            self._cluster.command(key, "SADD", key, user_id, what="online"),
+            self._roster.presence(user_id, True, int(version)),
+        )
+        return 1
 
     async def unregister(self, user_id: str, sid: str, due: float) -> None:
         """Remove one of our connections; with none left, the grace period starts."""
@@ -122,14 +147,17 @@ class ClusterPresence:
     async def settle(self, user_id: str, now: int) -> bool:
         """Offline if nothing is registered; True if the user just went offline."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
-        offline = await self._run(self._settle, script_keys, [now])
-        if offline:
-            await self._went_offline(user_id)
-        return bool(offline)
+        version = await self._run(self._settle, script_keys, [now])
+        if version:
+            await self._went_offline(user_id, int(version))
+        return bool(version)
 
-    async def _went_offline(self, user_id: str) -> None:
+    async def _went_offline(self, user_id: str, version: int) -> None:
         key = keys.online_users_key()
-        await self._cluster.command(key, "SREM", key, user_id, what="online")
+        await asyncio.gather(
+            self._cluster.command(key, "SREM", key, user_id, what="online"),
+            self._roster.presence(user_id, False, version),
+        )
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         states = await asyncio.gather(
@@ -193,12 +221,12 @@ class ClusterPresence:
     ) -> tuple[int, bool]:
         """Remove a dead incarnation's entries of one user; ``(removed, went offline)``."""
         script_keys = [keys.user_conns_key(user_id), keys.user_presence_key(user_id)]
-        removed, offline = await self._run(
+        removed, version = await self._run(
             self._purge_user, script_keys, [f"{node_id}/", incarnation, now]
         )
-        if offline:
-            await self._went_offline(user_id)
-        return int(removed), bool(offline)
+        if version:
+            await self._went_offline(user_id, int(version))
+        return int(removed), bool(version)
 
     async def forget_node(self, node_id: str, incarnation: str) -> None:
         await self._forget(node_id, incarnation)

@@ -5,6 +5,12 @@ Per user (slot ``{u:<id>}``): ``rooms``, the rooms the user belongs to.  The two
 membership live in two slots, so they are written one after the other, members first: a crash
 in between leaves a member whose room list misses the room, which the next join or DM repairs
 (both writes are idempotent).  The lobby needs no records: it always exists, everyone is in it.
+
+Bounds (what one user can make the cluster hold): the rooms a user belongs to, DMs and the
+lobby aside, are counted beside the room list (``{u:<id>}:quota``, changed in the same
+scripts as the list) and capped; so is every room a user ever created (rooms are never
+deleted).  Membership itself goes through the roster (``cluster_roster.py``), which keeps the
+``members`` order.
 """
 
 from __future__ import annotations
@@ -16,17 +22,76 @@ from typing import Any
 
 from chat import keys
 from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster_roster import SET_MEMBER, ClusterRoster, tail
+from chat.errors import ChatError
 from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
 
-CREATE_ROOM = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'name', ARGV[1], 'private', ARGV[2], 'created_by', ARGV[3],
-           'created', ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[3])
+# KEYS: as SET_MEMBER's, then the room's meta.  ARGV: as SET_MEMBER's (the creator), then
+# name, private, created.  The room and its first member are made together.
+CREATE_ROOM = (
+    """
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+redis.call('HSET', KEYS[4], 'name', ARGV[7], 'private', ARGV[8], 'created_by', ARGV[1],
+           'created', ARGV[9])
+"""
+    + SET_MEMBER
+)
+
+# KEYS[1], KEYS[2]: the user's room list and quota.  The count of a list from before the
+# count existed is made once, here.
+JOINED = """
+local function joined()
+  local n = redis.call('HGET', KEYS[2], 'rooms')
+  if n then return tonumber(n) end
+  n = 0
+  for _, r in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+    if string.sub(r, 1, 3) ~= 'dm:' then n = n + 1 end
+  end
+  redis.call('HSET', KEYS[2], 'rooms', n)
+  return n
+end
+"""
+
+# ARGV: room, most rooms (0: no bound).  1: listed (or was), 0: refused.
+LINK = (
+    JOINED
+    + """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if tonumber(ARGV[2]) > 0 and joined() >= tonumber(ARGV[2]) then return 0 end
+joined()
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'rooms', 1)
 return 1
 """
+)
+
+# ARGV: room.
+UNLINK = (
+    JOINED
+    + """
+local n = joined()
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 and n > 0 then
+  redis.call('HINCRBY', KEYS[2], 'rooms', -1)
+end
+return 0
+"""
+)
+
+# ARGV: most rooms, most rooms created.  1: one more creation counted, 0: in too many rooms,
+# -1: created too many.
+RESERVE = (
+    JOINED
+    + """
+if joined() >= tonumber(ARGV[1]) then return 0 end
+if tonumber(redis.call('HGET', KEYS[2], 'created') or '0') >= tonumber(ARGV[2]) then
+  return -1
+end
+redis.call('HINCRBY', KEYS[2], 'created', 1)
+return 1
+"""
+)
 
 
 def _text(value: Any) -> str:
@@ -41,22 +106,58 @@ def _room(room_id: str, fields: list[Any]) -> Room | None:
 
 
 class ClusterRooms:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(
+        self, cluster: Cluster, roster: ClusterRoster, *, rooms_per_user: int,
+        created_per_user: int,
+    ) -> None:  # fmt: skip
         self._cluster = cluster
+        self.roster = roster
         self._create = Script(cluster, CREATE_ROOM)
+        self._link_script = Script(cluster, LINK)
+        self._unlink = Script(cluster, UNLINK)
+        self._reserve = Script(cluster, RESERVE)
+        self._rooms_max = rooms_per_user
+        self._created_max = created_per_user
 
     async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
         """Create the room with its creator as member; None if the id is taken."""
+        await self._take_creation(creator)
         room = Room(room_id, name, private, creator, int(time.time()))
-        script_keys = [keys.room_meta_key(room_id), keys.room_members_key(room_id)]
-        args = [name, "1" if private else "0", creator, room.created]
+        pv, online, nv, creator_name = await self.roster.state(creator)
+        script_keys = [
+            keys.room_roster_key(room_id), keys.room_roster_index_key(room_id),
+            keys.room_members_key(room_id), keys.room_meta_key(room_id),
+        ]  # fmt: skip
+        args = [creator, pv, online, nv, tail(creator, creator_name), "add"]
+        args += [name, "1" if private else "0", room.created]
         made = await self._cluster.run(lambda _: self._create(script_keys, args), "create room")
         if not made:
+            quota = keys.user_quota_key(creator)
+            await self._cluster.command(quota, "HINCRBY", quota, "created", -1, what="refund")
             return None
-        await self._link(room_id, [creator])
+        await self._user_script(self._link_script, creator, [room_id, 0])  # counted above
+        # Again, now that the creator's list has the room: a rename or presence transition
+        # since the state was read did not reach this roster (it goes by that list).
+        await self.roster.add(room_id, creator)
         if not private:
             await self._sadd(keys.public_rooms_key(), room_id)
         return room
+
+    async def _take_creation(self, user_id: str) -> None:
+        outcome = await self._user_script(
+            self._reserve, user_id, [self._rooms_max, self._created_max]
+        )
+        if outcome == 0:
+            raise self._too_many()
+        if outcome < 0:
+            raise ChatError("too_many", f"a user may create at most {self._created_max} rooms", 403)
+
+    def _too_many(self) -> ChatError:
+        return ChatError("too_many", f"a user may be in at most {self._rooms_max} rooms", 403)
+
+    async def _user_script(self, script: Script, user_id: str, args: list[Any]) -> int:
+        script_keys = [keys.user_rooms_key(user_id), keys.user_quota_key(user_id)]
+        return int(await self._cluster.run(lambda _: script(script_keys, args), "user rooms"))
 
     async def ensure_dm(self, room_id: str) -> None:
         """List the DM room in both users' room lists (idempotent).  A DM room needs no other
@@ -89,16 +190,16 @@ class ClusterRooms:
         return {**result, **dms}
 
     async def add_member(self, room_id: str, user_id: str) -> bool:
-        """Add a member; True if they were not one already."""
-        added = await self._sadd(keys.room_members_key(room_id), user_id)
-        await self._link(room_id, [user_id])
-        return bool(added)
+        """Add a member; True if they were not one already.  ``too_many`` when the user is in
+        as many rooms as allowed.  The user's list first: it holds the bound, and a crash
+        before the second write leaves a listed room that the next join completes."""
+        if not await self._user_script(self._link_script, user_id, [room_id, self._rooms_max]):
+            raise self._too_many()
+        return await self.roster.add(room_id, user_id)
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
-        rooms, members = keys.user_rooms_key(user_id), keys.room_members_key(room_id)
-        await self._cluster.command(rooms, "SREM", rooms, room_id, what="unlink member")
-        removed = await self._cluster.command(members, "SREM", members, user_id, what="leave")
-        return bool(removed)
+        await self._user_script(self._unlink, user_id, [room_id])
+        return await self.roster.remove(room_id, user_id)
 
     async def is_member(self, room_id: str, user_id: str) -> bool:
         if room_id == LOBBY.id:
@@ -108,12 +209,12 @@ class ClusterRooms:
         key = keys.room_members_key(room_id)
         return bool(await self._cluster.command(key, "SISMEMBER", key, user_id, what="member?"))
 
-    async def members(self, room_id: str) -> list[str]:
-        if is_dm_room(room_id):
-            return sorted(set(dm_members(room_id)))
-        key = keys.room_members_key(room_id)
-        found = await self._cluster.command(key, "SMEMBERS", key, what="members")
-        return sorted(_text(m) for m in found)
+    async def members_page(
+        self, room_id: str, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """``{id, name, online}`` of members ``offset`` to ``offset + limit`` (online first,
+        then by name) and how many there are: one ``ZRANGE``, whatever the room's size."""
+        return await self.roster.page(room_id, offset, limit)
 
     async def user_rooms(self, user_id: str) -> set[str]:
         """Every room of the user, the lobby included."""

@@ -1,19 +1,21 @@
-"""HTTP plumbing of the node: JSON errors, origin checks and CORS, the client's address, the
-token of a request, and health routes.  The REST routes themselves are in ``rest.py``.
+"""HTTP plumbing of the node: JSON errors, origin checks and CORS, security headers, the
+client's address, the token of a request, health routes and the metrics listener.  The REST
+routes themselves are in ``rest.py``.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_response
 
 from chat.core.tokens import cookie_token
-from chat.errors import ChatError, internal, invalid_request
+from chat.errors import ChatError, internal, invalid_request, unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +137,54 @@ def health_routes(readiness: Readiness) -> list[web.RouteDef]:
     return [web.get("/healthz", healthz), web.get("/readyz", readyz)]
 
 
-def metrics_route(render: Callable[[], bytes]) -> web.RouteDef:
+def metrics_route(render: Callable[[], bytes], token: str = "") -> web.RouteDef:
+    """``GET /metrics``; with ``token`` (CHAT_METRICS_TOKEN) only for its bearer."""
+    expected = f"Bearer {token}".encode()
+
     async def metrics(request: web.Request) -> web.Response:
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if token and not hmac.compare_digest(given, expected):
+            raise unauthorized("/metrics needs its bearer token (CHAT_METRICS_TOKEN)")
         return web.Response(body=render(), content_type="text/plain", charset="utf-8")
 
     return web.get("/metrics", metrics)
 
 
+async def start_metrics_listener(
+    render: Callable[[], bytes], token: str, host: str, port: int
+) -> web.AppRunner | None:
+    """The metrics listener (CHAT_METRICS_PORT): an app of its own serving ``/metrics`` and
+    nothing else (a second site of the main app would serve the whole API there too).  None
+    when the port is 0, or taken: that is logged and the node serves on, since a node that
+    refused to start over its metrics would turn a monitoring problem into an outage."""
+    if not port:
+        return None
+    app = web.Application(middlewares=[security_headers, json_errors])
+    app.add_routes([metrics_route(render, token)])
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        log.error("metrics port %s:%d: %s; /metrics is not served", host, port, exc.strerror)
+        await runner.cleanup()
+        return None
+    log.info("serving /metrics on %s:%d", host, port)
+    return runner
+
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+#: Powerful features the page never uses, denied to it and to anything it could embed.
+PERMISSIONS = (
+    "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
+    "midi=(), magnetometer=(), gyroscope=(), accelerometer=(), display-capture=(), "
+    "screen-wake-lock=(), publickey-credentials-get=(), browsing-topics=()"
+)
+#: Browsers that saw the site over HTTPS refuse plain HTTP to it for a year (with
+#: CHAT_COOKIE_SECURE, i.e. behind HTTPS; never sent otherwise, it would lock a site out).
+HSTS = "max-age=31536000"
+SERVER = "chat"
 
 #: No inline scripts or styles, nothing from other origins, no framing.
 CSP = (
@@ -160,10 +202,27 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if response.content_type == "text/html":
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Permissions-Policy"] = PERMISSIONS
     if response.content_type == "text/html" or request.path.startswith("/static/"):
         # Revalidate (Last-Modified/304) so that a deploy never mixes old and new modules.
         response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@web.middleware
+async def strict_transport(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``Strict-Transport-Security`` on every answer; installed only with CHAT_COOKIE_SECURE."""
+    response = await handler(request)
+    response.headers["Strict-Transport-Security"] = HSTS
+    return response
+
+
+def hide_server_version() -> None:
+    """Answer ``Server: chat`` instead of ``Python/3.x aiohttp/3.x``: versions only help an
+    attacker pick an exploit.  Hazard: aiohttp fills the header from this module global for
+    every response, even a 400 for an unparsable request that no middleware sees, so the
+    global is what must change (tests/test_http_hardening.py checks it still works)."""
+    web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]
 
 
 def web_routes(web_dir: Path = WEB_DIR) -> list[web.RouteDef | web.StaticDef]:

@@ -3,16 +3,25 @@
 redis-py >= 7.2 looks up its own version with ``importlib.metadata`` for every new connection
 unless it is given a ``DriverInfo``; one built here once keeps connects cheap (and tells
 operators in ``CLIENT LIST`` which program a connection belongs to).
+
+Credentials and TLS (``RedisAccess``) are connection arguments too: redis-py authenticates
+each new connection with ``HELLO 3 AUTH`` and builds its TLS context per connection (the CA
+file is read then), which is why no connection is ever opened per request.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from redis.backoff import EqualJitterBackoff
 from redis.driver_info import DriverInfo
+from redis.exceptions import AuthenticationError
 from redis.maint_notifications import MaintNotificationsConfig
+
+from chat.config import Settings
 
 DRIVER = DriverInfo(name="chat", lib_version="1")
 
@@ -50,3 +59,78 @@ def connection_kwargs(client_name: str, *, per_command_timeout: bool = True) -> 
 def reconnect_backoff() -> EqualJitterBackoff:
     """Jittered exponential backoff, 50 ms doubling up to a 2 s cap."""
     return EqualJitterBackoff(cap=2.0, base=0.05)
+
+
+@dataclass(frozen=True)
+class RedisAccess:
+    """Credentials and TLS files for one Redis deployment (the shards, or the cluster).
+
+    The password never appears in ``repr`` (nor does redis-py put it in its messages or its
+    connections' ``repr``).  TLS is on for a shard whose URL is ``rediss://`` and for the
+    cluster when ``tls`` is set; the server certificate is always verified, against
+    ``ca_file`` or else the system's CAs, host name included.
+    """
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    tls: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+    def kwargs(self, *, tls: bool) -> dict[str, Any]:
+        """redis-py connection arguments; ``tls`` only for a TLS connection class (a plain one
+        refuses the ``ssl_*`` arguments)."""
+        # No username: redis-py authenticates as the ``default`` user (plain requirepass).
+        out: dict[str, Any] = {
+            "username": self.username or None,
+            "password": self.password or None,
+        }
+        if tls:
+            out.update(
+                ssl_cert_reqs="required",
+                ssl_check_hostname=True,
+                ssl_ca_certs=self.ca_file or None,
+                ssl_certfile=self.cert_file or None,
+                ssl_keyfile=self.key_file or None,
+            )
+        return out
+
+    def url_kwargs(self, url: str) -> dict[str, Any]:
+        """For a shard: TLS where its URL says ``rediss://``."""
+        return self.kwargs(tls=url.lower().startswith("rediss://"))
+
+
+def redis_access(settings: Settings, target: Literal["shards", "cluster"]) -> RedisAccess:
+    """The access of the shards or the cluster: their own user and password where set,
+    else the common ``CHAT_REDIS_*`` ones."""
+    own_user, own_password = (
+        (settings.shards_username, settings.shards_password)
+        if target == "shards"
+        else (settings.cluster_username, settings.cluster_password)
+    )
+    return RedisAccess(
+        username=own_user or settings.redis_username,
+        password=own_password or settings.redis_password,
+        tls=settings.cluster_tls if target == "cluster" else False,
+        ca_file=settings.redis_ca_file,
+        cert_file=settings.redis_cert_file,
+        key_file=settings.redis_key_file,
+    )
+
+
+def refusal(exc: BaseException) -> tuple[str, str] | None:
+    """What refused us for good behind ``exc`` (redis-py wraps causes), as (what, why): a
+    wrong or missing password, or a server certificate we do not trust.  Waiting mends
+    neither, so the start-up reports them at once.  ``why`` is the server's or OpenSSL's
+    message (WRONGPASS, NOAUTH, "certificate verify failed"): it never holds the password."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a bounded walk: exception chains can be cyclic
+        if isinstance(seen, AuthenticationError):
+            return "authentication", str(seen).rstrip(".")
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return "TLS verification", str(seen.verify_message)
+        if seen is None:
+            return None
+        seen = seen.__cause__ or seen.__context__
+    return None

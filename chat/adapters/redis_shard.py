@@ -20,7 +20,13 @@ from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 
 from chat.adapters.batching import Batcher
-from chat.adapters.redis_common import COMMAND_TIMEOUT, connection_kwargs, reconnect_backoff
+from chat.adapters.redis_common import (
+    COMMAND_TIMEOUT,
+    RedisAccess,
+    connection_kwargs,
+    reconnect_backoff,
+    refusal,
+)
 from chat.ports import MessageHandler
 
 log = logging.getLogger(__name__)
@@ -40,9 +46,14 @@ class Shard:
         ping_interval: float = 5.0,
         dead_after: float = 15.0,
         publish_connections: int = 8,
+        access: RedisAccess | None = None,
     ) -> None:
         self.name = name
         self.url = url
+        self._access = access or RedisAccess()
+        #: Why the last connection attempt was refused for good (a wrong password, an untrusted
+        #: certificate); the start-up reports it instead of waiting out a timeout.
+        self.refused: str | None = None
         self._handler = handler
         self._node_id = node_id
         self._ping_interval = ping_interval
@@ -62,6 +73,7 @@ class Shard:
             max_connections=publish_connections,
             timeout=5.0,
             **connection_kwargs(f"chat-{node_id}-pub", per_command_timeout=False),
+            **self._access.url_kwargs(url),
         )
         self._publisher = aioredis.Redis(
             connection_pool=pool, retry=Retry(reconnect_backoff(), retries=3)
@@ -184,16 +196,25 @@ class Shard:
                 raise
             except Exception as exc:
                 failures += 1
-                level = logging.WARNING if failures <= 3 or failures % 30 == 0 else logging.DEBUG
-                log.log(level, "shard %s: pub/sub connection lost: %s", self.name, exc)
+                self._report(exc, failures)
             finally:
                 self._detach()
                 await conn.disconnect(nowait=True)
             await asyncio.sleep(backoff.compute(failures))
 
+    def _report(self, exc: Exception, failures: int) -> None:
+        level = logging.WARNING if failures <= 3 or failures % 30 == 0 else logging.DEBUG
+        if (refused := refusal(exc)) is None:
+            log.log(level, "shard %s: pub/sub connection lost: %s", self.name, exc)
+            return
+        self.refused = f"{refused[0]} to shard {self.name} failed: {refused[1]}"
+        log.log(level, "%s", self.refused)
+        self._notify()
+
     def _new_connection(self) -> Connection:
         kwargs: dict[str, Any] = dict(aioredis.connection.parse_url(self.url))
         kwargs.update(connection_kwargs(f"chat-{self._node_id}-sub"))
+        kwargs.update(self._access.url_kwargs(self.url))
         # No library retries: this loop owns reconnection and its backoff.
         kwargs["retry"] = Retry(reconnect_backoff(), retries=0)
         cls: type[Connection] = kwargs.pop("connection_class", Connection)
@@ -201,6 +222,7 @@ class Shard:
 
     def _attach(self, conn: Connection) -> None:
         self._conn = conn
+        self.refused = None
         self._requested = set()
         self._confirmed = set()
         self._notify()

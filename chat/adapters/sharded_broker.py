@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 
+from chat.adapters.redis_common import RedisAccess
 from chat.adapters.redis_shard import Shard
 from chat.ports import MessageHandler
 from chat.refcount import RefCounts
@@ -30,6 +31,7 @@ class ShardedBroker:
         subscribe_timeout: float = 5.0,
         ping_interval: float = 5.0,
         dead_after: float = 15.0,
+        access: RedisAccess | None = None,
     ) -> None:
         self.ring = HashRing(list(shard_urls))
         self.shards = {
@@ -40,6 +42,7 @@ class ShardedBroker:
                 node_id=node_id,
                 ping_interval=ping_interval,
                 dead_after=dead_after,
+                access=access,
             )
             for name, url in shard_urls.items()
         }
@@ -47,15 +50,23 @@ class ShardedBroker:
         self._subscribe_timeout = subscribe_timeout
 
     async def start(self, timeout: float) -> None:
-        """Start every shard's listener and wait until each one is connected."""
+        """Start every shard's listener and wait until each one is connected, or refused us
+        (a wrong password or an untrusted certificate is reported at once: waiting would not
+        mend it)."""
         for shard in self.shards.values():
             shard.start()
-        waits = [shard.wait_until(lambda s: s.connected) for shard in self.shards.values()]
+        waits = [
+            shard.wait_until(lambda s: s.connected or s.refused is not None)
+            for shard in self.shards.values()
+        ]
         try:
             await asyncio.wait_for(asyncio.gather(*waits), timeout)
         except TimeoutError:
             down = [s.name for s in self.shards.values() if not s.connected]
             raise RuntimeError(f"pub/sub shards not reachable after {timeout} s: {down}") from None
+        refused = [s.refused for s in self.shards.values() if s.refused and not s.connected]
+        if refused:
+            raise RuntimeError("; ".join(refused))
 
     async def stop(self) -> None:
         await asyncio.gather(*(shard.stop() for shard in self.shards.values()))
@@ -116,6 +127,7 @@ class ShardedBroker:
                 "ready": shard.is_ready(),
                 "channels": len(shard.subscribed),
                 "reconnects": shard.reconnects,
+                "refused": shard.refused is not None,
             }
             for name, shard in self.shards.items()
         }

@@ -19,6 +19,7 @@ from socketio import packet as sio_packet
 
 from chat import keys
 from chat.core.connections import Conn, Connections
+from chat.core.lifetime import SESSION_END, session_end
 from chat.core.tokens import cookie_token
 from chat.errors import ChatError, internal, invalid_request, unauthorized, unavailable
 from chat.models import decode_json, encode_json
@@ -124,8 +125,10 @@ class SocketServer:
             json=_Json,
             cors_allowed_origins=self._origin_allowed,
             max_http_buffer_size=max_payload,
-            logger=False,
-            engineio_logger=False,
+            # Loggers, not False: with a bool each library adds a StreamHandler of its own and
+            # every record is printed twice, once unscrubbed (chat/logs.py sets their level).
+            logger=logging.getLogger("socketio.server"),
+            engineio_logger=logging.getLogger("engineio.server"),
         )
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
@@ -247,6 +250,12 @@ class SocketServer:
             # skips the disconnect handler for such sockets, so clean up here.
             await self._disconnect(sid, "transport closed during connect")
             await self.sio.manager.disconnect(sid, NAMESPACE)
+            return
+        if conn.ended is not None:
+            # Expired or revoked during the handshake (see chat/core/lifetime.py): told why
+            # instead of being told it is in session.
+            await self.emit_to(sid, SESSION_END, session_end(conn.ended))
+            await self.sio.disconnect(sid)
             return
         await self.emit_to(sid, "session", self.connections.enter(conn))
 

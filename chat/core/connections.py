@@ -14,6 +14,8 @@ from typing import Any
 from chat import keys
 from chat.core.accounts import Accounts
 from chat.core.follow import Follow
+from chat.core.lifetime import Lifetimes
+from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
 from chat.models import UserRecord, is_dm_room, peer_of
@@ -28,6 +30,11 @@ class Conn:
     user: UserRecord
     jti: str
     exp: int
+    #: The token's sign-in and generation (which ``revoke`` notices concern it).
+    family: str = ""
+    gen: int = 0
+    #: Why the socket must end (``token_expired``/``token_revoked``), once it must.
+    ended: str | None = None
     #: Every room the socket is in (DMs and the lobby included).
     rooms: set[str] = field(default_factory=set)
     #: Channels acquired for this socket (released exactly once, on leave or disconnect).
@@ -59,8 +66,14 @@ class Connections:
         ordering: Ordering,
         delivery: LocalDelivery,
         presence: Presence,
+        limiter: EventLimiter | None = None,
+        *,
+        lifetimes: Lifetimes | None = None,
     ) -> None:
+        #: Ends the sockets whose token expires or is revoked.
+        self.lifetimes = lifetimes or Lifetimes(delivery)
         self._presence = presence
+        self._limiter = limiter  # spends the ``connect`` row of each handshake
         self._accounts = accounts
         self._users = users
         self._rooms = rooms
@@ -76,14 +89,29 @@ class Connections:
         """Authenticate and follow every channel the socket needs, before the client is told
         it is connected: nothing published afterwards can miss it."""
         claims = await self._accounts.authenticate(token)
+        self.lifetimes.admit(claims.exp)
+        if self._limiter is not None:  # before any work: handshakes are the costliest event
+            await self._limiter.take("connect", claims.sub)
         user = await self._accounts.me(claims.sub)
-        conn = Conn(sid, user, claims.jti, claims.exp, rooms=await self._rooms.user_rooms(user.id))
+        conn = Conn(sid, user, claims.jti, claims.exp, claims.fam, claims.gen)
+        conn.rooms = await self._rooms.user_rooms(user.id)
         conn.known = await self._describe(user.id, conn.rooms)
         conn.channels = {conn.user_channel, *filter(None, map(room_channel, conn.rooms))}
         await self._follow.acquire(conn.channels)
         self.by_sid[sid] = conn
         self.by_user.setdefault(user.id, set()).add(sid)
-        await self._presence.connected(user.id, sid)
+        self.lifetimes.track(conn)
+        try:
+            # Hazard: a logout that landed after ``authenticate`` but before the user's channel
+            # was live went unheard.  Checked again now: a later one is heard (the notice is
+            # published after the write) and finds this socket in ``by_sid``.
+            await self._accounts.check(claims)
+            await self._presence.connected(user.id, sid)
+        except BaseException:
+            # Revoked, refused (too many connections) or failed: the client is never told it is
+            # connected, so no disconnect handler will undo any of this.
+            await self.close(conn)
+            raise
         return conn
 
     async def _describe(self, user_id: str, room_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -119,6 +147,7 @@ class Connections:
         return self._ordering.pointer(channel, room_id) or 0
 
     async def close(self, conn: Conn) -> None:
+        self.lifetimes.forget(conn)
         self.by_sid.pop(conn.sid, None)
         sids = self.by_user.get(conn.user.id, set())
         sids.discard(conn.sid)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+from chat.core.invisible import INVISIBLE, clean_name_chars, has_visible
 from chat.errors import ChatError
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_HIDDEN = re.compile(rf"[{INVISIBLE}]")  # an email is typed, never decorated
 NAME_MAX = 64
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -17,17 +19,22 @@ def clean_email(raw: object) -> tuple[str, str]:
     if not isinstance(raw, str):
         raise ChatError("invalid_email", "email must be a string")
     email = raw.strip()
-    if len(email) > 254 or not _EMAIL.match(email) or _CONTROL.search(email):
+    hidden = _CONTROL.search(email) or _HIDDEN.search(email)
+    if len(email) > 254 or not _EMAIL.match(email) or hidden:
         raise ChatError("invalid_email", "not a valid email address")
     return email, email.lower()
 
 
 def clean_name(raw: object) -> str:
-    """1-64 characters after trimming, control characters removed."""
+    """1-64 characters after trimming, control and invisible characters removed (see
+    ``chat/core/invisible.py``: what stays, such as the joiner inside "👩‍💻"); something
+    visible must be left."""
     if not isinstance(raw, str):
         raise ChatError("invalid_name", "name must be a string")
-    name = _CONTROL.sub("", raw).strip()
-    if not name or len(name) > NAME_MAX:
+    name = clean_name_chars(_CONTROL.sub("", raw)).strip()
+    if not has_visible(name):
+        raise ChatError("invalid_name", "name must have a visible character")
+    if len(name) > NAME_MAX:
         raise ChatError("invalid_name", f"name must be 1 to {NAME_MAX} characters")
     return name
 

@@ -1,52 +1,85 @@
-"""The per-user send limit: a token bucket in the cluster, spent locally in small leases.
+"""Per-user limits of everything a client can repeat: token buckets in the cluster, spent
+locally in small leases.
 
-Asking the cluster for every message would cost each send a round trip.  Instead a node takes
-a few tokens at once (up to a quarter of the burst, at most 5) and spends them on the user's
-next sends here; a lease it has not spent within a second is dropped (not returned, so a user
-moving between nodes meets the limit a little early, never late).  The limit therefore holds
-across all nodes, as the bucket is one, at the price of a granularity of a few tokens.
+One table (``chat/config.py`` ``EVENT_LIMITS``, overridable with ``CHAT_EVENT_LIMITS``) gives
+each *row* a rate and a burst; every Socket.IO event and every signed-in REST route spends one
+token of its row, for its user, before anything else runs.  Asking the cluster every time would
+cost each request a round trip.  Instead a node takes a few tokens at once (up to a quarter of
+the burst, at most 5) and spends them on the user's next requests of that row here; a lease it
+has not spent within a second is dropped (not returned, so a user moving between nodes meets
+the limit a little early, never late).  The limit therefore holds across all nodes, as the
+bucket is one, at the price of a granularity of a few tokens.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from chat.errors import rate_limited
 from chat.ports import Limits
 
+if TYPE_CHECKING:  # connections uses the limiter for handshakes
+    from chat.core.connections import Conn
+
 LEASE_SECONDS = 1.0
 LEASES_MAX = 100_000
 
+#: Events that spend another event's row: a message is a message, however it is sent.
+SHARED_ROWS = {"dm": "send"}
 
-class SendLimiter:
+Handler = Callable[["Conn", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class EventLimiter:
     def __init__(
         self,
         limits: Limits,
+        table: Mapping[str, tuple[float, int]],
         *,
-        rate: float,
-        burst: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limits = limits
-        self._rate = rate
-        self._burst = burst
-        self._chunk = max(1, min(5, burst // 4))
+        self._table = dict(table)
         self._clock = clock
-        self._leases: dict[str, tuple[int, float]] = {}  # user -> (tokens left, expiry)
+        self._leases: dict[tuple[str, str], tuple[int, float]] = {}  # -> (tokens left, expiry)
 
-    async def take(self, user_id: str) -> None:
-        """Spend one token of the user's, or raise ``rate_limited`` (with the wait)."""
+    def row(self, name: str) -> str:
+        """The row an event spends; raises for an event without one, so that a new event
+        cannot be served unlimited (the node refuses to start)."""
+        row = SHARED_ROWS.get(name, name)
+        if row not in self._table:
+            raise LookupError(f"event {name!r} has no row in the limit table (EVENT_LIMITS)")
+        return row
+
+    async def take(self, row: str, user_id: str) -> None:
+        """Spend one token of the user's row, or raise ``rate_limited`` (with the wait)."""
         now = self._clock()
-        left, expires = self._leases.get(user_id, (0, 0.0))
+        lease = (row, user_id)
+        left, expires = self._leases.get(lease, (0, 0.0))
         if left > 0 and now < expires:
-            self._leases[user_id] = (left - 1, expires)
+            self._leases[lease] = (left - 1, expires)
             return
-        granted, wait = await self._limits.take(
-            "send", user_id, self._rate, self._burst, want=self._chunk
-        )
+        rate, burst = self._table[row]
+        chunk = max(1, min(5, burst // 4))
+        granted, wait = await self._limits.take(row, user_id, rate, burst, want=chunk)
         if not granted:
             raise rate_limited(wait)
-        if len(self._leases) >= LEASES_MAX:
-            self._leases.clear()  # a crude bound: losing leases only costs round trips
-        self._leases[user_id] = (granted - 1, self._clock() + LEASE_SECONDS)
+        now = self._clock()
+        if len(self._leases) >= LEASES_MAX:  # a bound: losing leases only costs round trips
+            self._leases = {k: v for k, v in self._leases.items() if v[0] > 0 and v[1] > now}
+            if len(self._leases) >= LEASES_MAX:
+                self._leases.clear()
+        self._leases[lease] = (granted - 1, now + LEASE_SECONDS)
+
+    def guard(self, events: Mapping[str, Handler]) -> dict[str, Handler]:
+        """The handlers, each spending its row's token of the calling user first."""
+        return {name: self._guarded(self.row(name), handler) for name, handler in events.items()}
+
+    def _guarded(self, row: str, handler: Handler) -> Handler:
+        async def limited(conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+            await self.take(row, conn.user.id)
+            return await handler(conn, payload)
+
+        return limited

@@ -1,4 +1,5 @@
-"""Sending messages: validate, check access, limit, store durably, then publish.
+"""Sending messages: validate, check access, store durably, then publish (the sender's rate
+limit was spent before the handler ran: ``chat/core/limiter.py``).
 
 The order matters: a message is published (and acknowledged) only after the history cluster
 stored it, with a replica's acknowledgement where there are replicas.  A retry with the same
@@ -16,7 +17,6 @@ from collections.abc import Iterable
 
 from chat import keys
 from chat.core.connections import Conn
-from chat.core.limiter import SendLimiter
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
 from chat.errors import not_found
@@ -29,7 +29,7 @@ from chat.models import (
     encode_envelope,
     is_dm_room,
 )
-from chat.ports import AccountStore, Broker, History, Limits, RoomStore
+from chat.ports import AccountStore, Broker, History, RoomStore
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +41,11 @@ class Messaging:
         self,
         broker: Broker,
         history: History,
-        limits: Limits,
         rooms: Rooms,
         room_store: RoomStore,
         users: AccountStore,
         *,
         text_max: int,
-        send_rate: float,
-        send_burst: int,
     ) -> None:
         self._broker = broker
         self._history = history
@@ -56,7 +53,6 @@ class Messaging:
         self._room_store = room_store
         self._users = users
         self._text_max = text_max
-        self._limiter = SendLimiter(limits, rate=send_rate, burst=send_burst)
         self.sent = 0
         #: DM rooms this node listed for both users: once per node, not per message.
         self._known_dms: OrderedDict[str, None] = OrderedDict()
@@ -104,7 +100,6 @@ class Messaging:
     async def _store_and_publish(
         self, sender: UserRecord, room_id: str, text: str, cid: str | None
     ) -> Message:
-        await self._limiter.take(sender.id)
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)

@@ -2,7 +2,9 @@
 
 Policy: a password is a ``str`` of 8 to 1024 characters, used exactly as given (no trimming,
 no normalisation), that is not one of the 10,000 most common passwords shipped in
-``chat/data/common_passwords.txt`` (compared case-insensitively). Violations raise
+``chat/data/common_passwords.txt`` (compared case-insensitively), not only whitespace, not one
+character repeated, and that does not contain the account's own email local part or display
+name (ignoring case, when those have at least ``PERSONAL_MIN`` characters). Violations raise
 ``invalid_password`` (400); the message names the rule and never contains the password.
 
 Hashing: argon2id (argon2-cffi) with parameters at or above the OWASP recommendation
@@ -17,6 +19,7 @@ import functools
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -25,10 +28,13 @@ from typing import TypeVar
 import argon2
 from argon2.exceptions import VerificationError
 
+from chat.core.gate import Gate, GateClosed
 from chat.errors import ChatError, unavailable
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
+#: Shorter email local parts and names are too likely to occur by chance ("ann", "bo").
+PERSONAL_MIN = 4
 COMMON_PASSWORDS_FILE = "common_passwords.txt"
 
 #: OWASP Password Storage Cheat Sheet, argon2id row: m=19 MiB, t=2, p=1.
@@ -36,6 +42,7 @@ DEFAULT_MEMORY_COST = 19_456  # KiB
 DEFAULT_TIME_COST = 2
 DEFAULT_PARALLELISM = 1
 DEFAULT_MAX_WAITING = 64
+DEFAULT_HASH_WAITING = 8
 
 T = TypeVar("T")
 
@@ -65,14 +72,30 @@ def _check_shape(password: object) -> str:
     return password
 
 
-def check_password(password: object) -> str:
-    """Return *password* unchanged if it meets the policy, else raise ``invalid_password``."""
+def check_password(password: object, *, email: str = "", name: str = "") -> str:
+    """Return *password* unchanged if it meets the policy, else raise ``invalid_password``.
+
+    ``email`` and ``name`` are the account's: a password made of them is guessed first.
+    """
     checked = _check_shape(password)
     if len(checked) < MIN_LENGTH:
         raise _invalid(f"password must be at least {MIN_LENGTH} characters")
+    if not checked.strip():
+        raise _invalid("password must not be only spaces")
+    if len(set(checked)) == 1:
+        raise _invalid("password must not be one character repeated")
     if checked.lower() in common_passwords():
         raise _invalid("password is too common: it is on a list of frequently used passwords")
+    _check_personal(checked, email, name)
     return checked
+
+
+def _check_personal(password: str, email: str, name: str) -> None:
+    folded = password.casefold()
+    local = email.rpartition("@")[0] or email
+    for part, what in ((local, "your email address"), (name.strip(), "your name")):
+        if len(part) >= PERSONAL_MIN and part.casefold() in folded:
+            raise _invalid(f"password must not contain {what}")
 
 
 def _usable(password: object) -> bool:
@@ -103,6 +126,14 @@ class PasswordHasher:
     really ends, not when its caller stops waiting: a cancelled caller whose hash is already
     running keeps its slot until the thread is done, so the bound holds under cancellation.
 
+    Lanes: new-password hashes (``hash``: registrations, rehashes at login) may occupy at
+    most ``hash_workers`` threads (default: half, at least one), with ``hash_waiting`` more
+    waiting *outside* the pool (``chat/core/gate.py``); past that ``hash`` fails at once with
+    ``unavailable`` and a ``retry_after``. So a registration flood never holds more than
+    ``hash_workers`` threads or queues ahead of a login in the pool: logins (``verify``) keep
+    the other ``workers - hash_workers`` threads (none when ``workers`` is 1: then a login
+    waits for at most one hash).
+
     No asyncio primitive is held, so an instance may be built before any event loop runs
     and used from any loop.
     """
@@ -115,6 +146,8 @@ class PasswordHasher:
         parallelism: int = DEFAULT_PARALLELISM,
         workers: int | None = None,
         max_waiting: int = DEFAULT_MAX_WAITING,
+        hash_workers: int | None = None,
+        hash_waiting: int | None = None,
     ) -> None:
         self.workers = min(4, os.cpu_count() or 1) if workers is None else workers
         if self.workers < 1:
@@ -122,6 +155,11 @@ class PasswordHasher:
         if max_waiting < 0:
             raise ValueError("max_waiting must not be negative")
         self.max_waiting = max_waiting
+        hash_workers = max(1, self.workers // 2) if hash_workers is None else hash_workers
+        if hash_waiting is None:
+            hash_waiting = min(max_waiting, DEFAULT_HASH_WAITING)
+        self._new = Gate(min(hash_workers, self.workers), hash_waiting)
+        self._new_seconds = 0.0  # moving average of a new-password hash, for retry_after
         self._argon2 = argon2.PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost,
@@ -142,7 +180,7 @@ class PasswordHasher:
         refuses anything over ``MAX_LENGTH`` characters before hashing.
         """
         checked = check_password(password) if check_policy else _check_shape(password)
-        return await self._run(functools.partial(self._argon2.hash, checked))
+        return await self._run(functools.partial(self._argon2.hash, checked), new=True)
 
     async def verify(self, stored_hash: str, password: str) -> bool:
         """True if *password* matches *stored_hash*; False on a mismatch, an unusable
@@ -177,6 +215,7 @@ class PasswordHasher:
         """Stop the pool: queued work is cancelled, running calls finish in the background."""
         with self._lock:
             self._closed = True
+        self._new.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _verify_sync(self, stored_hash: str, password: str) -> bool:
@@ -185,30 +224,63 @@ class PasswordHasher:
         except (VerificationError, ValueError):  # mismatch, invalid or non-ASCII hash
             return False
 
-    async def _run(self, call: Callable[[], T]) -> T:
+    async def _run(self, call: Callable[[], T], *, new: bool = False) -> T:
         """Run *call* in the pool, or raise ``unavailable`` at once if too many are waiting.
+        ``new``: a new-password hash, in its lane (see the class).
 
         ``loop.run_in_executor`` is ``wrap_future(executor.submit(...))``; it is spelled out
         here to hold the ``concurrent.futures.Future`` whose completion frees the slot.
         """
-        with self._lock:
-            if self._closed:
-                raise unavailable("password hashing is shut down")
-            if self._admitted >= self.workers + self.max_waiting:
-                raise unavailable("too many password checks in progress, retry shortly")
-            self._admitted += 1
+        release = await self._enter_new() if new else self._admit()
         try:
-            future = self._pool.submit(call)
+            future = self._pool.submit(self._timed(call) if new else call)
         except RuntimeError:  # closed between the check and the submit
-            self._release(None)
+            release(None)
             raise unavailable("password hashing is shut down") from None
-        future.add_done_callback(self._release)
+        future.add_done_callback(release)
         try:
             return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             if future.cancelled() and self._closed and not _current_task_cancelling():
                 raise unavailable("password hashing is shut down") from None
             raise
+
+    def _admit(self) -> Callable[[object], None]:
+        with self._lock:
+            if self._closed:
+                raise unavailable("password hashing is shut down")
+            if self._admitted >= self.workers + self.max_waiting:
+                raise unavailable("too many password checks in progress, retry shortly")
+            self._admitted += 1
+        return self._release
+
+    async def _enter_new(self) -> Callable[[object], None]:
+        try:
+            entered = not self._closed and await self._new.enter()
+        except GateClosed:
+            entered = False
+        if self._closed:
+            if entered:
+                self._new.leave()
+            raise unavailable("password hashing is shut down")
+        if not entered:
+            # At once, with a hint: a registration flood is answered, not queued.
+            per_hash = self._new_seconds or 1.0
+            wait = max(1.0, per_hash * self._new.load / self._new.limit)
+            message = "too many new passwords are being hashed, retry shortly"
+            raise ChatError("unavailable", message, 503, retriable=True, retry_after=wait)
+        return self._new.leave
+
+    def _timed(self, call: Callable[[], T]) -> Callable[[], T]:
+        def timed() -> T:
+            started = time.monotonic()
+            try:
+                return call()
+            finally:
+                took, before = time.monotonic() - started, self._new_seconds
+                self._new_seconds = 0.8 * before + 0.2 * took if before else took
+
+        return timed
 
     def _release(self, _future: object) -> None:
         with self._lock:

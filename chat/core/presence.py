@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from chat import keys
+from chat.errors import ChatError
 from chat.models import Envelope, encode_envelope
 from chat.ports import Broker, PresenceStore
 
@@ -43,9 +44,11 @@ class Presence:
         renew_every: float = 5.0,
         lease: float = 15.0,
         sweep_every: float = 1.0,
+        per_user: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
+        self._per_user = per_user  # connections of one user on all nodes (0: no bound)
         self._broker = broker
         self._grace = grace
         self._renew_every = renew_every
@@ -92,8 +95,19 @@ class Presence:
     # --- sockets of this node ----------------------------------------------------------------
 
     async def connected(self, user_id: str, sid: str) -> None:
+        """Register the socket, or raise ``too_many_connections`` (the caller then undoes the
+        handshake with ``disconnected``)."""
         self._local[sid] = user_id
-        if await self._store.register(user_id, sid, self.incarnation, now_ms()):
+        outcome = await self._store.register(
+            user_id, sid, self.incarnation, now_ms(), self._per_user
+        )
+        if outcome < 0:
+            raise ChatError(
+                "too_many_connections",
+                f"a user may have at most {self._per_user} connections open",
+                429,
+            )
+        if outcome:
             await self._announce(user_id, online=True)
 
     async def disconnected(self, user_id: str, sid: str) -> None:

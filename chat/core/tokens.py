@@ -14,10 +14,12 @@ from http.cookies import CookieError, SimpleCookie
 
 import jwt
 
-from chat.errors import unauthorized
+from chat.errors import TOKEN_EXPIRED, unauthorized
 
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss")
 COOKIE = "chat_token"
+#: The refresh token's cookie (see ``chat/core/sessions.py``).
+REFRESH_COOKIE = "chat_refresh"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class Claims:
     jti: str
     iat: int
     exp: int
+    #: The sign-in (refresh family) the token was issued for; "" for tokens issued without
+    #: one (the compatibility routes, ``chat token``).
+    fam: str = ""
+    #: The user's session generation when the token was issued: "log out everywhere" raises
+    #: it, and tokens of an older generation are refused.
+    gen: int = 0
 
 
 class TokenService:
@@ -49,12 +57,13 @@ class TokenService:
         self._leeway = leeway
         self._clock = clock
 
-    def issue(self, user_id: str, name: str) -> tuple[str, Claims]:
+    def issue(
+        self, user_id: str, name: str, *, family: str = "", gen: int = 0
+    ) -> tuple[str, Claims]:
         now = int(self._clock())
-        claims = Claims(
-            sub=user_id, name=name, jti=secrets.token_urlsafe(16), iat=now, exp=now + self.ttl
-        )
-        payload = {
+        jti = secrets.token_urlsafe(16)
+        claims = Claims(user_id, name, jti, now, now + self.ttl, fam=family, gen=gen)
+        payload: dict[str, object] = {
             "sub": claims.sub,
             "name": claims.name,
             "jti": claims.jti,
@@ -62,6 +71,10 @@ class TokenService:
             "exp": claims.exp,
             "iss": self.issuer,
         }
+        if family:
+            payload["fam"] = family
+        if gen:
+            payload["gen"] = gen
         token = jwt.encode(payload, self._signing_key, algorithm=self.algorithm)
         return token, claims
 
@@ -79,7 +92,7 @@ class TokenService:
                 options={"require": list(REQUIRED_CLAIMS)},
             )
         except jwt.ExpiredSignatureError:
-            raise unauthorized("token expired") from None
+            raise unauthorized("token expired", reason=TOKEN_EXPIRED) from None
         except jwt.PyJWTError:
             raise unauthorized("invalid token") from None
         return _claims(payload)
@@ -92,13 +105,17 @@ def _claims(payload: dict[str, object]) -> Claims:
         raise unauthorized("invalid token")
     if not (isinstance(iat, int) and isinstance(exp, int)):
         raise unauthorized("invalid token")
-    return Claims(sub=sub, name=name if isinstance(name, str) else "", jti=jti, iat=iat, exp=exp)
+    fam, gen = payload.get("fam", ""), payload.get("gen", 0)
+    if not (isinstance(fam, str) and isinstance(gen, int) and gen >= 0):
+        raise unauthorized("invalid token")
+    shown = name if isinstance(name, str) else ""
+    return Claims(sub=sub, name=shown, jti=jti, iat=iat, exp=exp, fam=fam, gen=gen)
 
 
-def cookie_token(header: str) -> str | None:
-    """The token in a ``Cookie`` header's ``chat_token``, if any."""
+def cookie_token(header: str, name: str = COOKIE) -> str | None:
+    """The token in a ``Cookie`` header's ``chat_token`` (or ``name``), if any."""
     try:
-        morsel = SimpleCookie(header).get(COOKIE)
+        morsel = SimpleCookie(header).get(name)
     except CookieError:
         return None
     return morsel.value if morsel is not None else None

@@ -15,7 +15,7 @@ from chat.core.connections import Conn, Connections
 from chat.core.presence import Presence
 from chat.core.rooms import Rooms
 from chat.errors import ChatError
-from chat.ports import AccountStore, RoomStore
+from chat.ports import RoomStore
 
 WATCH_MAX = 1000
 
@@ -27,13 +27,11 @@ class Watch:
         connections: Connections,
         rooms: Rooms,
         room_store: RoomStore,
-        users: AccountStore,
     ) -> None:
         self._presence = presence
         self._connections = connections
         self._rooms = rooms
         self._room_store = room_store
-        self._users = users
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         return await self._presence.online(list(dict.fromkeys(user_ids)))
@@ -68,15 +66,7 @@ class Watch:
     async def members(self, conn: Conn, room_id: str, offset: int, limit: int) -> dict[str, Any]:
         """Members online first (then by name), a page of them, and how many there are."""
         room = await self._rooms.readable(conn.user.id, room_id, conn)
-        ids = await self._room_store.members(room.id)
-        users = await self._users.users(ids)
-        online = await self._presence.online(list(users))
-        ordered = sorted(
-            users.values(), key=lambda u: (not online.get(u.id, False), u.name.lower(), u.id)
-        )
-        page = ordered[offset : offset + limit]
-        return {
-            "members": [{**u.public(), "online": online.get(u.id, False)} for u in page],
-            "count": len(ordered),
-            "has_more": offset + limit < len(ordered),
-        }
+        # Paged in the store (each room's roster is kept in this order): the cost is the
+        # page's, not the room's; the lobby holds every user.
+        page, count = await self._room_store.members_page(room.id, offset, limit)
+        return {"members": page, "count": count, "has_more": offset + limit < count}

@@ -1,5 +1,6 @@
 // REST calls to the node that served the page. The session is the HttpOnly `chat_token`
-// cookie set by register/login: the client never sees or stores the token itself.
+// cookie set by register/login/refresh, renewed with the HttpOnly `chat_refresh` cookie (sent to
+// /api/refresh only): the client never sees or stores either token itself.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -9,13 +10,48 @@ export class ApiError extends Error {
   }
 }
 
-/** Called with no arguments when any request answers 401 (the session is gone). */
+/** Called when a request answers 401 and a refresh cannot help (the sign-in is over). */
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(handler) {
   onUnauthorized = handler;
 }
 
-export async function api(method, path, body) {
+/** Routes whose 401 means what it says: no refresh, no retry. */
+const OWN_401 = ["/api/login", "/api/register", "/api/refresh"];
+
+const renewedListeners = new Set();
+/** `listener({user, expires_in})` after every successful refresh; returns the unsubscriber. */
+export function onRenewed(listener) {
+  renewedListeners.add(listener);
+  return () => renewedListeners.delete(listener);
+}
+
+let refreshing = null;
+/** Renew the access token cookie with the refresh token cookie (one request at a time). */
+export function refresh() {
+  if (!refreshing) {
+    refreshing = api("POST", "/api/refresh")
+      .then((data) => {
+        for (const listener of renewedListeners) listener(data);
+        return data;
+      })
+      .finally(() => {
+        refreshing = null;
+      });
+  }
+  return refreshing;
+}
+
+async function renewed() {
+  try {
+    await refresh();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function api(method, path, body, retried = false) {
   const init = { method, credentials: "same-origin", headers: {} };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -43,7 +79,11 @@ export async function api(method, path, body) {
       error.code || "http_error",
       error.message || `HTTP ${response.status}`,
     );
-    if (response.status === 401 && !path.startsWith("/api/login")) onUnauthorized(failure);
+    if (response.status === 401 && !OWN_401.some((own) => path.startsWith(own))) {
+      // An expired access token: renew it and try once more.
+      if (!retried && (await renewed())) return api(method, path, body, true);
+      onUnauthorized(failure);
+    }
     throw failure;
   }
   return data;

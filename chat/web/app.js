@@ -13,6 +13,24 @@ const FRIENDLY = {
 
 let chat = null;
 
+/**
+ * The server's password rules that need no list (chat/core/passwords.py): said before the
+ * round trip. The server checks them all again, and the common-password list too.
+ */
+function passwordProblem(password, email, name) {
+  if (password.length < 8) return "The password needs at least 8 characters.";
+  if (!password.trim()) return "The password cannot be only spaces.";
+  if (new Set(password).size === 1) return "The password cannot be one character repeated.";
+  const folded = password.toLowerCase();
+  const local = email.split("@")[0];
+  for (const [part, what] of [[local, "email address"], [name || local, "name"]]) {
+    if (part.length >= 4 && folded.includes(part.toLowerCase())) {
+      return `The password cannot contain your ${what}.`;
+    }
+  }
+  return "";
+}
+
 function showAuth(message = "") {
   if (chat) {
     const old = chat;
@@ -29,13 +47,13 @@ function showAuth(message = "") {
   $("login-email").focus();
 }
 
-function startChat(user) {
+function startChat(user, expiresIn) {
   show($("boot"), false);
   show($("auth-view"), false);
   show($("chat-view"), true);
   $("auth-error").textContent = "";
   try {
-    chat = new Chat(user, { signedOut: (message) => showAuth(message) });
+    chat = new Chat(user, { signedOut: (message) => showAuth(message) }, expiresIn);
   } catch (error) {
     showAuth(`The chat could not start: ${error.message}`);
     return;
@@ -86,8 +104,8 @@ function bindAuthForms() {
       return;
     }
     submitting(event.target, async () => {
-      const { user } = await api.login(email, password);
-      startChat(user);
+      const { user, expires_in } = await api.login(email, password);
+      startChat(user, expires_in);
     });
   });
   $("register-form").addEventListener("submit", (event) => {
@@ -99,13 +117,14 @@ function bindAuthForms() {
       $("auth-error").textContent = "Enter a valid email address.";
       return;
     }
-    if (password.length < 8) {
-      $("auth-error").textContent = "The password needs at least 8 characters.";
+    const problem = passwordProblem(password, email, name);
+    if (problem) {
+      $("auth-error").textContent = problem;
       return;
     }
     submitting(event.target, async () => {
-      const { user } = await api.register(email, password, name || undefined);
-      startChat(user);
+      const { user, expires_in } = await api.register(email, password, name || undefined);
+      startChat(user, expires_in);
     });
   });
 }
@@ -116,8 +135,8 @@ async function boot() {
     if (chat) chat.signOut("Your session has ended. Please sign in again.");
   });
   try {
-    const { user } = await api.me();
-    startChat(user);
+    const { user, expires_in } = await api.me(); // an expired token is renewed on the way
+    startChat(user, expires_in);
   } catch (error) {
     showAuth(error.status === 401 ? "" : FRIENDLY[error.code] || error.message);
   }

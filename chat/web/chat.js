@@ -9,6 +9,7 @@ import * as rooms from "./membership.js";
 import { MessageView } from "./messages-ui.js";
 import { Outbox } from "./outbox.js";
 import { Sidebar } from "./rooms-ui.js";
+import { SessionKeeper } from "./session.js";
 import { LOBBY, ReadMarks, Room, rememberRoom, rememberedRoom } from "./store.js";
 import { Typing } from "./typing.js";
 
@@ -20,8 +21,11 @@ const KIND_LABELS = {
 };
 
 export class Chat {
-  /** @param hooks {signedOut(message)} */
-  constructor(me, hooks) {
+  /**
+   * @param hooks {signedOut(message)}
+   * @param expiresIn seconds the access token has left (it is renewed before)
+   */
+  constructor(me, hooks, expiresIn) {
     this.me = me;
     this.hooks = hooks;
     this.rooms = new Map();
@@ -34,9 +38,16 @@ export class Chat {
     const chat = this;
     this.connection = new Connection($("conn-status"), {
       session: (session) => this.onSession(session),
-      unauthorized: () => this.signOut("Your session has ended. Please sign in again."),
-      serverDisconnect: () => this.serverDisconnected(),
+      unauthorized: (reason) => this.session.refused(reason),
+      serverDisconnect: (ended) =>
+        this.loggingOut || this.session.ended(ended) || this.serverDisconnected(),
       state: () => this.view && this.view.renderPending(),
+    });
+    this.session = new SessionKeeper(expiresIn, {
+      reconnect: () => this.connection.reconnect(),
+      connect: () => this.connection.connect(),
+      connectedAt: () => this.connection.connectedAt,
+      signOut: (message) => this.signOut(message),
     });
     this.outbox = new Outbox(this.connection, {
       delivered: (item, message) => this.ingest(message, { live: true }),
@@ -93,6 +104,7 @@ export class Chat {
   // --- session --------------------------------------------------------------------------------
 
   onSession(session) {
+    this.session.connected();
     this.me = session.user;
     this.learnName(this.me.id, this.me.name);
     const first = this.sessions++ === 0;
@@ -249,8 +261,8 @@ export class Chat {
   async serverDisconnected() {
     if (this.loggingOut) return;
     try {
-      await api.me(); // still valid: the server dropped us for another reason
-      if (this.connection.socket) this.connection.socket.connect();
+      await api.me(); // still valid (or renewed): the server dropped us for another reason
+      this.connection.connect();
     } catch {
       /* 401 went to the unauthorized handler */
     }
@@ -274,6 +286,7 @@ export class Chat {
   destroy() {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.session.stop();
     this.outbox.clear();
     this.typing.clear();
     this.connection.close();

@@ -27,12 +27,15 @@ export function retriable(error) {
 export class Connection {
   /**
    * @param statusNode element showing the state (data-state attribute + text)
-   * @param handlers {session, unauthorized, serverDisconnect, state}
+   * @param handlers {session, unauthorized(reason), serverDisconnect(endedBecause), state}
    */
   constructor(statusNode, handlers) {
     this.statusNode = statusNode;
     this.handlers = handlers;
     this.pending = new Set(); // rejecters of calls in flight, failed at once on disconnect
+    this.connectedAt = 0; // when the current socket connected (with the token of that time)
+    this.ended = null; // the code of the server's `session_end` before its disconnect
+    this.moving = false; // reconnecting on purpose (onto a renewed token)
     if (typeof window.io !== "function") {
       this.setState("offline");
       throw new Error("socket.io client missing");
@@ -51,16 +54,25 @@ export class Connection {
 
   bind() {
     const socket = this.socket;
-    socket.on("connect", () => this.setState("connected"));
+    socket.on("connect", () => {
+      this.connectedAt = Date.now();
+      this.moving = false;
+      this.setState("connected");
+    });
+    socket.on("session_end", (data) => {
+      this.ended = data && data.code;
+    });
     socket.on("disconnect", (reason) => {
       this.failPending("disconnected", "The connection was lost.");
+      const ended = this.ended;
+      this.ended = null;
       if (reason === "io client disconnect") {
-        this.setState("offline");
+        this.setState(this.moving ? "reconnecting" : "offline");
       } else if (reason === "io server disconnect") {
-        // The server closed this socket on purpose (logout elsewhere, revoked token): it will
-        // not reconnect by itself. The app decides (sign in again, or reconnect).
+        // The server closed this socket on purpose (expired or revoked token, logout
+        // elsewhere): it will not reconnect by itself. The app decides (renew, sign in again).
         this.setState("offline");
-        this.handlers.serverDisconnect();
+        this.handlers.serverDisconnect(ended);
       } else {
         this.setState(navigator.onLine === false ? "offline" : "reconnecting");
       }
@@ -69,7 +81,7 @@ export class Connection {
       const code = error && error.data && error.data.code;
       if (code === "unauthorized") {
         this.setState("offline");
-        this.handlers.unauthorized();
+        this.handlers.unauthorized(error.data.reason);
         return;
       }
       // Refused by the server for another reason (socket.active is false then): retry later.
@@ -101,6 +113,22 @@ export class Connection {
 
   get connected() {
     return Boolean(this.socket && this.socket.connected);
+  }
+
+  /** Connect again (after the server ended the socket, or refused it). */
+  connect() {
+    if (this.socket && !this.socket.connected) {
+      this.setState("reconnecting");
+      this.socket.connect();
+    }
+  }
+
+  /** Move onto a renewed token: the handshake is where the server reads the cookie. */
+  reconnect() {
+    if (!this.socket) return;
+    this.moving = true;
+    this.socket.disconnect();
+    this.socket.connect();
   }
 
   on(event, handler) {

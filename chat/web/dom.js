@@ -106,6 +106,14 @@ export function timeOf(ts) {
   };
 }
 
+/**
+ * The tooltip of a shown name: the name and the user's id. Display names are not unique and
+ * anyone may call themselves "Admin"; the id is what tells two people apart.
+ */
+export function whoIs(name, id) {
+  return `${name} · user id ${id}`;
+}
+
 /** The first character of a name, for its avatar. */
 export function initial(name) {
   return ([...(name || "?").trim()][0] || "?").toUpperCase();

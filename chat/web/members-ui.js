@@ -1,7 +1,7 @@
 // The members panel of the current room: who is in it, who is online (watched live through
 // `watch` / `presence`), and the actions on a member: start a DM, invite to a private room.
 
-import { $, el, initial, listen, show } from "./dom.js";
+import { $, el, initial, listen, show, whoIs } from "./dom.js";
 import { avatarClass } from "./messages-ui.js";
 
 const PAGE = 100; // members per page
@@ -159,7 +159,12 @@ export class MembersPanel {
         text: initial(name),
       }),
       el("span", { class: "dot", "data-testid": "presence-dot", "aria-hidden": "true" }),
-      el("span", { class: "member-name", "data-testid": "member-name", text: name }),
+      el("span", {
+        class: "member-name",
+        "data-testid": "member-name",
+        title: whoIs(name, member.id),
+        text: name,
+      }),
       el("span", { class: "sr-only presence-label" }),
       actions,
     );
@@ -229,7 +234,9 @@ export class MembersPanel {
   renamed(userId, name) {
     const node = this.items.get(userId);
     if (!node) return;
-    node.querySelector(".member-name").textContent = name;
+    const shown = node.querySelector(".member-name");
+    shown.textContent = name;
+    shown.title = whoIs(name, userId);
     node.querySelector(".avatar").textContent = initial(name);
     const dm = node.querySelector('[data-testid="member-dm"]');
     if (dm) dm.setAttribute("aria-label", `Message ${name}`);

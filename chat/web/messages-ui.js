@@ -1,7 +1,7 @@
 // The message pane: the current room's messages in seq order, the user's pending messages,
 // scrolling back through history, and the composer.
 
-import { $, el, initial, linkify, listen, timeOf } from "./dom.js";
+import { $, el, initial, linkify, listen, timeOf, whoIs } from "./dom.js";
 
 const NEAR_TOP_PX = 80;
 const NEAR_BOTTOM_PX = 120;
@@ -100,6 +100,7 @@ export class MessageView {
         class: "msg-author",
         "data-testid": "message-author",
         "data-user-id": message.from.id,
+        title: whoIs(name, message.from.id),
         text: name,
       }),
       mine ? el("span", { class: "you-tag", text: "you" }) : null,
@@ -209,7 +210,9 @@ export class MessageView {
   renameUser(userId, name) {
     for (const item of this.list.children) {
       if (item.dataset.userId !== userId) continue;
-      item.querySelector(".msg-author").textContent = name;
+      const author = item.querySelector(".msg-author");
+      author.textContent = name;
+      author.title = whoIs(name, userId);
       item.querySelector(".avatar").textContent = initial(name);
     }
   }

@@ -1,4 +1,5 @@
-"""Accounts through the REST API, shared by the bots: log in or register, obeying 429s."""
+"""Accounts through the REST API, shared by the bots: log in or register, renew the access token
+with the refresh token (no password needed), obeying 429s."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ class Fatal(Exception):
 
 
 class Account:
-    """One account.  ``token`` and ``user`` are set by a successful login or registration;
-    clear ``token`` when the server refuses it, and the next ``login`` gets a fresh one."""
+    """One account.  ``token``, ``refresh_token`` and ``user`` are set by a successful login or
+    registration; clear ``token`` when the server refuses it (or ends the socket with
+    ``session_end``), and the next ``login`` gets a fresh one: refreshed if it can, else by a
+    password login."""
 
     def __init__(
         self,
@@ -31,43 +34,57 @@ class Account:
         self.http, self.email, self.password, self.name = http, email, password, name
         self.stopping = stopping or asyncio.Event()
         self.token: str | None = None
+        self.refresh_token: str | None = None
         self.user: dict[str, Any] = {}
 
     async def login(self, url: str) -> str:
-        """Log in; register the account if the login is refused with 401 (no such account).
+        """A valid token: refreshed when a refresh token is held (the server rotates it: the
+        old one is dead from then on), else a login; register the account if the login is
+        refused with 401 (no such account).
 
         Logins are limited per client address (30 a minute by default): on 429 this waits
         as long as ``Retry-After`` says."""
+        while self.token is None and self.refresh_token is not None:
+            status, body = await self._post(url, "refresh", {"refresh_token": self.refresh_token})
+            if status == 401:  # expired, or the sign-in was ended: log in with the password
+                self.refresh_token = None
+            else:
+                self._accept(status, body, "refreshed")
         while self.token is None:
             status, body = await self._post(url, "login")
             if status == 401:
                 status, body = await self._post(url, "register")
                 if status == 409:
                     raise Fatal(f"{self.email} exists and the password is not its password")
-            self._accept(status, body)
+            self._accept(status, body, "registered" if status == 201 else "logged in")
         return self.token
 
     async def register(self, url: str) -> str:
-        """Register; log in if the account exists.  For many fresh accounts: registration is
-        not rate-limited (but hashes the password), logins are."""
+        """Register; log in if the account exists.  Both are limited per client address
+        (registrations more tightly): on 429 this waits as ``Retry-After`` says."""
         while self.token is None:
             status, body = await self._post(url, "register")
             if status == 409:
                 status, body = await self._post(url, "login")
                 if status == 401:
                     raise Fatal(f"{self.email} exists and the password is not its password")
-            self._accept(status, body)
+            self._accept(status, body, "registered" if status == 201 else "logged in")
         return self.token
 
-    def _accept(self, status: int, body: Any) -> None:
+    def _accept(self, status: int, body: Any, action: str) -> None:
         if status in (200, 201):
             self.token, self.user = body["token"], body["user"]
-            log.info("%s %s", "registered" if status == 201 else "logged in", self.email)
+            # Absent after a refresh racing another one: the newer refresh token is out already.
+            self.refresh_token = body.get("refresh_token", self.refresh_token)
+            log.info("%s: %s", action, self.email)
         elif status != 429:  # 429: _post waited already; the caller tries again
             raise ConnectionError(f"{status} {body}")
 
-    async def _post(self, url: str, action: str) -> tuple[int, Any]:
-        body = {"email": self.email, "password": self.password}
+    async def _post(
+        self, url: str, action: str, body: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        if body is None:
+            body = {"email": self.email, "password": self.password}
         if action == "register" and self.name:
             body["name"] = self.name
         try:

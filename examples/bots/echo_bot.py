@@ -4,8 +4,10 @@
 
 Credentials come from --email/--password/--name or BOT_EMAIL/BOT_PASSWORD/BOT_NAME; the bot
 logs in (registering the account on the first run) and reconnects by itself: to the next URL
-when a node is gone, with a fresh login when its token is refused, and with a `sync` after
-every (re)connect so that messages missed meanwhile are answered too, each exactly once.
+when a node is gone, with a refreshed token (its refresh token, no password) when its access
+token expired (the server says so with `session_end` before it disconnects) or is refused, and
+with a `sync` after every (re)connect so that messages missed meanwhile are answered too, each
+exactly once.
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ class EchoBot:
         except socketio.exceptions.ConnectionError as exc:
             error = refusal.get("error")
             if isinstance(error, dict) and error.get("code") == "unauthorized":
-                log.info("token refused by %s, logging in again", url)
+                log.info("token refused by %s, renewing it", url)
                 self.account.token = None
                 return "refused"
             log.warning("cannot connect to %s: %s", url, exc)
@@ -148,10 +150,17 @@ class EchoBot:
         lost = self.lost = asyncio.Event()
         sio.on("connect_error", lambda data=None: refusal.update(error=data))
         sio.on("disconnect", lambda reason=None: lost.set())
+        sio.on("session_end", self._session_end)
         sio.on("session", lambda data: session.done() or session.set_result(self._session(data)))
         sio.on("message", self._handle)
         sio.on("user", lambda user: user["id"] == self.me.get("id") and self.me.update(user))
         return sio, refusal, session
+
+    def _session_end(self, data: dict) -> None:
+        """The server ends this socket (a disconnect follows): its token expired or was revoked.
+        The next connection renews the token first (or logs in, if the sign-in is over)."""
+        log.info("session ended by the server: %s", data.get("code"))
+        self.account.token = None
 
     async def _first(self, awaitable: asyncio.Future, timeout: float | None = TIMEOUT) -> Any:
         """The awaitable's result, unless the connection is lost or the bot stops first
@@ -264,7 +273,7 @@ def parse_args() -> argparse.Namespace:
         help="chat nodes, comma-separated (tried in turn)",
     )
     parser.add_argument("--email", default=env("BOT_EMAIL", "echo-bot@example.com"))
-    parser.add_argument("--password", default=env("BOT_PASSWORD", "echo-bot-dev-password"))
+    parser.add_argument("--password", default=env("BOT_PASSWORD", "a dev passphrase for bots"))
     parser.add_argument("--name", default=env("BOT_NAME", "echo"))
     return parser.parse_args()
 

@@ -17,6 +17,9 @@
 #   CLUSTER_REPLICAS  replicas per master (default 1)
 #   WAIT_SECONDS      how long to wait for the nodes, and then for cluster_state:ok (600)
 #   VALKEY_CLI        the client (default valkey-cli)
+#   VALKEY_USER       the ACL user to authenticate as (default: none, the default user)
+#   REDISCLI_AUTH     its password (valkey-cli reads it from the environment: never on the
+#                     command line, never printed)
 #   POLL_SECONDS      pause between checks (default 2)
 #
 # Word splitting of the node list is wanted; globbing is off (set -f).
@@ -28,6 +31,7 @@ REPLICAS=${CLUSTER_REPLICAS:-1}
 WAIT=${WAIT_SECONDS:-600}
 CLI=${VALKEY_CLI:-valkey-cli}
 POLL=${POLL_SECONDS:-2}
+AS_USER=${VALKEY_USER:+--user $VALKEY_USER}
 set -- $NODES
 COUNT=$#
 
@@ -36,7 +40,7 @@ now() { date +%s; }
 cli() {  # cli HOST:PORT ARGS...: one command, reply on stdout without CRs
     node=$1
     shift
-    "$CLI" -h "${node%:*}" -p "${node##*:}" "$@" 2>/dev/null | tr -d '\r'
+    "$CLI" $AS_USER -h "${node%:*}" -p "${node##*:}" "$@" 2>/dev/null | tr -d '\r'
 }
 field() {  # field HOST:PORT NAME: a field of CLUSTER INFO, empty if unavailable
     cli "$1" CLUSTER INFO | sed -n "s/^$2://p"
@@ -60,6 +64,11 @@ all_ok() {
 deadline=$(($(now) + WAIT))
 for node in $NODES; do
     until [ "$(cli "$node" PING)" = PONG ]; do
+        case $(cli "$node" PING) in NOAUTH* | WRONGPASS*)
+            log "$node refuses our credentials (VALKEY_USER, REDISCLI_AUTH)"
+            exit 1
+            ;;
+        esac
         if [ "$(now)" -ge "$deadline" ]; then
             log "$node does not answer PING after ${WAIT}s"
             exit 1
@@ -91,7 +100,7 @@ done
 
 if [ "$formed" = 0 ]; then
     log "creating the cluster: $COUNT nodes, $REPLICAS replica(s) per master"
-    "$CLI" --cluster create $NODES --cluster-replicas "$REPLICAS" --cluster-yes
+    "$CLI" $AS_USER --cluster create $NODES --cluster-replicas "$REPLICAS" --cluster-yes
 elif [ "$fresh" = 0 ]; then
     log "the cluster exists but is not ok everywhere: introducing the nodes again"
     for node in $NODES; do
