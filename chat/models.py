@@ -83,7 +83,14 @@ class Room(msgspec.Struct, frozen=True):
         }
 
 
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: User ids (server-made, URL-safe; the pattern also keeps odd strings such as lone surrogates
+#: and separators out of keys and channel names).  The one spelling of the rule.
+USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_USER_ID = re.compile(USER_ID_PATTERN)
+
+
+def is_user_id(text: object) -> bool:
+    return isinstance(text, str) and bool(_USER_ID.match(text))
 
 
 def is_dm_room(room_id: str) -> bool:
@@ -92,7 +99,7 @@ def is_dm_room(room_id: str) -> bool:
     return (
         len(parts) == 3
         and parts[0] == "dm"
-        and all(_USER_ID.match(p) for p in parts[1:])
+        and all(is_user_id(p) for p in parts[1:])
         and parts[1] <= parts[2]
     )
 

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 
 from chat.core.devices import DeviceCookies
-from chat.core.identity import clean_email, clean_name, default_name, is_user_id
+from chat.core.identity import clean_email, clean_name, default_name
 from chat.core.login_guard import LoginGuard, LoginPolicy
 from chat.core.passwords import MAX_LENGTH, PasswordHasher, check_password
 from chat.core.tokens import Claims, TokenService
 from chat.errors import TOKEN_REVOKED, ChatError, not_found, rate_limited, unauthorized
-from chat.models import Account, UserRecord
+from chat.models import Account, UserRecord, is_user_id
 from chat.ports import AccountStore, Limits, SessionStore
 
 INVALID_CREDENTIALS = "email or password is wrong"

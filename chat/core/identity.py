@@ -11,7 +11,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _HIDDEN = re.compile(rf"[{INVISIBLE}]")  # an email is typed, never decorated
 NAME_MAX = 64
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 def clean_email(raw: object) -> tuple[str, str]:
@@ -42,8 +41,3 @@ def clean_name(raw: object) -> str:
 def default_name(email: str) -> str:
     """The part of the email before ``@``, as the contract's default display name."""
     return clean_name(email.split("@", 1)[0][:NAME_MAX])
-
-
-def is_user_id(text: object) -> bool:
-    """Server-made ids are URL-safe; anything else cannot name a user."""
-    return isinstance(text, str) and bool(_USER_ID.match(text))

@@ -12,12 +12,13 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from chat.errors import invalid_request
+from chat.models import USER_ID_PATTERN
 
 T = TypeVar("T")
 
 # Ids are server-made and URL-safe; the pattern also keeps odd strings (lone surrogates,
 # separators) out of channel names and keys.
-UserId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN)]
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=160)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, msgspec.Meta(ge=0)]
