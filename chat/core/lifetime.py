@@ -138,4 +138,4 @@ class Lifetimes:
                 log.exception("the expiry sweep failed")
                 continue
             if ended:
-                log.debug("ended %d sockets whose token expired", ended)
+                log.debug("ended %d sockets past their expiry", ended)
