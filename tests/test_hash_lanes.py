@@ -54,6 +54,16 @@ class Held(PasswordHasher):
             assert await asyncio.to_thread(self.started.acquire, True, 10)
 
 
+async def in_line(gate: Gate, load: int) -> None:
+    """Until the tasks just started hold or wait for their places (``load`` of them): each
+    gets there in the loop iterations it needs, with no clock involved."""
+    for _ in range(100):
+        if gate.load == load:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"the gate's load stayed {gate.load}, not {load}")
+
+
 @pytest.fixture
 def held():
     hasher = Held(workers=2, hash_workers=1, hash_waiting=2, **FAST)
@@ -83,7 +93,7 @@ async def test_a_cancelled_waiter_gives_up_its_place(held: Held):
     running = asyncio.create_task(held.hash(GOOD))
     await held.wait_started()
     waiting = [asyncio.create_task(held.hash(GOOD)) for _ in range(2)]
-    await asyncio.sleep(0)  # both in line
+    await in_line(held._new, 3)
     waiting[0].cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting[0]
@@ -97,7 +107,7 @@ async def test_closing_turns_the_line_away(held: Held):
     running = asyncio.create_task(held.hash(GOOD))
     await held.wait_started()
     waiting = asyncio.create_task(held.hash(GOOD))
-    await asyncio.sleep(0)
+    await in_line(held._new, 2)
     held.close()
     with pytest.raises(ChatError) as closed:
         await waiting
@@ -127,7 +137,7 @@ async def test_gate_hands_slots_on_in_order_and_bounds_its_line():
     gate = Gate(1, 2)
     assert await gate.enter()
     second, third = (asyncio.create_task(gate.enter()) for _ in "ab")
-    await asyncio.sleep(0)
+    await in_line(gate, 3)
     assert await gate.enter() is False and gate.load == 3
     gate.leave()
     assert await second is True and not third.done()
@@ -137,7 +147,7 @@ async def test_gate_hands_slots_on_in_order_and_bounds_its_line():
     assert gate.load == 0
     assert await gate.enter()
     waiter = asyncio.create_task(gate.enter())
-    await asyncio.sleep(0)
+    await in_line(gate, 2)
     gate.close()
     with pytest.raises(GateClosed):
         await waiter

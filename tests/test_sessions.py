@@ -135,6 +135,25 @@ async def test_refresh_rotates_and_a_reused_refresh_token_ends_the_whole_sign_in
     assert await me(short.url(0), third["token"]) == 401  # ... and so did its access tokens
 
 
+async def test_a_made_up_secret_for_a_live_sign_in_is_refused_and_ends_nothing(short: Stack):
+    """Only a secret the sign-in issued counts as a reuse: someone who learns a user id and a
+    family id must not be able to sign the owner out with invented secrets."""
+    ip = address()
+    _, first = await sign_up(short, ip)
+    user, family, _ = first["refresh_token"].split(".")
+    for _ in range(3):
+        status, body, _ = await refresh(short, 0, f"{user}.{family}.{'A' * 43}", ip)
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert await me(short.url(1), first["token"]) == 200
+    latest = first
+    for node in (1, 0, 1):  # three rotations: the first secret is long retired
+        status, latest, _ = await refresh(short, node, latest["refresh_token"], ip)
+        assert status == 200 and "refresh_token" in latest
+    status, body, _ = await refresh(short, 0, first["refresh_token"], ip)  # a late reuse
+    assert (status, body["error"]["reason"]) == (401, "token_revoked")
+    assert await me(short.url(1), latest["token"]) == 401
+
+
 async def test_logout_ends_the_sign_in_and_clears_both_cookies(short: Stack):
     ip = address()
     creds, _ = await sign_up(short, ip)

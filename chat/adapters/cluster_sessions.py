@@ -43,10 +43,12 @@ return tonumber(redis.call('GET', KEYS[2]) or '0')
 """
 )
 
-# KEYS: families, generation.  ARGV: family, presented digest, new digest, ttl ms, grace ms.
-# The OAuth 2.0 rotation rule: the current secret rotates; the previous one within the grace
-# of its rotation is a concurrent refresh (two tabs); anything else is a reuse, and the whole
-# family ends.
+# KEYS: families, generation.  ARGV: family, presented digest, new digest, ttl ms, grace ms,
+# retired digests kept.  The OAuth 2.0 rotation rule: the current secret rotates; the previous
+# one within the grace of its rotation is a concurrent refresh (two tabs); a secret this family
+# issued before is a reuse, and the whole family ends.  Hazard: a secret the family never
+# issued is only refused (``unknown``): ending the family for it would let anyone who learns
+# a family id sign its owner out with made-up secrets.
 ROTATE = (
     NOW_MS
     + """
@@ -58,18 +60,27 @@ if f.exp <= now then
   redis.call('HDEL', KEYS[1], ARGV[1])
   return {'unknown', gen}
 end
+local old = f.old or {}
 if f.cur == ARGV[2] then
   local ttl = tonumber(ARGV[4])
-  f.prev, f.cur, f.rot, f.exp = f.cur, ARGV[3], now, now + ttl
+  if f.prev ~= '' then table.insert(old, 1, f.prev) end
+  while #old > tonumber(ARGV[6]) do table.remove(old) end
+  f.prev, f.cur, f.rot, f.exp, f.old = f.cur, ARGV[3], now, now + ttl, old
   redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(f))
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
   return {'rotated', gen}
 end
 if f.prev == ARGV[2] and now - f.rot <= tonumber(ARGV[5]) then return {'grace', gen} end
+local issued = f.prev == ARGV[2]
+for _, digest in ipairs(old) do issued = issued or digest == ARGV[2] end
+if not issued then return {'unknown', gen} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 return {'reused', gen}
 """
 )
+#: Secrets of a family remembered after their rotation, beyond the previous one, so that an
+#: old stolen secret presented late is still recognised as a reuse.
+RETIRED_KEPT = 16
 
 END_ALL = """
 redis.call('DEL', KEYS[1])
@@ -110,7 +121,7 @@ class ClusterSessions:
         self, user_id: str, family: str, presented: str, digest: str, ttl_ms: int, grace_ms: int
     ) -> tuple[str, int]:
         script_keys = [keys.refresh_families_key(user_id), keys.session_epoch_key(user_id)]
-        args = [family, presented, digest, ttl_ms, grace_ms]
+        args = [family, presented, digest, ttl_ms, grace_ms, RETIRED_KEPT]
         outcome, generation = await self._cluster.run(
             lambda _: self._rotate(script_keys, args, durable=True), "refresh"
         )
