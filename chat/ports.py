@@ -30,6 +30,12 @@ class Broker(Protocol):
     async def publish(self, channel: str, payload: bytes) -> None:
         """Send ``payload`` to every node subscribed to ``channel``."""
 
+    async def publish_each(
+        self, channels: Collection[str], payload: bytes
+    ) -> list[BaseException | None]:
+        """``publish`` to several channels at once; never raises: per channel, in order,
+        None or the error of its publish."""
+
     def is_ready(self) -> bool:
         """True while every shard is connected and every wanted channel is subscribed."""
 

@@ -33,6 +33,11 @@ class Batcher(Generic[T, R]):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: T) -> R:
+        return await self.enqueue(item)
+
+    def enqueue(self, item: T) -> asyncio.Future[R]:
+        """``submit`` without the coroutine: the future of the item's result.  Several items
+        awaited together (``asyncio.gather`` of futures) cost no task each."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[R] = loop.create_future()
         self._items.append(item)
@@ -42,7 +47,7 @@ class Batcher(Generic[T, R]):
         elif not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._start)
-        return await waiter
+        return waiter
 
     def _start(self) -> None:
         self._scheduled = False

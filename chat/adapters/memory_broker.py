@@ -41,5 +41,17 @@ class MemoryBroker:
         for broker in list(self._hub.subscribers.get(channel, ())):
             await broker._handler(channel, payload)
 
+    async def publish_each(
+        self, channels: Collection[str], payload: bytes
+    ) -> list[BaseException | None]:
+        results: list[BaseException | None] = []
+        for channel in channels:
+            try:
+                await self.publish(channel, payload)
+                results.append(None)
+            except Exception as exc:
+                results.append(exc)
+        return results
+
     def is_ready(self) -> bool:
         return True

@@ -278,8 +278,12 @@ class Shard:
         return {name.decode() if isinstance(name, bytes) else name: int(n) for name, n in pairs}
 
     async def publish(self, channel: str, payload: bytes) -> int:
-        receivers: int = await self._publishes.submit((channel, payload))
+        receivers: int = await self.enqueue_publish(channel, payload)
         return receivers
+
+    def enqueue_publish(self, channel: str, payload: bytes) -> asyncio.Future[Any]:
+        """The future of a publish batched with this loop iteration's others."""
+        return self._publishes.enqueue((channel, payload))
 
     async def _publish_batch(self, items: list[tuple[str, bytes]]) -> list[Any]:
         """The publishes of one loop iteration on one connection: one write, one round trip.

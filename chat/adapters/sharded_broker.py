@@ -106,6 +106,14 @@ class ShardedBroker:
     async def publish(self, channel: str, payload: bytes) -> None:
         await self.shard_for(channel).publish(channel, payload)
 
+    async def publish_each(
+        self, channels: Collection[str], payload: bytes
+    ) -> list[BaseException | None]:
+        # Futures, not coroutines: gathering them starts no task per channel (hot path).
+        pending = [self.shard_for(ch).enqueue_publish(ch, payload) for ch in channels]
+        results = await asyncio.gather(*pending, return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]
+
     async def wait_ready(self) -> None:
         """Return once every shard is connected with all its wanted channels subscribed."""
         await asyncio.gather(*(s.wait_until(Shard.is_ready) for s in self.shards.values()))

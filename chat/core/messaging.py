@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection
 
 from chat import keys
 from chat.core.connections import Conn
@@ -110,14 +110,11 @@ class Messaging:
         await self._publish(message, _channels(room_id))
         return message
 
-    async def _publish(self, message: Message, channels: Iterable[str]) -> None:
+    async def _publish(self, message: Message, channels: Collection[str]) -> None:
         envelope = Envelope("emit", "message", message, room=message.room, seq=message.seq)
         payload = encode_envelope(envelope)
-        results = await asyncio.gather(
-            *(self._broker.publish(ch, payload) for ch in channels), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, Exception):
+        for result in await self._broker.publish_each(channels, payload):
+            if result is not None:
                 # Stored, so not lost: receivers fill the gap from history, clients by sync.
                 log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
 
