@@ -18,6 +18,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from chat import keys
+from chat.adapters import eio_poll
 from chat.core.connections import Conn, Connections
 from chat.core.lifetime import SESSION_END, session_end
 from chat.core.tokens import cookie_token
@@ -130,6 +131,11 @@ class SocketServer:
             logger=logging.getLogger("socketio.server"),
             engineio_logger=logging.getLogger("engineio.server"),
         )
+        # One task per event, not two: python-socketio already runs each event handler in a
+        # task of its own (its async_handlers), so Engine.IO need not start one per message
+        # to call python-socketio.  A socket's packets are then read one after the other.
+        self.sio.eio.async_handlers = False
+        eio_poll.apply()
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
         """Start answering: bound after construction because delivery (this object) is needed
