@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
@@ -57,6 +58,7 @@ class Shard:
         self._handler = handler
         self._node_id = node_id
         self._ping_interval = ping_interval
+        self._heard = 0.0  # loop time of the last reply on the subscriber connection
         self._dead_after = dead_after
         self._wanted: set[str] = set()  # our record: what should be subscribed
         self._requested: set[str] = set()  # what this connection was asked for
@@ -237,22 +239,39 @@ class Shard:
 
     async def _read_loop(self, conn: Connection, failures: int) -> int:
         loop = asyncio.get_running_loop()
-        last_heard = loop.time()
+        self._heard = loop.time()
+        watchdog = asyncio.create_task(self._probe_silence(conn), name=f"shard-{self.name}-probe")
+        try:
+            while True:
+                # No timeout per read (a timer per message received): the watchdog probes a
+                # silent connection and closes a dead one, which ends this read.
+                # push_request: with RESP3, subscription replies and messages are push frames.
+                reply = await conn.read_response(timeout=math.inf, push_request=True)
+                self._heard = loop.time()
+                await self._on_reply(reply)
+                if failures and self._wanted <= self._confirmed:
+                    failures = 0  # up and fully subscribed: the next outage starts afresh
+                    log.info("shard %s: pub/sub connection restored", self.name)
+        except Exception as exc:
+            if watchdog.done() and not watchdog.cancelled():
+                raise ConnectionError(watchdog.result()) from exc
+            raise
+        finally:
+            watchdog.cancel()
+
+    async def _probe_silence(self, conn: Connection) -> str:
+        """PING a connection silent for ``ping_interval``; close it once it has been silent
+        for ``dead_after`` (a paused server keeps TCP open) and say why."""
+        loop = asyncio.get_running_loop()
         while True:
-            # push_request: with RESP3, subscription replies and messages are push frames.
-            reply = await conn.read_response(timeout=self._ping_interval, push_request=True)
-            now = loop.time()
-            if reply is None:  # silence: probe it, and give up on it after dead_after
-                if now - last_heard >= self._dead_after:
-                    raise ConnectionError(f"no reply for {now - last_heard:.1f} s")
+            await asyncio.sleep(self._ping_interval)
+            silent = loop.time() - self._heard
+            if silent >= self._dead_after:
+                await conn.disconnect(nowait=True)
+                return f"no reply for {silent:.1f} s"
+            if silent >= self._ping_interval * 0.9:
                 async with self._write_lock:
                     await conn.send_command("PING", check_health=False)
-                continue
-            last_heard = now
-            await self._on_reply(reply)
-            if failures and self._wanted <= self._confirmed:
-                failures = 0  # up and fully subscribed: the next outage starts afresh
-                log.info("shard %s: pub/sub connection restored", self.name)
 
     async def _on_reply(self, reply: Any) -> None:
         if not isinstance(reply, list) or len(reply) < 3:
