@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from observe import observing, per_message
 from report import good, write_report
 from tqdm import tqdm
 
@@ -64,7 +65,7 @@ FULL = Plan(
     dm_rates=[500, 750, 1000, 1250, 1500, 2000, 3000, 4000, 6000, 8000],
     room_rates=[10, 20, 40, 80, 120, 160, 240, 320, 640],
     nodes_rate=800,
-    node_counts=[1, 2, 4],
+    node_counts=[1, 2, 4, 8],
     idle_connections=5000,
     duration=10,
     targets=TARGETS,
@@ -101,12 +102,37 @@ def run_harness(
     if scenario == "room":
         args += ["--senders", "10"]
     env = {**os.environ, "PROJECT_DIR": str(project), **PROJECT_ENV}
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=900)
+    stacks = RESULTS / "profiles" / f"{target}-{scenario}-n{nodes}-r{rate}.txt"
+    with observing(env, plan.duration, stacks) as seen:
+        done = subprocess.run(
+            args, env=env, capture_output=True, text=True, check=False, timeout=900
+        )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
         return {"target": target, "scenario": scenario, "nodes": nodes, "target_rate": rate,
                 "ok": False, "error": done.stderr[-2000:]}  # fmt: skip
-    return dict(json.loads(lines[-1]))
+    result = {**json.loads(lines[-1]), **seen}
+    tqdm.write("\n".join(describe(result)))
+    return result
+
+
+def describe(run: dict[str, Any]) -> list[str]:
+    """A run in a few lines: rates, CPU per message, Redis commands, the node's top functions."""
+    sent, delivered = run.get("sent") or 0, run.get("delivered_per_s") or 0
+    cpu = run.get("cpu_frac") or {}
+    nodes_cpu = sum(v for k, v in cpu.items() if k.startswith("node"))
+    lines = [f"{run.get('target')} {run.get('scenario')} N={run.get('nodes')} "
+             f"{run.get('target_rate')}/s: delivered {delivered:.0f}/s"]  # fmt: skip
+    if delivered:
+        lines[0] += (
+            f", µs CPU per delivery: nodes {1e6 * nodes_cpu / delivered:.0f}, "
+            f"Redis {1e6 * cpu.get('redis', 0) / delivered:.0f}"
+        )
+    if run.get("redis") and sent:
+        lines += per_message(run["redis"], sent)
+    for name, share in (run.get("profile") or {}).get("self", [])[:8]:
+        lines.append(f"  node0 {share:5.1f}%  {name}")
+    return lines
 
 
 def ramp(tool: Path, scenario: str, rates: list[int], plan: Plan, bar: tqdm) -> None:
