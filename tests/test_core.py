@@ -146,6 +146,9 @@ async def test_the_send_limit_is_spent_locally_in_leases_and_still_binds():
     bucket.tokens = 10
     now[0] = 0.5
     await limiter.take("send", "ann")  # a new lease of 5 ...
-    now[0] = 2.0  # ... unused for longer than a second: dropped, not spent
+    now[0] = 59.0  # ... spent on later sends for up to a minute ...
+    await limiter.take("send", "ann")
+    assert bucket.calls == 5
+    now[0] = 61.0  # ... unused for longer than a minute: dropped, not spent
     await limiter.take("send", "ann")
     assert bucket.tokens == 0 and bucket.calls == 6

@@ -6,9 +6,12 @@ each *row* a rate and a burst; every Socket.IO event and every signed-in REST ro
 token of its row, for its user, before anything else runs.  Asking the cluster every time would
 cost each request a round trip.  Instead a node takes a few tokens at once (up to a quarter of
 the burst, at most 5) and spends them on the user's next requests of that row here; a lease it
-has not spent within a second is dropped (not returned, so a user moving between nodes meets
+has not spent within a minute is dropped (not returned, so a user moving between nodes meets
 the limit a little early, never late).  The limit therefore holds across all nodes, as the
-bucket is one, at the price of a granularity of a few tokens.
+bucket is one, at the price of a granularity of a few tokens: at any time a node holds at most
+one lease per user and row, so however long a lease lives, a user can exceed the burst by at
+most one lease per node.  A lease lives long enough for the pace of a person (a message every
+few seconds costs one bucket call per five messages, not one per message).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from chat.ports import Limits
 if TYPE_CHECKING:  # connections uses the limiter for handshakes
     from chat.core.connections import Conn
 
-LEASE_SECONDS = 1.0
+LEASE_SECONDS = 60.0
 LEASES_MAX = 100_000
 
 #: Events that spend another event's row: a message is a message, however it is sent.
