@@ -25,6 +25,10 @@ def user_channel(user_id: str) -> str:
     return f"{USER_PREFIX}{user_id}"
 
 
+def is_user_channel(channel: str) -> bool:
+    return channel.startswith(USER_PREFIX)
+
+
 def room_channel(room_id: str) -> str:
     """Channel of one room's live messages."""
     return f"{ROOM_PREFIX}{room_id}"

@@ -145,6 +145,10 @@ class Shard:
             # shield: one caller timing out must not cancel a waiter others share.
             await asyncio.gather(*(asyncio.shield(w) for w in pending))
 
+    def generation(self, channel: str) -> int | None:
+        """The number of the connection the channel is subscribed on; None while it is not."""
+        return self.reconnects if channel in self._confirmed else None
+
     @property
     def subscribed(self) -> frozenset[str]:
         return frozenset(self._confirmed)

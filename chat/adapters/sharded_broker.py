@@ -3,6 +3,10 @@
 Subscriptions are reference-counted per node: the first local interest in a channel
 subscribes it on its shard, the last one gone unsubscribes it.  Many sockets of one user, or
 many local members of one room, therefore cost one subscription on one shard.
+
+A payload for a channel that no other node follows is handed to this node's handler instead
+of being published (``peers.py`` says how the nodes know), one loop iteration later, so that a
+sender's acknowledgement still goes out before the copy of its own message.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 
+from chat import keys
+from chat.adapters.peers import Peers
 from chat.adapters.redis_common import RedisAccess
 from chat.adapters.redis_shard import Shard
 from chat.ports import MessageHandler
@@ -34,11 +40,17 @@ class ShardedBroker:
         access: RedisAccess | None = None,
     ) -> None:
         self.ring = HashRing(list(shard_urls))
+        self._handler = handler
+        self.peers = Peers(
+            node_id, handler, self._publish, self._generation, tracked=keys.is_user_channel
+        )
+        self.local_deliveries = 0
+        self._tasks: set[asyncio.Task[None]] = set()
         self.shards = {
             name: Shard(
                 name,
                 url,
-                handler,
+                self.peers.on_payload,
                 node_id=node_id,
                 ping_interval=ping_interval,
                 dead_after=dead_after,
@@ -69,6 +81,10 @@ class ShardedBroker:
             raise RuntimeError("; ".join(refused))
 
     async def stop(self) -> None:
+        await self.peers.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(shard.stop() for shard in self.shards.values()))
 
     def shard_for(self, channel: str) -> Shard:
@@ -88,6 +104,7 @@ class ShardedBroker:
         is down) the interest stays recorded and the listener subscribes when the shard is back.
         """
         first = self.refs.acquire(channels)
+        self.peers.expect(first)
         for shard, group in self._by_shard(first).items():
             shard.want(group)
         waits = [shard.wait_subscribed(chs) for shard, chs in self._by_shard(channels).items()]
@@ -95,24 +112,50 @@ class ShardedBroker:
             await asyncio.wait_for(asyncio.gather(*waits), self._subscribe_timeout)
         except TimeoutError:
             log.warning("subscription not confirmed within %.1f s", self._subscribe_timeout)
+        # Before the caller reads its baselines: see the invariant in peers.py.
+        await self.peers.announce(first)
+        await self.peers.settled(channels)
         return first
 
     async def unsubscribe(self, channels: Collection[str]) -> list[str]:
         last = self.refs.release(channels)
         for shard, group in self._by_shard(last).items():
             shard.unwant(group)
+        self.peers.forget(last)
         return last
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        await self.shard_for(channel).publish(channel, payload)
+        await self.publish_each([channel], payload)
 
     async def publish_each(
         self, channels: Collection[str], payload: bytes
     ) -> list[BaseException | None]:
+        here = [ch for ch in channels if self.peers.alone(ch)]
         # Futures, not coroutines: gathering them starts no task per channel (hot path).
-        pending = [self.shard_for(ch).enqueue_publish(ch, payload) for ch in channels]
-        results = await asyncio.gather(*pending, return_exceptions=True)
-        return [r if isinstance(r, BaseException) else None for r in results]
+        pending = [
+            self.shard_for(ch).enqueue_publish(ch, payload) for ch in channels if ch not in here
+        ]
+        results = list(await asyncio.gather(*pending, return_exceptions=True))
+        if here:
+            self._deliver_here(here, payload)
+        found = iter(r if isinstance(r, BaseException) else None for r in results)
+        return [None if ch in here else next(found) for ch in channels]
+
+    def _deliver_here(self, channels: list[str], payload: bytes) -> None:
+        async def deliver() -> None:
+            for channel in channels:
+                await self._handler(channel, payload)  # never raises (MessageHandler)
+
+        self.local_deliveries += len(channels)
+        task = asyncio.create_task(deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, channel: str, payload: bytes) -> int:
+        return int(await self.shard_for(channel).publish(channel, payload))
+
+    def _generation(self, channel: str) -> int | None:
+        return self.shard_for(channel).generation(channel)
 
     async def wait_ready(self) -> None:
         """Return once every shard is connected with all its wanted channels subscribed."""
