@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from chat import keys
-from chat.adapters import metrics
+from chat.adapters import metrics, running_loop
 from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_accounts import ClusterAccounts
 from chat.adapters.cluster_history import ClusterHistory
@@ -318,6 +318,7 @@ async def run(settings: Settings) -> None:
        clients reconnect elsewhere, HTTP requests still running get a short grace, tasks are
        cancelled and awaited, pools closed.
     """
+    running_loop.install()
     app = create_app(settings)
     budget = shutdown_budget(settings)
     runner = web.AppRunner(
