@@ -59,7 +59,7 @@ LAYERS = {
 #: Third-party packages that only some modules may import.
 CONFINED = {
     "socketio": ["chat.adapters.sio"],
-    "engineio": ["chat.adapters.sio", "chat.adapters.eio_poll"],
+    "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning"],
     "aiohttp": ["chat.app", "chat.adapters.http", "chat.adapters.rest", "chat.cli"],
     "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
     "jwt": ["chat.core.tokens"],

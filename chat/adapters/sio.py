@@ -18,7 +18,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from chat import keys
-from chat.adapters import eio_poll
+from chat.adapters import eio_tuning
 from chat.core.connections import Conn, Connections
 from chat.core.lifetime import SESSION_END, session_end
 from chat.core.tokens import cookie_token
@@ -135,7 +135,7 @@ class SocketServer:
         # task of its own (its async_handlers), so Engine.IO need not start one per message
         # to call python-socketio.  A socket's packets are then read one after the other.
         self.sio.eio.async_handlers = False
-        eio_poll.apply()
+        eio_tuning.apply(self.sio.eio)
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
         """Start answering: bound after construction because delivery (this object) is needed

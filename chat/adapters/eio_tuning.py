@@ -1,0 +1,153 @@
+"""python-engineio 4.x trimmed where it spends per packet and per connection for nothing.
+
+1. ``poll``: every packet a socket sends (an ack, a delivered message, a ping) wakes the
+   socket's writer, which waits in ``AsyncSocket.poll()`` with ``asyncio.wait_for(queue.get(),
+   timeout)``.  On Python 3.11 ``wait_for`` wraps the ``get()`` in a task of its own, so each
+   packet sent cost one more task and its scheduling: about 5 % of a node's CPU under the dm
+   benchmark (docs/performance.md).  This ``poll`` does what the library's does (the same
+   return values, the same ``QueueEmpty`` on timeout or cancellation, ``None`` still ends the
+   writer) with ``asyncio.timeout`` around the wait, and no wait at all when packets are queued.
+2. ``PacketQueue``: the queue of each socket.  engineio makes an ``asyncio.Queue`` (three
+   deques, about 2 KiB, kept for the life of every idle connection); this one holds a list and
+   the futures of whoever waits, created only while someone does.  It is handed to engineio
+   through its documented ``create_queue`` hook, not patched in.
+
+Hazard: ``poll`` replaces a method of the library.  It is applied only to the python-engineio
+series it was written against (``SERIES``); on another one the library's own ``poll`` stays
+and a log line says so.  ``tests/test_eio_tuning.py`` holds both polls, over both queues, to
+the same behaviour, and every Socket.IO test runs over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib.metadata import version
+from typing import Any
+
+from engineio import async_socket, exceptions
+
+log = logging.getLogger(__name__)
+
+SERIES = "4.15."
+
+
+async def poll(self: Any) -> list[Any]:
+    """Wait for packets to send to the client (python-engineio's contract)."""
+    queue = self.queue
+    if queue.empty():
+        try:
+            async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                first = await queue.get()
+        except (TimeoutError, asyncio.CancelledError):
+            raise exceptions.QueueEmpty() from None
+    else:
+        first = queue.get_nowait()
+    queue.task_done()
+    if first is None:
+        return []
+    packets = [first]
+    while not queue.empty():
+        packet = queue.get_nowait()
+        queue.task_done()
+        if packet is None:  # leave the end marker for the next poll, as the library does
+            queue.put_nowait(None)
+            break
+        packets.append(packet)
+    return packets
+
+
+class PacketQueue:
+    """What python-engineio asks of a socket's queue: ``put``, ``put_nowait``, ``get``,
+    ``get_nowait``, ``empty``, ``qsize``, ``task_done``, ``join``; unbounded, FIFO, with
+    ``asyncio.Queue``'s semantics (a getter cancelled after it was woken wakes the next)."""
+
+    __slots__ = ("_getters", "_head", "_items", "_joiners", "_unfinished")
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._head = 0  # items before it are taken; compacted as the queue drains
+        self._getters: list[asyncio.Future[None]] = []
+        self._unfinished = 0
+        self._joiners: list[asyncio.Future[None]] = []
+
+    def qsize(self) -> int:
+        return len(self._items) - self._head
+
+    def empty(self) -> bool:
+        return self._head >= len(self._items)
+
+    def put_nowait(self, item: Any) -> None:
+        self._items.append(item)
+        self._unfinished += 1
+        _wake_one(self._getters)
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        if self.empty():
+            raise asyncio.QueueEmpty
+        item = self._items[self._head]
+        self._head += 1
+        if self._head == len(self._items):  # drained: the usual case, cheap to reset
+            self._items.clear()
+            self._head = 0
+        elif self._head > 64 and 2 * self._head > len(self._items):
+            del self._items[: self._head]
+            self._head = 0
+        return item
+
+    async def get(self) -> Any:
+        while self.empty():
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()  # in case it is not done yet
+                if getter in self._getters:
+                    self._getters.remove(getter)
+                if not self.empty() and not getter.cancelled():
+                    _wake_one(self._getters)  # it was woken for an item it will not take
+                raise
+        return self.get_nowait()
+
+    def task_done(self) -> None:
+        if self._unfinished <= 0:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= 1
+        if not self._unfinished:
+            joiners, self._joiners = self._joiners, []
+            for joiner in joiners:
+                if not joiner.done():
+                    joiner.set_result(None)
+
+    async def join(self) -> None:
+        if self._unfinished:
+            joiner = asyncio.get_running_loop().create_future()
+            self._joiners.append(joiner)
+            await joiner
+
+
+def _wake_one(waiters: list[asyncio.Future[None]]) -> None:
+    while waiters:
+        waiter = waiters.pop(0)
+        if not waiter.done():
+            waiter.set_result(None)
+            return
+
+
+ORIGINAL = async_socket.AsyncSocket.poll
+
+
+def apply(server: Any) -> bool:
+    """Install ``poll`` and ``PacketQueue`` (for the engineio ``server``) if the installed
+    python-engineio is the series they were written for."""
+    installed = version("python-engineio")
+    if not installed.startswith(SERIES):
+        log.info("python-engineio %s: its own AsyncSocket.poll and queues are kept", installed)
+        return False
+    async_socket.AsyncSocket.poll = poll
+    server.create_queue = PacketQueue
+    return True

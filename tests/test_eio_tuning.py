@@ -1,0 +1,136 @@
+"""python-engineio's trimmed ``AsyncSocket.poll`` and socket queue (chat/adapters/eio_tuning.py)
+keep the library's behaviour: the library's poll and ours run the same cases, each over
+``asyncio.Queue`` (what engineio makes) and over ``PacketQueue``."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from engineio import exceptions
+
+from chat.adapters import eio_tuning
+
+POLLS = {"library": eio_tuning.ORIGINAL, "project": eio_tuning.poll}
+QUEUES = {"asyncio": asyncio.Queue, "packet": eio_tuning.PacketQueue}
+#: Set by the ``poll`` fixture: the queue class the sockets of a test get.
+QUEUE: list[Any] = [asyncio.Queue]
+
+
+def socket(*queued: Any, wait: float = 0.05) -> Any:
+    queue = QUEUE[0]()
+    for item in queued:
+        queue.put_nowait(item)
+    return SimpleNamespace(queue=queue, server=SimpleNamespace(ping_interval=wait, ping_timeout=0))
+
+
+@pytest.fixture(params=[(p, q) for p in sorted(POLLS) for q in sorted(QUEUES)], ids=str)
+def poll(request: pytest.FixtureRequest) -> Any:
+    name, queue = request.param
+    QUEUE[0] = QUEUES[queue]
+    return POLLS[name]
+
+
+@pytest.fixture(params=sorted(QUEUES))
+def queue(request: pytest.FixtureRequest) -> Any:
+    return QUEUES[request.param]()
+
+
+async def test_everything_queued_comes_in_one_poll(poll: Any) -> None:
+    sock = socket("a", "b", "c")
+    assert await poll(sock) == ["a", "b", "c"]
+    assert sock.queue.empty()
+
+
+async def test_the_end_marker_stops_a_batch_and_stays_queued(poll: Any) -> None:
+    sock = socket("a", None, "b")
+    assert await poll(sock) == ["a"]
+    assert await poll(sock) == ["b"]  # the marker went back to the end of the queue
+    assert await poll(sock) == []  # and ends the writer
+
+
+async def test_a_packet_queued_later_wakes_the_poll(poll: Any) -> None:
+    sock = socket(wait=5)
+    waiting = asyncio.ensure_future(poll(sock))
+    await asyncio.sleep(0)  # the poll is parked on the empty queue
+    assert not waiting.done()
+    sock.queue.put_nowait("late")
+    assert await waiting == ["late"]
+
+
+async def test_silence_until_the_ping_deadline_raises_queue_empty(poll: Any) -> None:
+    with pytest.raises(exceptions.QueueEmpty):
+        await poll(socket(wait=0.01))
+
+
+async def test_cancellation_reads_as_queue_empty(poll: Any) -> None:
+    sock = socket(wait=5)
+    outer = asyncio.ensure_future(poll(sock))
+    await asyncio.sleep(0)
+    outer.cancel()
+    with pytest.raises(exceptions.QueueEmpty):
+        await outer
+
+
+def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engineio import async_socket
+
+    server = SimpleNamespace(create_queue=asyncio.Queue)
+    monkeypatch.setattr(async_socket.AsyncSocket, "poll", eio_tuning.ORIGINAL)
+    monkeypatch.setattr(eio_tuning, "version", lambda _: "5.0.0")
+    assert not eio_tuning.apply(server)
+    assert async_socket.AsyncSocket.poll is eio_tuning.ORIGINAL
+    assert server.create_queue is asyncio.Queue
+    monkeypatch.setattr(eio_tuning, "version", lambda _: eio_tuning.SERIES + "9")
+    assert eio_tuning.apply(server)
+    assert async_socket.AsyncSocket.poll is eio_tuning.poll
+    assert isinstance(server.create_queue(), eio_tuning.PacketQueue)
+
+
+# --- the queue's own contract, against asyncio.Queue's ----------------------------------------
+
+
+async def test_first_in_first_out_and_empty_raises(queue: Any) -> None:
+    for item in range(200):  # past the compaction point
+        await queue.put(item)
+    assert queue.qsize() == 200 and not queue.empty()
+    assert [queue.get_nowait() for _ in range(150)] == list(range(150))
+    queue.put_nowait("last")
+    assert [await queue.get() for _ in range(51)] == [*range(150, 200), "last"]
+    assert queue.empty()
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+async def test_getters_are_served_in_order(queue: Any) -> None:
+    first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)  # both wait
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    assert await first == "a" and await second == "b"
+
+
+async def test_a_woken_getter_that_is_cancelled_hands_the_item_on(queue: Any) -> None:
+    first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait("only")  # wakes the first ...
+    first.cancel()  # ... which is cancelled before it runs
+    assert await asyncio.wait_for(second, 1) == "only"
+
+
+async def test_join_waits_for_every_task_done(queue: Any) -> None:
+    await queue.join()  # nothing queued: at once
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    joined = asyncio.ensure_future(queue.join())
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.sleep(0)
+    assert not joined.done()
+    queue.get_nowait()
+    queue.task_done()
+    await asyncio.wait_for(joined, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()
