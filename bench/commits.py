@@ -6,8 +6,10 @@
 Each revision is checked out into a temporary git worktree and run by the shared harness with
 this checkout's virtualenv (so the installed dependencies are today's: a revision that predates
 a dependency simply does not import it).  Prints one Markdown row per (revision, rate): node CPU
-seconds per 1,000 delivered messages, p50/p99 latency and whether the rate was sustained, and
-writes the raw harness lines to ``--out`` (default ``bench/results/commits.json``).
+seconds per 1,000 delivered messages, Redis µs per delivered message (INFO commandstats over the
+window), p50/p99 latency and whether the rate was sustained, each after the run's summary (top
+Redis commands, the first node's top functions), and writes the raw harness lines to ``--out``
+(default ``bench/results/commits.json``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from report import good, node_cpu_per_1000
 from run import FULL, ROOT, harness, run_harness
@@ -40,6 +43,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("PROJECT_PYTHON", sys.executable)  # today's virtualenv
     tool, runs = harness(), []
+    print(
+        "| rev | rate | delivered/s | node CPU s / 1,000 | Redis µs/msg | p50 ms | p99 ms | sustained |"
+    )
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="chat-commits-") as tmp:
         trees = {rev: worktree(rev, Path(tmp)) for rev in args.revs}
         try:
@@ -56,13 +63,14 @@ def main() -> None:
     args.out.write_text(json.dumps(runs, indent=1) + "\n")
 
 
-def row(rev: str, rate: int, run: dict) -> str:
+def row(rev: str, rate: int, run: dict[str, Any]) -> str:
     if not run.get("ok"):
         return f"| {rev} | {rate} | failed: {str(run.get('error'))[-200:]} |"
     lat = run["latency_ms"]
+    redis = sum(c["usec_per_msg"] for c in (run.get("redis_commands") or {}).values())
     return (f"| {rev} | {rate} | {run['delivered_per_s']:.0f} | {node_cpu_per_1000(run) or 0:.2f} | "
-            f"{lat['p50']:.1f} | {lat['p99']:.1f} | {'yes' if good(run) else 'no'} |")  # fmt: skip
+            f"{redis:.1f} | {lat['p50']:.1f} | {lat['p99']:.1f} | {'yes' if good(run) else 'no'} |")  # fmt: skip
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -188,28 +188,28 @@ def markdown(runs: list[Run]) -> str:
         "## nodes (dm at a fixed rate)",
         *table(["server", "N", "CPU s / 1,000 delivered: nodes", "nodes + Redis"], rows),
         "",
-        "## Redis commands per message sent (INFO commandstats over the measured window)",
-        *table(["server", "run", "commands: µs per message (calls per message)"], redis_rows(runs)),
-    ]
+        "## Redis per message (INFO commandstats over the measured window)",
+        "dm and nodes: per delivered message; room: per message sent (each reaches every member).",
+        "",
+        *table(["server", "run", "Redis µs/msg", "calls/msg", "top commands: calls/msg × µs/msg"],
+               redis_rows(runs)),
+    ]  # fmt: skip
     return "\n".join(parts) + "\n"
 
 
-def redis_rows(runs: list[Run], top: int = 6) -> list[list[Any]]:
+def redis_rows(runs: list[Run], top: int = 4) -> list[list[Any]]:
+    """One row per run (target, scenario, nodes, rate): Redis totals per message, top commands."""
     rows = []
-    for r in runs:
-        sent = r.get("sent") or 0
-        if not r.get("redis") or not sent or r.get("target") not in LABELS:
-            continue
-        commands: dict[str, list[int]] = {}
-        for stats in r["redis"].values():
-            for name, c in stats.items():
-                row = commands.setdefault(name, [0, 0])
-                row[0], row[1] = row[0] + c["usec"], row[1] + c["calls"]
-        ranked = sorted(commands.items(), key=lambda kv: -kv[1][0])[:top]
-        text = ", ".join(f"{n} {u / sent:.0f} ({c / sent:.2f})" for n, (u, c) in ranked)
-        total = sum(u for u, _ in commands.values()) / sent
+    observed = [r for r in runs if r.get("redis_commands") and r.get("target") in LABELS]
+    for r in sorted(observed, key=lambda r: (r.get("bench", ""), TARGETS.index(r["target"]),
+                                             r["nodes"], r["target_rate"])):  # fmt: skip
+        commands = r["redis_commands"]
+        usec = sum(c["usec_per_msg"] for c in commands.values())
+        calls = sum(c["calls_per_msg"] for c in commands.values())
+        text = ", ".join(f"{n.replace('|', '/')} {c['calls_per_msg']:.2f} × {c['usec_per_msg']:.1f}"
+                         for n, c in list(commands.items())[:top])  # fmt: skip
         run = f"{r.get('bench')} N={r.get('nodes')} {r.get('target_rate')}/s"
-        rows.append([LABELS[r["target"]], run, f"{total:.0f} µs in all: {text}"])
+        rows.append([LABELS[r["target"]], run, f"{usec:.1f}", f"{calls:.2f}", text])
     return rows
 
 
@@ -262,12 +262,12 @@ def plots(runs: list[Run], out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for t in TARGETS:
-        series = [
+        points = [
             (n, total_cpu_per_1000(r[0]))
             for n in NODE_COUNTS
             if (r := runs_of(runs, "nodes", t, n))
         ]
-        ax.plot([n for n, _ in series], [c or 0 for _, c in series], marker="o", label=LABELS[t])
+        ax.plot([n for n, _ in points], [c or 0 for _, c in points], marker="o", label=LABELS[t])
     ax.set(xlabel="nodes", ylabel="CPU s (nodes + Redis) per 1,000 delivered",
            title="CPU per message vs nodes")  # fmt: skip
     ax.set_xticks(list(NODE_COUNTS))

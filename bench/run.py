@@ -23,13 +23,14 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from observe import observing, per_message
+from observe import Observation, observing
 from report import good, write_report
-from tqdm import tqdm
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -92,7 +93,9 @@ def harness() -> Path:
 
 def run_harness(
     tool: Path, target: str, scenario: str, nodes: int, rate: int, plan: Plan, project: Path = ROOT
-) -> dict:
+) -> dict[str, Any]:
+    """One harness run, observed (bench/observe.py): its JSON line plus the Redis commands per
+    message and node0's top functions over the measured window, printed as it ends."""
     args = [
         sys.executable, str(tool / "run.py"), "--target", target, "--nodes", str(nodes),
         "--scenario", scenario, "--users", "200", "--rates", str(rate),
@@ -103,35 +106,101 @@ def run_harness(
         args += ["--senders", "10"]
     env = {**os.environ, "PROJECT_DIR": str(project), **PROJECT_ENV}
     stacks = RESULTS / "profiles" / f"{target}-{scenario}-n{nodes}-r{rate}.txt"
-    with observing(env, plan.duration, stacks) as seen:
+    with observing(env, tool, stacks) as seen:
         done = subprocess.run(
             args, env=env, capture_output=True, text=True, check=False, timeout=900
         )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        return {"target": target, "scenario": scenario, "nodes": nodes, "target_rate": rate,
-                "ok": False, "error": done.stderr[-2000:]}  # fmt: skip
-    result = {**json.loads(lines[-1]), **seen}
+    result: dict[str, Any] = (
+        json.loads(lines[-1])
+        if lines
+        else {"target": target, "scenario": scenario, "nodes": nodes, "target_rate": rate,
+              "ok": False, "error": done.stderr[-2000:]}
+    )  # fmt: skip
+    result |= per_message(result, seen)
     tqdm.write("\n".join(describe(result)))
     return result
 
 
+def per_message(run: dict[str, Any], seen: Observation) -> dict[str, Any]:
+    """The observation as fields of the run's result.  Redis per delivered message for dm
+    (delivered_per_s × duration_s: the window's deliveries, one per message), per message sent
+    for room (``sent``: each fans out to every member, so per delivery would hide the cost)."""
+    room = run.get("scenario") == "room"
+    count = (
+        run.get("sent")
+        if room
+        else (run.get("delivered_per_s") or 0) * (run.get("duration_s") or 0)
+    )
+    out: dict[str, Any] = {"observe_problems": seen.problems} if seen.problems else {}
+    if seen.profile:
+        out["profile_top"] = seen.profile
+    if not seen.redis or not count:
+        return out
+
+    def per(calls: int, usec: int) -> dict[str, float]:
+        return {"calls_per_msg": round(calls / count, 3), "usec_per_msg": round(usec / count, 2)}
+
+    calls, usec, roles = Counter[str](), Counter[str](), {}
+    for role, rows in seen.redis.items():
+        calls.update({name: row["calls"] for name, row in rows.items()})
+        usec.update({name: row["usec"] for name, row in rows.items()})
+        roles[role] = per(*(sum(row[k] for row in rows.values()) for k in ("calls", "usec")))
+    return out | {
+        "redis_per": {
+            "unit": "message sent" if room else "delivered message",
+            "messages": round(count),
+        },
+        "redis_commands": {name: per(calls[name], n) for name, n in usec.most_common()},
+        "redis_roles": roles,  # shards / cluster (masters) / replicas, or a peer's one "redis"
+        "redis_commandstats": seen.redis,  # the raw counts of the window, by role
+    }
+
+
 def describe(run: dict[str, Any]) -> list[str]:
-    """A run in a few lines: rates, CPU per message, Redis commands, the node's top functions."""
-    sent, delivered = run.get("sent") or 0, run.get("delivered_per_s") or 0
-    cpu = run.get("cpu_frac") or {}
+    """A run in a few lines: rates, CPU per delivery, Redis per message, node0's profile."""
+    head = (
+        f"{run.get('target')} {run.get('scenario')} N={run.get('nodes')} {run.get('target_rate')}/s"
+    )
+    if not run.get("ok"):
+        return [f"{head}: failed: {(str(run.get('error')).strip().splitlines() or [''])[-1]}"]
+    delivered, cpu = run.get("delivered_per_s") or 0, run.get("cpu_frac") or {}
     nodes_cpu = sum(v for k, v in cpu.items() if k.startswith("node"))
-    lines = [f"{run.get('target')} {run.get('scenario')} N={run.get('nodes')} "
-             f"{run.get('target_rate')}/s: delivered {delivered:.0f}/s"]  # fmt: skip
+    lines = [f"{head}: delivered {delivered:.0f}/s"]
     if delivered:
-        lines[0] += (
-            f", µs CPU per delivery: nodes {1e6 * nodes_cpu / delivered:.0f}, "
-            f"Redis {1e6 * cpu.get('redis', 0) / delivered:.0f}"
-        )
-    if run.get("redis") and sent:
-        lines += per_message(run["redis"], sent)
-    for name, share in (run.get("profile") or {}).get("self", [])[:8]:
-        lines.append(f"  node0 {share:5.1f}%  {name}")
+        lines[0] += (f", µs CPU per delivery: nodes {1e6 * nodes_cpu / delivered:.0f}, "
+                     f"Redis {1e6 * cpu.get('redis', 0) / delivered:.0f}")  # fmt: skip
+    lines += redis_lines(run) + profile_lines(run.get("profile_top") or {})
+    return lines + [f"  observe: {problem}" for problem in run.get("observe_problems", [])]
+
+
+def redis_lines(run: dict[str, Any], top: int = 6) -> list[str]:
+    commands, roles = run.get("redis_commands") or {}, run.get("redis_roles") or {}
+    if not commands:
+        return []
+    usec = sum(c["usec_per_msg"] for c in commands.values())
+    calls = sum(c["calls_per_msg"] for c in commands.values())
+    split = ", ".join(f"{role} {r['usec_per_msg']:.1f}" for role, r in sorted(roles.items()))
+    ranked = list(commands.items())[:top]
+    return [
+        f"  Redis per {run['redis_per']['unit']}: {usec:.1f} µs, {calls:.2f} calls ({split} µs)",
+        "    " + " · ".join(f"{n} {c['calls_per_msg']:.2f}× {c['usec_per_msg']:.1f} µs"
+                           for n, c in ranked),
+    ]  # fmt: skip
+
+
+def profile_lines(profile: dict[str, Any], top: int = 6) -> list[str]:
+    """node0's top functions, own time beside inclusive time (% of py-spy's samples)."""
+    own, inclusive = profile.get("self", [])[:top], profile.get("inclusive", [])[:top]
+    if not own:
+        return []
+    lines = [
+        f"  node0 py-spy, {profile.get('samples')} samples: self | inclusive (below the event loop)"
+    ]
+    for i in range(max(len(own), len(inclusive))):
+        left = f"{own[i][1]:5.1f}% {own[i][0][:60]}" if i < len(own) else ""
+        right = f"{inclusive[i][1]:5.1f}% {inclusive[i][0][:60]}" if i < len(inclusive) else ""
+        lines.append(f"    {left:<68} | {right}")
     return lines
 
 
