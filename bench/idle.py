@@ -117,9 +117,11 @@ def floor(connections: int, tokens_file: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=5000)
-    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--users", type=int, help="default: 10 sockets per user")
     args = parser.parse_args()
-    print(json.dumps(measure(args.connections, args.users)))
+    # A user may hold 20 sockets (CHAT_CONNECTIONS_PER_USER): ten each stays well inside.
+    users = args.users or max(50, -(-args.connections // 10))
+    print(json.dumps(measure(args.connections, users)))
     sys.stdout.flush()
 
 
