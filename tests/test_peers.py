@@ -172,3 +172,16 @@ async def test_hellos_are_answered_and_other_payloads_passed_on():
     assert passed == [b'{"kind":"emit"}']
     assert wire.said[-1] == ("user:x", PREFIX + b"here " + p.instance.encode() + b" other")
     assert not p.alone("user:x")
+
+
+async def test_no_hello_while_not_subscribed_and_one_once_subscribed():
+    wire = Wire()
+    wire.generation = None  # the shard is down: the subscription is not confirmed
+    p = peers(wire)
+    p.expect(["user:x"])
+    await asyncio.wait_for(p.announce(["user:x"]), TIMEOUT)  # at once: nobody could answer
+    assert wire.said == [] and not p.alone("user:x")
+    wire.generation = 3  # subscribed now: the next look announces
+    assert not p.alone("user:x")
+    await p.settled(["user:x"])
+    assert wire.words() == ["hello"] and p.alone("user:x")

@@ -51,16 +51,24 @@ Generation = Callable[[str], "int | None"]
 
 @dataclass(slots=True)
 class _State:
+    """Kept for every user channel a node follows, so kept small: what only an announcement
+    needs exists only while it runs."""
+
     others: set[str] = field(default_factory=set)
     receivers: int = 0  # of the last hello, itself included; 0: not known (yet)
-    answers: set[str] = field(default_factory=set)  # who answered the last hello
     generation: int | None = None  # the subscription the last hello was sent on
     hello: asyncio.Task[None] | None = None  # the announcement in progress
-    heard: asyncio.Event = field(default_factory=asyncio.Event)
+    answers: set[str] | None = None  # while announcing: who answered this hello
+    heard: asyncio.Future[None] | None = None  # while announcing: wakes the wait for answers
 
     @property
     def announcing(self) -> bool:
         return self.hello is not None and not self.hello.done()
+
+
+def _clear_hello(state: _State, hello: asyncio.Task[None]) -> None:
+    if state.hello is hello:
+        state.hello = None  # a finished task need not be kept for every channel
 
 
 class Peers:
@@ -132,20 +140,25 @@ class Peers:
 
     def _hello(self, channel: str, state: _State) -> asyncio.Task[None]:
         if state.hello is None or state.hello.done():
-            state.hello = asyncio.create_task(self._announce(channel, state))
+            hello = state.hello = asyncio.create_task(self._announce(channel, state))
+            hello.add_done_callback(lambda _: _clear_hello(state, hello))
         return state.hello
 
     async def _announce(self, channel: str, state: _State) -> None:
         state.receivers, state.generation = 0, self._generation(channel)
+        if state.generation is None:  # not subscribed (a shard down): nobody could answer
+            return
         state.answers = set()
-        receivers = await self._say(channel, b"hello")
         try:
+            receivers = await self._say(channel, b"hello")
             async with asyncio.timeout(ANSWER_TIMEOUT):
                 while len(state.answers) < receivers - 1:
-                    state.heard.clear()
-                    await state.heard.wait()
+                    state.heard = asyncio.get_running_loop().create_future()
+                    await state.heard
         except TimeoutError:
             log.debug("%s: not every follower answered in time", channel)
+        finally:
+            state.answers = state.heard = None
         if receivers == 0 or state.generation is None:
             state.generation = None  # unknown: the next ``alone`` announces again
         else:
@@ -170,18 +183,20 @@ class Peers:
         state = self._states.get(channel)
         if state is None or instance == self.instance:
             return
+        answers = state.answers if state.answers is not None else set()
         if word == "bye":
             state.others.discard(instance)
-            state.answers.add(instance)  # it will not answer
+            answers.add(instance)  # it will not answer
             if not state.others:  # perhaps alone now: a new hello counts the receivers
                 state.generation = None
         else:
             state.others.add(instance)
             if word == "here" and to == self.instance:
-                state.answers.add(instance)
+                answers.add(instance)
             elif word == "hello":
                 self._spawn(self._say(channel, b"here", to=instance))
-        state.heard.set()
+        if state.heard is not None and not state.heard.done():
+            state.heard.set_result(None)
 
     def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(work)
