@@ -163,7 +163,9 @@ def ordering(sockets: SocketServer, history: ClusterHistory, hold_ms: int) -> Or
 
 def build_node(s: Settings) -> Node:
     """Wire the node: adapters first, then the use cases over them (see docs/architecture.md)."""
-    sockets = SocketServer(origins=s.origins, max_payload=s.max_payload)
+    sockets = SocketServer(
+        origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
+    )
     db = storage(s)
     order = ordering(sockets, db.history, s.order_hold_ms)
     fanout = Fanout(sockets, order)
@@ -258,7 +260,8 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.max_payload,
         middlewares=([strict_transport] if settings.cookie_secure else [])
         + [security_headers, json_errors, origin_guard(settings.origins)]
-        + ([] if settings.ws_compression else [no_websocket_compression]),
+        # Declined where the websocket is made when engineio is tuned; else by the headers.
+        + ([] if settings.ws_compression or node.sockets.tuned else [no_websocket_compression]),
     )
     app[NODE] = node
     node.sockets.attach(app)

@@ -60,7 +60,13 @@ LAYERS = {
 CONFINED = {
     "socketio": ["chat.adapters.sio"],
     "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning"],
-    "aiohttp": ["chat.app", "chat.adapters.http", "chat.adapters.rest", "chat.cli"],
+    "aiohttp": [
+        "chat.app",
+        "chat.adapters.http",
+        "chat.adapters.rest",
+        "chat.cli",
+        "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
+    ],
     "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],

@@ -77,16 +77,23 @@ async def test_cancellation_reads_as_queue_empty(poll: Any) -> None:
 def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> None:
     from engineio import async_socket
 
-    server = SimpleNamespace(create_queue=asyncio.Queue)
+    def server() -> Any:
+        return SimpleNamespace(create_queue=asyncio.Queue, _async={"websocket": "library's"})
+
     monkeypatch.setattr(async_socket.AsyncSocket, "poll", eio_tuning.ORIGINAL)
     monkeypatch.setattr(eio_tuning, "version", lambda _: "5.0.0")
-    assert not eio_tuning.apply(server)
+    other = server()
+    assert not eio_tuning.apply(other, compression=False)
     assert async_socket.AsyncSocket.poll is eio_tuning.ORIGINAL
-    assert server.create_queue is asyncio.Queue
+    assert other.create_queue is asyncio.Queue and other._async["websocket"] == "library's"
     monkeypatch.setattr(eio_tuning, "version", lambda _: eio_tuning.SERIES + "9")
-    assert eio_tuning.apply(server)
+    plain, compressing = server(), server()
+    assert eio_tuning.apply(plain, compression=False)
+    assert eio_tuning.apply(compressing, compression=True)
     assert async_socket.AsyncSocket.poll is eio_tuning.poll
-    assert isinstance(server.create_queue(), eio_tuning.PacketQueue)
+    assert isinstance(plain.create_queue(), eio_tuning.PacketQueue)
+    assert plain._async["websocket"] is eio_tuning.PlainWebSocket
+    assert compressing._async["websocket"] == "library's"
 
 
 # --- the queue's own contract, against asyncio.Queue's ----------------------------------------

@@ -138,3 +138,16 @@ def test_a_taken_metrics_port_is_logged_and_the_node_serves_on(redis_fleet, tmp_
         finally:
             node.stop()
     assert "/metrics is not served" in (tmp_path / "node.log").read_text()
+
+
+async def test_websockets_decline_compression_and_still_carry_socket_io(stack: Stack):
+    """A browser always offers permessage-deflate; a compressed socket would keep ~260 KiB of
+    zlib state on the server (CHAT_WS_COMPRESSION turns it on)."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stack.url(0) + "/socket.io/?EIO=4&transport=websocket", compress=15) as ws,
+    ):
+        assert ws.compress == 0  # the offer was declined
+        assert "Sec-WebSocket-Extensions" not in ws._response.headers
+        opened = await ws.receive_str()  # the Engine.IO open packet: the socket works
+        assert opened.startswith("0{") and '"sid"' in opened

@@ -7,6 +7,13 @@
    benchmark (docs/performance.md).  This ``poll`` does what the library's does (the same
    return values, the same ``QueueEmpty`` on timeout or cancellation, ``None`` still ends the
    writer) with ``asyncio.timeout`` around the wait, and no wait at all when packets are queued.
+3. ``PlainWebSocket``: engineio's aiohttp websocket, answering without permessage-deflate
+   (unless ``CHAT_WS_COMPRESSION``).  A compressed websocket keeps a zlib context of about
+   260 KiB on the server, for messages mostly shorter than compression pays for; Socket.IO's
+   own server declines it by default for the same reason.  Declining it where the response is
+   made costs nothing per connection, where rewriting the request's headers cost a clone of
+   the request kept for the socket's life (about 1.8 KiB).  Handed to engineio as its
+   driver's websocket class.
 2. ``PacketQueue``: the queue of each socket.  engineio makes an ``asyncio.Queue`` (three
    deques, about 2 KiB, kept for the life of every idle connection); this one holds a list and
    the futures of whoever waits, created only while someone does.  It is handed to engineio
@@ -25,7 +32,9 @@ import logging
 from importlib.metadata import version
 from typing import Any
 
+from aiohttp.web import WebSocketResponse
 from engineio import async_socket, exceptions
+from engineio.async_drivers import aiohttp as eio_aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +139,20 @@ class PacketQueue:
             await joiner
 
 
+class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
+    """python-engineio's ``WebSocket.__call__`` for aiohttp, with ``compress=False``."""
+
+    async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False
+        )
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+
 def _wake_one(waiters: list[asyncio.Future[None]]) -> None:
     while waiters:
         waiter = waiters.pop(0)
@@ -141,13 +164,17 @@ def _wake_one(waiters: list[asyncio.Future[None]]) -> None:
 ORIGINAL = async_socket.AsyncSocket.poll
 
 
-def apply(server: Any) -> bool:
-    """Install ``poll`` and ``PacketQueue`` (for the engineio ``server``) if the installed
-    python-engineio is the series they were written for."""
+def apply(server: Any, *, compression: bool) -> bool:
+    """Install ``poll``, ``PacketQueue`` and (without ``compression``) ``PlainWebSocket`` for
+    the engineio ``server``, if the installed python-engineio is the series they were written
+    for.  On another series compression stays declined, by the request's headers."""
     installed = version("python-engineio")
     if not installed.startswith(SERIES):
         log.info("python-engineio %s: its own AsyncSocket.poll and queues are kept", installed)
         return False
     async_socket.AsyncSocket.poll = poll
     server.create_queue = PacketQueue
+    if not compression:
+        # A copy per server: the driver's table is shared by every engineio server.
+        server._async = {**server._async, "websocket": PlainWebSocket}
     return True

@@ -110,7 +110,9 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
 class SocketServer:
     """Owns the python-socketio server; implements ``LocalDelivery`` for the use cases."""
 
-    def __init__(self, *, origins: tuple[str, ...], max_payload: int) -> None:
+    def __init__(
+        self, *, origins: tuple[str, ...], max_payload: int, compression: bool = False
+    ) -> None:
         self._allowed = set(origins)
         self._connections: Connections | None = None
         self._events: dict[str, EventHandler] = {}
@@ -135,7 +137,8 @@ class SocketServer:
         # task of its own (its async_handlers), so Engine.IO need not start one per message
         # to call python-socketio.  A socket's packets are then read one after the other.
         self.sio.eio.async_handlers = False
-        eio_tuning.apply(self.sio.eio)
+        #: Whether engineio was tuned (eio_tuning.py), and so declines compression itself.
+        self.tuned = eio_tuning.apply(self.sio.eio, compression=compression)
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
         """Start answering: bound after construction because delivery (this object) is needed
