@@ -107,6 +107,20 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         await super()._handle_event(eio_sid, namespace, id, data)
 
 
+#: What a socket's environ keeps after its handshake (python-socketio holds the environ of
+#: every socket for its whole life; nothing here reads the request's headers after connect).
+ENVIRON_KEPT = ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "REMOTE_ADDR", "HTTP_HOST",
+                "HTTP_ORIGIN", "wsgi.url_scheme", "aiohttp.request")  # fmt: skip
+
+
+def _forget_headers(environ: dict[str, Any]) -> None:
+    """About 1 KiB per idle connection: a copy of every request header.  ``clear`` then
+    ``update``, because a dict's table never shrinks when keys are deleted."""
+    kept = {key: environ[key] for key in ENVIRON_KEPT if key in environ}
+    environ.clear()
+    environ.update(kept)
+
+
 class SocketServer:
     """Owns the python-socketio server; implements ``LocalDelivery`` for the use cases."""
 
@@ -240,6 +254,7 @@ class SocketServer:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
             token = cookie_token(environ.get("HTTP_COOKIE", ""))
+        _forget_headers(environ)
         try:
             await self.connections.open(sid, token)
         except ChatError as exc:
