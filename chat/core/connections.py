@@ -22,9 +22,10 @@ from chat.models import UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
 
-@dataclass
+@dataclass(slots=True)
 class Conn:
-    """One connected socket, as the use-case layer sees it."""
+    """One connected socket, as the use-case layer sees it (kept for every idle connection,
+    hence slots and a shared empty ``watching`` until the socket watches someone)."""
 
     sid: str
     user: UserRecord
@@ -40,7 +41,7 @@ class Conn:
     #: Channels acquired for this socket (released exactly once, on leave or disconnect).
     channels: set[str] = field(default_factory=set)
     #: Users whose presence this socket watches.
-    watching: set[str] = field(default_factory=set)
+    watching: frozenset[str] = frozenset()
     #: Room records and DM peers' names, kept from the handshake for the ``session`` event.
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Serialises this socket's membership changes (a join racing a leave of one room).

@@ -40,7 +40,7 @@ class Watch:
         new = [u for u in dict.fromkeys(user_ids) if u not in conn.watching]
         if len(conn.watching) + len(new) > WATCH_MAX:
             raise ChatError("too_many", f"a socket may watch at most {WATCH_MAX} users")
-        conn.watching.update(new)
+        conn.watching = conn.watching.union(new)
         await asyncio.gather(
             *(
                 self._connections.follow_channel(
@@ -53,7 +53,7 @@ class Watch:
 
     async def unwatch(self, conn: Conn, user_ids: list[str]) -> None:
         gone = [u for u in dict.fromkeys(user_ids) if u in conn.watching]
-        conn.watching.difference_update(gone)
+        conn.watching = conn.watching.difference(gone)
         await asyncio.gather(
             *(
                 self._connections.drop_channel(
