@@ -44,8 +44,15 @@ class Conn:
     watching: frozenset[str] = frozenset()
     #: Room records and DM peers' names, kept from the handshake for the ``session`` event.
     known: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: Serialises this socket's membership changes (a join racing a leave of one room).
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: See ``lock``; made on first use.
+    _lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Serialises this socket's membership changes (a join racing a leave of one room)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @property
     def user_channel(self) -> str:
