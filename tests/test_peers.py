@@ -185,3 +185,19 @@ async def test_no_hello_while_not_subscribed_and_one_once_subscribed():
     assert not p.alone("user:x")
     await p.settled(["user:x"])
     assert wire.words() == ["hello"] and p.alone("user:x")
+
+
+async def test_a_single_publish_that_fails_raises(fleet):
+    channel = "user:" + new_user_id()
+    async with node(fleet, "a") as (a, _):
+        shard = a.shard_for(channel)
+
+        def refuse(ch: str, payload: bytes) -> asyncio.Future[int]:
+            failed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            failed.set_exception(ConnectionError("shard gone"))
+            return failed
+
+        shard.enqueue_publish = refuse  # type: ignore[method-assign]
+        with pytest.raises(ConnectionError):
+            await a.publish(channel, b"m")
+        assert [type(e) for e in await a.publish_each([channel], b"m")] == [ConnectionError]

@@ -125,7 +125,9 @@ class ShardedBroker:
         return last
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        await self.publish_each([channel], payload)
+        (error,) = await self.publish_each([channel], payload)
+        if error is not None:  # callers of a single publish decide what a failure means
+            raise error
 
     async def publish_each(
         self, channels: Collection[str], payload: bytes
