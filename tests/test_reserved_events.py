@@ -111,3 +111,25 @@ async def test_an_event_name_that_is_not_a_string_is_refused(stack: Stack):
             ack = await sock.call(name, {"room": "lobby", "text": "x"})
             assert ack["ok"] is False and ack["error"]["code"] == "invalid_request", ack
         assert (await sock.call("members", {"room": "lobby"}))["ok"] is True
+
+
+async def test_the_senders_copy_of_a_dm_comes_after_its_ack(stack: Stack):
+    """Contract: the sending socket gets the message "after or alongside its ack".  Both users
+    on one node and a new pair: the copy is delivered on this node without Redis, and the
+    pair's first message also lists the DM for both (the path with the most waiting)."""
+    alice, bob = await register(stack.url(0)), await register(stack.url(0))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(stack.url(0) + "/socket.io/?EIO=4&transport=websocket") as ws_a,
+        http.ws_connect(stack.url(0) + "/socket.io/?EIO=4&transport=websocket") as ws_b,
+    ):
+        a, b = RawSocket(ws_a), RawSocket(ws_b)
+        await a.open(alice.token)
+        await b.open(bob.token)
+        for text in ("first of the pair", "second"):
+            ack = await a.call("dm", {"to": bob.id, "text": text})
+            assert ack["ok"] is True, ack
+            early = [d for e, d in a.backlog if e == "message" and d["id"] == ack["message"]["id"]]
+            assert early == [], "the copy overtook the ack"
+            assert (await a.event("message"))["id"] == ack["message"]["id"]
+            assert (await b.event("message"))["id"] == ack["message"]["id"]

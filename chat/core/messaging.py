@@ -90,16 +90,29 @@ class Messaging:
         make the first message look like a later one, or the DM is listed for nobody."""
         if room_id in self._known_dms:
             return await self._store_and_publish(sender, room_id, text, cid)
-        _, message = await asyncio.gather(
-            self._room_store.ensure_dm(room_id),
-            self._store_and_publish(sender, room_id, text, cid),
-        )
+        listing = asyncio.ensure_future(self._room_store.ensure_dm(room_id))
+        try:
+            message = await self._store(sender, room_id, text, cid)
+        finally:
+            await asyncio.wait([listing])
+            if not listing.cancelled():
+                listing.exception()  # seen here (a failed store wins); raised below otherwise
+        # Published after the wait, in this task: nothing may suspend between the publish and
+        # the ack, or the sender's own copy (delivered here one loop turn after the publish)
+        # could overtake the ack.
+        await self._publish(message, _channels(room_id))
+        listing.result()  # a failed listing fails the send: its retry (same cid) lists again
         _remember(self._known_dms, room_id)
         return message
 
     async def _store_and_publish(
         self, sender: UserRecord, room_id: str, text: str, cid: str | None
     ) -> Message:
+        message = await self._store(sender, room_id, text, cid)
+        await self._publish(message, _channels(room_id))
+        return message
+
+    async def _store(self, sender: UserRecord, room_id: str, text: str, cid: str | None) -> Message:
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
@@ -107,7 +120,6 @@ class Messaging:
             secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token
         )
         self.sent += created
-        await self._publish(message, _channels(room_id))
         return message
 
     async def _publish(self, message: Message, channels: Collection[str]) -> None:
