@@ -213,7 +213,9 @@ def build_node(s: Settings) -> Node:
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest, fanout)
     node.render_metrics = metrics.exporter(
-        metrics.node_collector(presence, order, broker.status, fanout, messaging)
+        metrics.node_collector(
+            presence, order, broker.status, fanout, messaging, lambda: broker.local_deliveries
+        )
     )
     return node
 

@@ -49,6 +49,10 @@ async def test_metrics_are_served_in_prometheus_text(stack):
     user = await register(stack.url(0))
     async with connected(stack.url(0), user.token) as client:
         await client.next("session")
+        # A note to oneself: the user's channel is followed by this node only, so its
+        # delivery is local (counted apart from what comes through the shards).
+        assert (await client.call("dm", {"to": user.id, "text": "note"}))["ok"] is True
+        await client.next("message")
         async with (
             aiohttp.ClientSession() as http,
             http.get(stack.nodes[0].metrics_url + "/metrics") as resp,
@@ -65,8 +69,14 @@ async def test_metrics_are_served_in_prometheus_text(stack):
         "process_resident_memory_bytes ",
     ):
         assert name in text, name
-    connections = next(line for line in text.splitlines() if line.startswith("chat_connections "))
-    assert float(connections.split()[1]) >= 1
+
+    def value(name: str) -> float:
+        return float(
+            next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1]
+        )
+
+    assert value("chat_connections") >= 1
+    assert value("chat_local_deliveries_total") >= 1
 
 
 async def test_sigterm_deregisters_sockets_so_a_quick_move_is_no_offline(

@@ -54,6 +54,7 @@ def node_collector(
     shards: Callable[[], dict[str, dict[str, Any]]],
     fanout: Fanout,
     messaging: Messaging,
+    local_deliveries: Callable[[], int] = lambda: 0,
 ) -> NodeCollector:
     def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
         status = shards()
@@ -74,7 +75,16 @@ def node_collector(
     return NodeCollector(
         counters=[
             ("chat_messages_stored", "messages stored by this node", lambda: messaging.sent),
-            ("chat_pubsub_received", "payloads from the shards", lambda: fanout.received),
+            (
+                "chat_pubsub_received",
+                "payloads delivered to this node's sockets (from the shards, or local)",
+                lambda: fanout.received,
+            ),
+            (
+                "chat_local_deliveries",
+                "payloads for channels no other node follows, delivered here without Redis",
+                local_deliveries,
+            ),
             ("chat_gaps_filled", "messages read from history for a gap", lambda: order.gaps_filled),
             ("chat_duplicates_dropped", "already delivered messages", lambda: order.duplicates),
             ("chat_presence_purged_entries", "dead nodes' entries purged", lambda: presence.purged),
