@@ -62,8 +62,12 @@ def test_installed_everywhere_asyncio_looks(monkeypatch: pytest.MonkeyPatch):
     async def probe() -> None:
         loop = asyncio.get_running_loop()
         assert asyncio.events._get_event_loop() is loop  # type: ignore[attr-defined]
+
+        async def nothing() -> None:
+            return None
+
         async with asyncio.timeout(1):  # timeouts, tasks and gather look the loop up
-            await asyncio.gather(asyncio.create_task(asyncio.sleep(0)))
+            await asyncio.gather(asyncio.create_task(nothing()))
 
     asyncio.run(probe())
     assert asyncio.get_running_loop is running_loop.get_running_loop
