@@ -54,9 +54,8 @@ async def test_the_end_marker_stops_a_batch_and_stays_queued(poll: Any) -> None:
 async def test_a_packet_queued_later_wakes_the_poll(poll: Any) -> None:
     sock = socket(wait=5)
     waiting = asyncio.ensure_future(poll(sock))
-    await asyncio.sleep(0)  # the poll is parked on the empty queue
-    assert not waiting.done()
-    sock.queue.put_nowait("late")
+    # Callbacks run in the order they were scheduled: the poll parks first, then this puts.
+    asyncio.get_running_loop().call_soon(sock.queue.put_nowait, "late")
     assert await waiting == ["late"]
 
 
@@ -68,8 +67,7 @@ async def test_silence_until_the_ping_deadline_raises_queue_empty(poll: Any) -> 
 async def test_cancellation_reads_as_queue_empty(poll: Any) -> None:
     sock = socket(wait=5)
     outer = asyncio.ensure_future(poll(sock))
-    await asyncio.sleep(0)
-    outer.cancel()
+    asyncio.get_running_loop().call_soon(outer.cancel)  # once the poll is parked
     with pytest.raises(exceptions.QueueEmpty):
         await outer
 
@@ -113,17 +111,20 @@ async def test_first_in_first_out_and_empty_raises(queue: Any) -> None:
 
 async def test_getters_are_served_in_order(queue: Any) -> None:
     first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0)  # both wait
-    queue.put_nowait("a")
-    queue.put_nowait("b")
+    loop = asyncio.get_running_loop()
+    loop.call_soon(queue.put_nowait, "a")  # once both wait
+    loop.call_soon(queue.put_nowait, "b")
     assert await first == "a" and await second == "b"
 
 
 async def test_a_woken_getter_that_is_cancelled_hands_the_item_on(queue: Any) -> None:
     first, second = asyncio.ensure_future(queue.get()), asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0)
-    queue.put_nowait("only")  # wakes the first ...
-    first.cancel()  # ... which is cancelled before it runs
+
+    def wake_then_cancel() -> None:  # once both wait
+        queue.put_nowait("only")  # wakes the first ...
+        first.cancel()  # ... which is cancelled before it runs
+
+    asyncio.get_running_loop().call_soon(wake_then_cancel)
     assert await asyncio.wait_for(second, 1) == "only"
 
 
@@ -132,12 +133,19 @@ async def test_join_waits_for_every_task_done(queue: Any) -> None:
     queue.put_nowait("a")
     queue.put_nowait("b")
     joined = asyncio.ensure_future(queue.join())
-    queue.get_nowait()
-    queue.task_done()
-    await asyncio.sleep(0)
-    assert not joined.done()
-    queue.get_nowait()
-    queue.task_done()
+    seen = []
+
+    loop = asyncio.get_running_loop()
+
+    def finish_one() -> None:
+        seen.append(joined.done())
+        queue.get_nowait()
+        queue.task_done()
+        if not queue.empty():  # the next one after whatever this one woke has run
+            loop.call_soon(finish_one)
+
+    loop.call_soon(finish_one)  # once join waits
     await asyncio.wait_for(joined, 1)
+    assert seen == [False, False]  # one task done was not enough
     with pytest.raises(ValueError):
         queue.task_done()

@@ -99,9 +99,11 @@ class Wire:
         self.said: list[tuple[str, bytes]] = []
         self.receivers = 1
         self.generation: int | None = 0
+        self.spoke = asyncio.Event()  # set whenever something is published
 
     async def publish(self, channel: str, payload: bytes) -> int:
         self.said.append((channel, payload))
+        self.spoke.set()
         return self.receivers
 
     def words(self) -> list[str]:
@@ -146,9 +148,9 @@ async def test_answers_count_only_when_addressed_to_this_instance():
     p = peers(wire)
     p.expect(["user:x"])
     announcing = asyncio.ensure_future(p.announce(["user:x"]))
-    await asyncio.sleep(0)  # the hello is out
+    await wire.spoke.wait()  # the hello is out
     await p.on_payload("user:x", PREFIX + b"here other someone-else")
-    assert not announcing.done()
+    assert p._states["user:x"].answers == set()  # an answer to another node's hello
     await p.on_payload("user:x", PREFIX + b"here other " + p.instance.encode())
     await asyncio.wait_for(announcing, TIMEOUT)
     assert not p.alone("user:x")  # other follows the channel too
@@ -165,9 +167,10 @@ async def test_hellos_are_answered_and_other_payloads_passed_on():
     p.expect(["user:x"])
     await p.announce(["user:x"])
     await p.on_payload("user:x", PREFIX + b"hello " + p.instance.encode())  # its own: ignored
+    wire.spoke.clear()
     await p.on_payload("user:x", PREFIX + b"hello other")
     await p.on_payload("user:x", b'{"kind":"emit"}')
-    await asyncio.sleep(0)  # the answer goes out from a task of its own
+    await wire.spoke.wait()  # the answer goes out from a task of its own
     await p.close()
     assert passed == [b'{"kind":"emit"}']
     assert wire.said[-1] == ("user:x", PREFIX + b"here " + p.instance.encode() + b" other")
