@@ -1,24 +1,25 @@
-"""Composition root: picks the concrete classes, wires them, and owns their lifecycles.
+"""Composition root: picks the concrete classes and wires them; nothing else.
 
-Start order: cluster client, then the shard listeners; the node reports ready only when every
-shard is connected with all its channels subscribed and the cluster answers.  Stop order is the
-reverse, after the sockets were closed: every task is cancelled and awaited, every pool closed.
+Every resource with a lifecycle is one aiohttp cleanup context (``resources``), registered in
+start order: the cluster client, the shard listeners, the presence leases, the token clock.
+The node is ready only once every shard is connected with all its channels subscribed and the
+cluster answers.  aiohttp stops the contexts in reverse order, each one even when another
+failed to stop, and after a failed start it stops those that had started.  Serving and the
+graceful shutdown are ``serve.py``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
+import inspect
 import logging
-import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from chat import keys
-from chat.adapters import metrics, running_loop
+from chat.adapters import metrics
 from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_accounts import ClusterAccounts
 from chat.adapters.cluster_history import ClusterHistory
@@ -35,7 +36,6 @@ from chat.adapters.http import (
     no_websocket_compression,
     origin_guard,
     security_headers,
-    start_metrics_listener,
     strict_transport,
     web_routes,
 )
@@ -44,25 +44,26 @@ from chat.adapters.rest import Rest, check_rows
 from chat.adapters.sharded_broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
+from chat.core import controls
 from chat.core.accounts import Accounts
-from chat.core.api import SocketApi
 from chat.core.connections import Connections
 from chat.core.devices import DeviceCookies
-from chat.core.fanout import Fanout
-from chat.core.follow import Baselines, Follow
+from chat.core.events import ClientEvents
+from chat.core.inbound import InboundDispatcher, room_ordering
+from chat.core.lifetime import Lifetimes
 from chat.core.limiter import EventLimiter
 from chat.core.login_guard import LoginGuard, LoginPolicy
+from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
-from chat.core.ordering import FETCH_LIMIT, Ordering
+from chat.core.ordering import Ordering
 from chat.core.passwords import PasswordHasher
 from chat.core.presence import Presence
-from chat.core.profile import Profile
 from chat.core.recovery import Recovery
+from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
 from chat.core.sessions import Sessions
+from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
-from chat.core.watch import Watch
-from chat.models import Delivery, is_dm_room, message_delivery
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,13 @@ class Node:
     ordering: Ordering
     presence: Presence
     rest: Rest
-    fanout: Fanout
+    inbound: InboundDispatcher
+    lifetimes: Lifetimes
     draining: bool = field(default=False)
     render_metrics: Callable[[], bytes] | None = None
+
+    def drain(self) -> None:
+        self.draining = True
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         shards = self.broker.status()
@@ -150,27 +155,16 @@ def storage(s: Settings) -> Storage:
     )  # fmt: skip
 
 
-def ordering(sockets: SocketServer, history: ClusterHistory, hold_ms: int) -> Ordering:
-    async def deliver(channel: str, message: Delivery) -> None:
-        await sockets.emit_raw(channel, "message", message.raw)
-
-    async def fetch(room: str, after: int, upto: int) -> list[Delivery]:
-        found = await history.between(room, after, upto, FETCH_LIMIT)
-        return [message_delivery(m) for m in found]
-
-    return Ordering(deliver, fetch, hold=hold_ms / 1000)
-
-
 def build_node(s: Settings) -> Node:
     """Wire the node: adapters first, then the use cases over them (see docs/architecture.md)."""
     sockets = SocketServer(
         origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
     )
     db = storage(s)
-    order = ordering(sockets, db.history, s.order_hold_ms)
-    fanout = Fanout(sockets, order)
+    order = room_ordering(sockets, db.history, s.order_hold_ms)
+    inbound = InboundDispatcher(sockets, order)
     broker = ShardedBroker(
-        s.shard_urls, fanout, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
+        s.shard_urls, inbound, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
         access=redis_access(s, "shards"),
     )  # fmt: skip
     hasher = PasswordHasher(
@@ -191,68 +185,36 @@ def build_node(s: Settings) -> Node:
         db.presence, broker, grace=s.presence_grace, renew_every=s.lease_renew,
         lease=s.lease_ttl, per_user=s.connections_per_user,
     )  # fmt: skip
-    follow = Follow(broker, order, _baselines(db.rooms, db.history))
+    subscriptions = Subscriptions(broker, order, history_baselines(db.rooms, db.history))
     limiter = EventLimiter(db.limits, s.event_limit_table())
     connections = Connections(
-        accounts, db.users, db.rooms, follow, order, sockets, presence, limiter
+        accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter
     )
     rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
     messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
     recovery = Recovery(db.history, rooms, connections)
-    watch = Watch(presence, connections, rooms, db.rooms)
-    profile = Profile(accounts, db.rooms, broker)
-    _controls(fanout, connections)
+    member_presence = MemberPresence(presence, connections, rooms, db.rooms)
+    renaming = Renaming(accounts, db.rooms, broker)
+    controls.register(inbound, connections)
     # Every event spends its row of the limit table first (an event without one: no start).
-    events = SocketApi(messaging, rooms, recovery, watch, profile).events()
+    events = ClientEvents(messaging, rooms, recovery, member_presence, renaming).events()
     sockets.serve(connections, limiter.guard(events))
     rest = Rest(
-        accounts, profile, messaging, rooms, recovery, db.history, presence.online,
+        accounts, renaming, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
         limiter=limiter, sessions=sessions,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
-    node = Node(s, sockets, broker, db.cluster, hasher, order, presence, rest, fanout)
+    node = Node(
+        s, sockets, broker, db.cluster, hasher, order, presence, rest, inbound,
+        connections.lifetimes,
+    )  # fmt: skip
     node.render_metrics = metrics.exporter(
         metrics.node_collector(
-            presence, order, broker.status, fanout, messaging, lambda: broker.local_deliveries
+            presence, order, broker.status, inbound, messaging, lambda: broker.local_deliveries
         )
     )
     return node
-
-
-def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
-    """Last seqs of the rooms whose messages travel on a channel: its room, or, for a
-    user's channel, the user's DM rooms."""
-
-    async def baselines(channel: str) -> dict[str, int]:
-        kind, ident = keys.channel_entity(channel)
-        if kind == "room":
-            return await history.last_seqs([ident])
-        dms = [r for r in await room_store.user_rooms(ident) if is_dm_room(r)]
-        return await history.last_seqs(dms)
-
-    return baselines
-
-
-def _controls(fanout: Fanout, connections: Connections) -> None:
-    async def revoke(channel: str, data: Any) -> None:
-        """A token, a sign-in or a generation of the user's tokens ended (core/sessions.py)."""
-        _, user_id = keys.channel_entity(channel)
-        await connections.lifetimes.revoke(connections.local(user_id), data)
-
-    async def room_added(channel: str, data: Any) -> None:
-        await connections.room_added(data["user"]["id"], data["room"], data)
-
-    async def room_removed(channel: str, data: Any) -> None:
-        await connections.room_removed(data["user"]["id"], data["room"], data)
-
-    async def renamed(channel: str, data: Any) -> None:
-        await connections.renamed(str(data["id"]), str(data["name"]))
-
-    fanout.on_control("revoke", revoke)
-    fanout.on_control("room_added", room_added)
-    fanout.on_control("room_removed", room_removed)
-    fanout.on_control("renamed", renamed)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -270,105 +232,58 @@ def create_app(settings: Settings) -> web.Application:
     app.add_routes(health_routes(node.readiness))
     if node.render_metrics is not None and settings.metrics_token:
         # The public port serves /metrics only to its bearer; without a token, only the
-        # metrics listener (run) does.
+        # metrics listener (serve.py) does.
         app.add_routes([metrics_route(node.render_metrics, settings.metrics_token)])
     app.add_routes(node.rest.routes())
     app.add_routes(web_routes())
-    app.cleanup_ctx.append(_lifecycle)
-    app.on_shutdown.append(_close_sockets)
+    app.cleanup_ctx.extend(resources(node))
     return app
 
 
-async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    node = app[NODE]
-    try:
-        await node.cluster.start(START_TIMEOUT)
-        await node.broker.start(START_TIMEOUT)
-        await node.presence.start()
-        node.sockets.connections.lifetimes.start()
-        log.info("node %s started", node.settings.node_id)
-        yield
-    finally:
-        # Runs on a failed start too: nothing may be left running.
-        node.draining = True
-        await node.sockets.connections.lifetimes.stop()
-        await node.presence.stop()
-        await node.broker.stop()
-        await node.fanout.close()
-        await node.ordering.close()
-        await node.cluster.stop()
-        node.hasher.close()
-        await node.sockets.sio.shutdown()
-        log.info("node %s stopped", node.settings.node_id)
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+Step = Callable[[], Awaitable[None] | None]
 
 
-async def _close_sockets(app: web.Application) -> None:
-    """Let sends in progress finish, then drop every connection; clients reconnect to
-    another node (and retry what was refused, with the same ``cid``)."""
-    node = app[NODE]
-    node.draining = True
-    budget = shutdown_budget(node.settings)
-    await node.sockets.quiesce(timeout=budget["events"])
-    closed = await node.sockets.close_all(timeout=budget["transports"])
-    log.info("node %s closed %d sockets for shutdown", node.settings.node_id, closed)
+def resources(node: Node) -> list[CleanupCtx]:
+    """One cleanup context per resource, in start order (stopped in reverse)."""
+    cluster, broker, name = node.cluster, node.broker, node.settings.node_id
+    return [
+        resource("node", stop=lambda: log.info("node %s stopped", name)),
+        resource("socket.io server", stop=node.sockets.sio.shutdown),
+        resource("password hasher", stop=node.hasher.close),
+        resource("cluster client", lambda: cluster.start(START_TIMEOUT), stop=cluster.stop),
+        resource("ordering", stop=node.ordering.close),
+        resource("inbound dispatcher", stop=node.inbound.close),
+        resource("shard listeners", lambda: broker.start(START_TIMEOUT), stop=broker.stop),
+        resource("presence leases", node.presence.start, stop=node.presence.stop),
+        resource("token lifetimes", node.lifetimes.start, stop=node.lifetimes.stop),
+        # Stopped first: from then on readiness fails, whatever stops after it.
+        resource("readiness", lambda: log.info("node %s started", name), stop=node.drain),
+    ]
 
 
-async def run(settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT, then leave gracefully, as Kubernetes expects.
+def resource(name: str, start: Step | None = None, *, stop: Step) -> CleanupCtx:
+    """A cleanup context that starts a resource and stops it.  ``stop`` also runs when
+    ``start`` failed half-way (a start may leave tasks or connections behind)."""
 
-    1. readiness fails at once (load balancers stop sending new clients);
-    2. the node keeps serving for ``CHAT_DRAIN_SECONDS`` (requests already on their way);
-    3. shutdown, within what is left of ``CHAT_SHUTDOWN_TIMEOUT``: the listener closes, sends
-       in progress finish (acked, or refused as retriable), every transport is dropped so
-       clients reconnect elsewhere, HTTP requests still running get a short grace, tasks are
-       cancelled and awaited, pools closed.
-    """
-    running_loop.install()
-    app = create_app(settings)
-    budget = shutdown_budget(settings)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=budget["http"]
-    )
-    try:
-        await runner.setup()
-    except RuntimeError as exc:  # Redis unreachable for START_TIMEOUT: say so, no traceback
-        log.error("node %s could not start: %s", settings.node_id, exc)
-        raise SystemExit(1) from None
-    try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
-        log.info("node %s listening on %s:%d", settings.node_id, settings.host, settings.port)
-        render = app[NODE].render_metrics or (lambda: b"")
-        metrics = await start_metrics_listener(
-            render, settings.metrics_token, settings.host, settings.metrics_port
-        )
+    async def context(app: web.Application) -> AsyncIterator[None]:
         try:
-            await _until_stopped(app[NODE])
+            if start is not None:
+                await _maybe(start())
+            log.debug("%s started", name)
+            yield
         finally:
-            if metrics is not None:  # scraped through the drain, gone before the shutdown
-                await metrics.cleanup()
-    finally:
-        await runner.cleanup()
+            try:
+                await _maybe(stop())
+            except Exception:
+                log.exception("stopping %s failed", name)
+                raise  # aiohttp still stops the others, then reports every failure
+            log.debug("%s stopped", name)
+
+    context.__qualname__ = f"resource[{name}]"
+    return context
 
 
-async def _until_stopped(node: Node) -> None:
-    """Wait for SIGTERM/SIGINT, then drain: readiness fails at once, and requests already on
-    their way are still served for ``CHAT_DRAIN_SECONDS``."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    node.draining = True
-    log.info("node %s draining for %.1f s", node.settings.node_id, node.settings.drain_seconds)
-    await asyncio.sleep(node.settings.drain_seconds)
-
-
-def shutdown_budget(settings: Settings) -> dict[str, float]:
-    """Split what the shutdown timeout leaves after the drain between its steps.
-
-    aiohttp's own wait for running HTTP handlers must stay short: a connection accepted just
-    as the listener closes has its request ignored and would otherwise hold the exit for the
-    whole timeout.
-    """
-    rest = max(1.0, settings.shutdown_timeout - settings.drain_seconds)
-    return {"events": rest * 0.35, "transports": rest * 0.25, "http": rest * 0.3}
+async def _maybe(result: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(result):
+        await result

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(overrides: dict[str, str | None]) -> int:
     # Imported here: `chat token` and `chat --help` need none of the server's dependencies.
     from chat import logs
-    from chat.app import run
+    from chat.serve import run
 
     try:
         settings = config.load(overrides=overrides)

@@ -51,7 +51,8 @@ LAYERS = {
         "chat.core.*",
         "chat.adapters.*",
     ],
-    "chat.cli": ["chat", "chat.config", "chat.logs", "chat.app", "chat.dev", "chat.core.tokens"],
+    "chat.serve": ["chat.app", "chat.config", "chat.adapters.*"],
+    "chat.cli": ["chat", "chat.config", "chat.logs", "chat.serve", "chat.dev", "chat.core.tokens"],
     "chat.local*": ["chat.local*"],
     "chat.dev": ["chat.local*"],
 }
@@ -62,6 +63,7 @@ CONFINED = {
     "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning"],
     "aiohttp": [
         "chat.app",
+        "chat.serve",
         "chat.adapters.http",
         "chat.adapters.rest",
         "chat.cli",

@@ -20,7 +20,7 @@ from test_accounts import call
 
 from chat import keys
 from chat.adapters.rest import Rest
-from chat.core.api import SocketApi
+from chat.core.events import ClientEvents
 from chat.models import dm_room_id
 
 OK = "ok"
@@ -123,7 +123,7 @@ NAMES_NOTHING = {
 
 
 def _socket_events() -> set[str]:
-    return set(SocketApi.events(SocketApi.__new__(SocketApi)))
+    return set(ClientEvents.events(ClientEvents.__new__(ClientEvents)))
 
 
 def _rest_routes() -> set[tuple[str, str]]:

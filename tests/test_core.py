@@ -4,12 +4,13 @@ import asyncio
 
 import pytest
 
-from chat.core.fanout import Fanout
+from chat.core.controls import Renamed, Revoke, control, room_notice
+from chat.core.inbound import InboundDispatcher
 from chat.core.limiter import EventLimiter
 from chat.core.payloads import DmIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
-from chat.models import Delivery, Envelope, encode_envelope
+from chat.models import Delivery, Envelope, UserRecord, decode_json, encode_envelope
 from chat.refcount import RefCounts
 
 
@@ -71,7 +72,7 @@ def test_malformed_dm_payloads_are_invalid_requests(payload):
 
 async def test_fanout_routes_messages_events_and_controls_and_never_raises():
     delivery, messages = Recorder(), Messages()
-    fanout = Fanout(delivery, messages)
+    fanout = InboundDispatcher(delivery, messages)
     await fanout("user:a", b"not json")
     await fanout("user:a", encode_envelope(Envelope("ctl", "nope")))
     message = Envelope("emit", "message", {"text": "hi"}, room="r", seq=1)
@@ -82,19 +83,37 @@ async def test_fanout_routes_messages_events_and_controls_and_never_raises():
     assert delivery.emitted == [("room:r", "left", b'{"x":1}', "u")]
     calls = []
 
-    async def kick(channel, data):
-        calls.append((channel, data))
+    async def revoke(channel, notice):
+        calls.append((channel, notice))
 
-    async def broken(channel, data):
+    async def broken(channel, notice):
         raise RuntimeError("bug")
 
-    fanout.on_control("kick", kick)
-    fanout.on_control("broken", broken)
-    await fanout("user:a", encode_envelope(Envelope("ctl", "broken")))
-    await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "j"})))
-    await fanout("user:a", encode_envelope(Envelope("ctl", "kick", {"jti": "k"})))
+    fanout.on_control(Revoke, revoke)
+    fanout.on_control(Renamed, broken)
+    await fanout("user:a", encode_envelope(Envelope("ctl", "renamed", {"id": "a", "name": "A"})))
+    await fanout("user:a", encode_envelope(Envelope("ctl", "revoke", {"jti": "j"})))
+    # A control whose fields do not match its kind is dropped, never half-read.
+    await fanout("user:a", encode_envelope(Envelope("ctl", "revoke", {"jti": 7})))
+    later = Envelope("ctl", "revoke", {"jti": "k", "generation": 2})
+    await fanout("user:a", encode_envelope(later))
     await asyncio.gather(*fanout._tails.values())
-    assert calls == [("user:a", {"jti": "j"}), ("user:a", {"jti": "k"})]
+    assert calls == [("user:a", Revoke("j")), ("user:a", Revoke("k", generation=2))]
+
+
+def test_controls_keep_the_json_nodes_of_the_previous_release_read():
+    """Nodes of two releases run side by side during a rolling update."""
+    ann = UserRecord("ann", "ann@example.com", "Ann", 0)
+    assert decode_json(control("ann", Revoke("j", family="f"))[1]) == {
+        "kind": "ctl", "event": "revoke", "data": {"jti": "j", "family": "f"},
+    }  # fmt: skip
+    channel, payload = control("bob", room_notice("r1", ann, joined=False))
+    assert channel == "user:bob"
+    assert decode_json(payload)["event"] == "room_removed"
+    assert decode_json(payload)["data"] == {"room": "r1", "user": {"id": "ann", "name": "Ann"}}
+    assert decode_json(control("ann", Renamed("ann", "Anna"))[1])["data"] == {
+        "id": "ann", "name": "Anna",
+    }  # fmt: skip
 
 
 async def test_control_actions_do_not_block_the_listener_and_keep_their_order():
@@ -107,15 +126,14 @@ async def test_control_actions_do_not_block_the_listener_and_keep_their_order():
         await release.wait()
         order.append(data)
 
-    fanout = Fanout(Recorder(), Messages())
-    fanout.on_control("slow", slow)
+    fanout = InboundDispatcher(Recorder(), Messages())
+    fanout.on_control(Revoke, slow)
     for n in range(3):
-        await asyncio.wait_for(
-            fanout("user:a", encode_envelope(Envelope("ctl", "slow", n))), timeout=1
-        )
+        notice = Envelope("ctl", "revoke", {"jti": str(n)})
+        await asyncio.wait_for(fanout("user:a", encode_envelope(notice)), timeout=1)
     release.set()
     await asyncio.gather(*fanout._tails.values())
-    assert order == [0, 1, 2]
+    assert order == [Revoke("0"), Revoke("1"), Revoke("2")]
 
 
 class FakeBucket:

@@ -17,14 +17,14 @@ from test_rooms import room_id
 
 from chat import config, keys
 from chat.adapters.rest import Rest, check_rows
-from chat.core.api import SocketApi
+from chat.core.events import ClientEvents
 from chat.core.limiter import EventLimiter
 
 # --- the table covers everything ----------------------------------------------------------------
 
 
 def all_events() -> dict:
-    return SocketApi(*(None,) * 5).events()  # type: ignore[arg-type]
+    return ClientEvents(*(None,) * 5).events()  # type: ignore[arg-type]
 
 
 async def test_every_socket_event_spends_its_row_before_its_handler_runs():

@@ -10,10 +10,10 @@ from collections import defaultdict
 import pytest
 
 from chat.adapters.memory_broker import MemoryBroker, MemoryHub
-from chat.app import _controls
+from chat.core import controls
 from chat.core.accounts import Accounts
 from chat.core.connections import Conn, Connections
-from chat.core.fanout import Fanout
+from chat.core.inbound import InboundDispatcher
 from chat.core.lifetime import SESSION_END, Lifetimes
 from chat.core.passwords import PasswordHasher
 from chat.core.sessions import RefreshToken, Sessions
@@ -134,7 +134,7 @@ class Delivery:
         self.dropped += sorted(self.rooms.pop(room, ()))
 
 
-class Follow:
+class Subscriptions:
     """Follows channels on the memory broker; ``before``/``after`` run around subscribing."""
 
     def __init__(self, broker):
@@ -159,7 +159,7 @@ class Node:
 
     def __init__(self):
         self.limits, self.sign_ins, self.delivery = Limits(), SignIns(), Delivery()
-        self.fanout = Fanout(self.delivery, Ordering())
+        self.fanout = InboundDispatcher(self.delivery, Ordering())
         self.broker = MemoryBroker(MemoryHub(), self.fanout)
         tokens = TokenService(signing_key="s" * 32, issuer="chat")
         hasher = PasswordHasher(memory_cost=8192, time_cost=1, workers=1)
@@ -171,11 +171,11 @@ class Node:
             self.sign_ins, Users(), self.limits, tokens, self.broker, refresh_ttl=60,
             refresh_ip_rate=100,
         )  # fmt: skip
-        self.follow = Follow(self.broker)
+        self.follow = Subscriptions(self.broker)
         self.connections = Connections(
             accounts, Users(), Rooms(), self.follow, Ordering(), self.delivery, Presence()
         )
-        _controls(self.fanout, self.connections)
+        controls.register(self.fanout, self.connections)
         self.tokens = tokens
 
     async def settle(self):

@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from chat.core.fanout import Fanout
+from chat.core.inbound import InboundDispatcher
 from chat.core.messaging import Messaging
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
@@ -52,7 +52,7 @@ def node_collector(
     presence: Presence,
     order: Ordering,
     shards: Callable[[], dict[str, dict[str, Any]]],
-    fanout: Fanout,
+    inbound: InboundDispatcher,
     messaging: Messaging,
     local_deliveries: Callable[[], int] = lambda: 0,
 ) -> NodeCollector:
@@ -78,7 +78,7 @@ def node_collector(
             (
                 "chat_pubsub_received",
                 "payloads delivered to this node's sockets (from the shards, or local)",
-                lambda: fanout.received,
+                lambda: inbound.received,
             ),
             (
                 "chat_local_deliveries",

@@ -18,8 +18,8 @@ from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
 from chat.core.payloads import HistoryQuery, MessageBody, parse
-from chat.core.profile import Profile
 from chat.core.recovery import Recovery
+from chat.core.renaming import Renaming
 from chat.core.rooms import LOBBY, Rooms
 from chat.core.sessions import Sessions, SignedIn
 from chat.core.tokens import COOKIE, REFRESH_COOKIE, Claims, cookie_token
@@ -70,7 +70,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 @dataclass
 class Rest:
     accounts: Accounts
-    profile: Profile
+    renaming: Renaming
     messaging: Messaging
     rooms: Rooms
     recovery: Recovery
@@ -209,7 +209,7 @@ class Rest:
     async def rename(self, request: web.Request) -> web.Response:
         claims = await self._claims(request)
         body = await json_body(request)
-        user = await self.profile.rename(claims.sub, body.get("name"))
+        user = await self.renaming.rename(claims.sub, body.get("name"))
         return web.json_response({"user": user.private()})
 
     async def user(self, request: web.Request) -> web.Response:

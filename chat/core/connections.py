@@ -13,11 +13,11 @@ from typing import Any
 
 from chat import keys
 from chat.core.accounts import Accounts
-from chat.core.follow import Follow
 from chat.core.lifetime import Lifetimes
 from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
+from chat.core.subscriptions import Subscriptions
 from chat.models import UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
@@ -42,8 +42,9 @@ class Conn:
     channels: set[str] = field(default_factory=set)
     #: Users whose presence this socket watches.
     watching: frozenset[str] = frozenset()
-    #: Room records and DM peers' names, kept from the handshake for the ``session`` event.
-    known: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Room records and DM peers' names, read during the handshake for its ``session`` event
+    #: (cleared once sent).
+    session_rooms: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: See ``lock``; made on first use.
     _lock: asyncio.Lock | None = None
 
@@ -70,7 +71,7 @@ class Connections:
         accounts: Accounts,
         users: AccountStore,
         rooms: RoomStore,
-        follow: Follow,
+        subscriptions: Subscriptions,
         ordering: Ordering,
         delivery: LocalDelivery,
         presence: Presence,
@@ -85,7 +86,7 @@ class Connections:
         self._accounts = accounts
         self._users = users
         self._rooms = rooms
-        self._follow = follow
+        self._subscriptions = subscriptions
         self._ordering = ordering
         self._delivery = delivery
         self.by_sid: dict[str, Conn] = {}
@@ -103,9 +104,9 @@ class Connections:
         user = await self._accounts.me(claims.sub)
         conn = Conn(sid, user, claims.jti, claims.exp, claims.fam, claims.gen)
         conn.rooms = await self._rooms.user_rooms(user.id)
-        conn.known = await self._describe(user.id, conn.rooms)
+        conn.session_rooms = await self._describe(user.id, conn.rooms)
         conn.channels = {conn.user_channel, *filter(None, map(room_channel, conn.rooms))}
-        await self._follow.acquire(conn.channels)
+        await self._subscriptions.acquire(conn.channels)
         self.by_sid[sid] = conn
         self.by_user.setdefault(user.id, set()).add(sid)
         self.lifetimes.track(conn)
@@ -144,10 +145,10 @@ class Connections:
         for room_id in sorted(conn.rooms):
             if (channel := room_channel(room_id)) is not None:
                 self._delivery.enter(conn.sid, channel)
-            described = conn.known.get(room_id)
+            described = conn.session_rooms.get(room_id)
             if described is not None:
                 rooms.append({**described, "last_seq": self.pointer(conn, room_id)})
-        conn.known = {}
+        conn.session_rooms = {}
         return {"user": conn.user.private(), "rooms": rooms}
 
     def pointer(self, conn: Conn, room_id: str) -> int:
@@ -163,7 +164,7 @@ class Connections:
             self.by_user.pop(conn.user.id, None)
         async with conn.lock:
             channels, conn.channels, conn.rooms = conn.channels, set(), set()
-            await self._follow.release(channels)
+            await self._subscriptions.release(channels)
         await self._presence.disconnected(conn.user.id, conn.sid)
 
     # --- membership, on every node where the user has sockets ------------------------------
@@ -175,7 +176,7 @@ class Connections:
         """Follow one more channel for this socket (a watched user's presence)."""
         async with conn.lock:
             if conn.sid in self.by_sid and channel not in conn.channels:
-                await self._follow.acquire([channel])
+                await self._subscriptions.acquire([channel])
                 conn.channels.add(channel)
                 self._delivery.enter(conn.sid, local_room)
 
@@ -184,7 +185,7 @@ class Connections:
             if channel in conn.channels:
                 conn.channels.discard(channel)
                 self._delivery.leave(conn.sid, local_room)
-                await self._follow.release([channel])
+                await self._subscriptions.release([channel])
 
     async def renamed(self, user_id: str, name: str) -> None:
         """The user's new name, for the messages their local sockets send from now on."""
@@ -202,7 +203,7 @@ class Connections:
             conn.rooms.add(room_id)
             channel = room_channel(room_id)
             if channel is not None and channel not in conn.channels:
-                await self._follow.acquire([channel])
+                await self._subscriptions.acquire([channel])
                 conn.channels.add(channel)
                 self._delivery.enter(conn.sid, channel)
             return self.pointer(conn, room_id)
@@ -214,7 +215,7 @@ class Connections:
             if channel is not None and channel in conn.channels:
                 conn.channels.discard(channel)
                 self._delivery.leave(conn.sid, channel)
-                await self._follow.release([channel])
+                await self._subscriptions.release([channel])
 
     async def room_added(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         """Follow the room for each local socket of the user and tell each from which seq it

@@ -19,10 +19,11 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from chat import keys
+from chat.core.controls import Revoke
 from chat.errors import TOKEN_EXPIRED, TOKEN_REVOKED, unauthorized
 from chat.ports import LocalDelivery
 
@@ -43,13 +44,12 @@ def session_end(code: str) -> dict[str, str]:
     return {"code": code, "message": _MESSAGES[code]}
 
 
-def revoked_by(conn: Conn, notice: Mapping[str, Any]) -> bool:
+def revoked_by(conn: Conn, notice: Revoke) -> bool:
     """Whether a ``revoke`` notice concerns the socket's token."""
-    family, generation = notice.get("family"), notice.get("generation")
     return (
-        conn.jti == notice.get("jti")
-        or (bool(family) and conn.family == family)
-        or (isinstance(generation, int) and conn.gen < generation)
+        conn.jti == notice.jti
+        or (bool(notice.family) and conn.family == notice.family)
+        or (notice.generation is not None and conn.gen < notice.generation)
     )
 
 
@@ -99,7 +99,7 @@ class Lifetimes:
         await self.end(due, TOKEN_EXPIRED)
         return len(due)
 
-    async def revoke(self, conns: Iterable[Conn], notice: Mapping[str, Any]) -> int:
+    async def revoke(self, conns: Iterable[Conn], notice: Revoke) -> int:
         """End the sockets (of the user the notice came for) that it concerns; how many."""
         matched = [conn for conn in conns if revoked_by(conn, notice)]
         await self.end(matched, TOKEN_REVOKED)

@@ -16,6 +16,7 @@ from typing import Any
 
 from chat import keys
 from chat.core.connections import Conn, Connections, room_channel
+from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
 from chat.models import (
@@ -139,7 +140,7 @@ class Rooms:
         )
         if room is None:
             raise ChatError("room_exists", "a room with this id exists", 409)
-        await self._tell_user(creator.id, "room_added", room.id, creator)
+        await self._broker.publish(*control(creator.id, room_notice(room.id, creator, joined=True)))
         return room.wire(0)
 
     # --- membership --------------------------------------------------------------------------
@@ -198,17 +199,10 @@ class Rooms:
         return True
 
     async def _announce(self, user: UserRecord, room: Room, *, joined: bool) -> None:
-        await self._tell_user(user.id, "room_added" if joined else "room_removed", room.id, user)
+        notice = room_notice(room.id, user, joined=joined)
+        await self._broker.publish(*control(user.id, notice))
         channel = room_channel(room.id)
         if channel is not None:
             event = "joined" if joined else "left"
-            notice = Envelope("emit", event, _notice(room.id, user), skip_user=user.id)
-            await self._broker.publish(channel, encode_envelope(notice))
-
-    async def _tell_user(self, user_id: str, action: str, room_id: str, user: UserRecord) -> None:
-        control = Envelope("ctl", action, _notice(room_id, user))
-        await self._broker.publish(keys.user_channel(user_id), encode_envelope(control))
-
-
-def _notice(room_id: str, user: UserRecord) -> dict[str, Any]:
-    return {"room": room_id, "user": user.public()}
+            shown = Envelope("emit", event, notice.notice(), skip_user=user.id)
+            await self._broker.publish(channel, encode_envelope(shown))

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chat import keys
+from chat.core.controls import Revoke, control
 from chat.core.tokens import Claims, TokenService
 from chat.errors import TOKEN_REVOKED, rate_limited, unauthorized
-from chat.models import Envelope, UserRecord, encode_envelope
+from chat.models import UserRecord
 from chat.ports import AccountStore, Broker, Limits, SessionStore
 
 #: Seconds after a rotation during which the previous secret is a concurrent refresh, not a
@@ -139,7 +139,7 @@ class Sessions:
             int(REUSE_GRACE * 1000),
         )
         if outcome == "reused":
-            await self._announce(presented.user, {"family": presented.family})
+            await self._announce(presented.user, Revoke(family=presented.family))
             raise unauthorized(
                 "refresh token reused: this sign-in has ended, sign in again", reason=TOKEN_REVOKED
             )
@@ -158,19 +158,18 @@ class Sessions:
             await asyncio.gather(revoke, self._store.end(claims.sub, claims.fam))
         else:
             await revoke
-        await self._announce(claims.sub, {"jti": claims.jti, "family": claims.fam})
+        await self._announce(claims.sub, Revoke(claims.jti, family=claims.fam))
 
     async def logout_everywhere(self, claims: Claims) -> None:
         """End every sign-in of the user, every access token issued so far, every socket."""
         gen = await self._store.end_all(claims.sub)
         # "jti" too: a node of the previous release understands only that.
-        await self._announce(claims.sub, {"jti": claims.jti, "generation": gen})
+        await self._announce(claims.sub, Revoke(claims.jti, generation=gen))
 
-    async def _announce(self, user_id: str, data: dict[str, Any]) -> None:
+    async def _announce(self, user_id: str, notice: Revoke) -> None:
         """After the write: a node that re-checks a new socket after following the user's
         channel either reads the write or receives this (``Connections.open``)."""
-        notice = Envelope("ctl", "revoke", data)
-        await self._broker.publish(keys.user_channel(user_id), encode_envelope(notice))
+        await self._broker.publish(*control(user_id, notice))
 
     async def _limit(self, scope: str, ident: str, per_minute: int) -> None:
         _, wait = await self._limits.take(scope, ident, per_minute / 60, per_minute)

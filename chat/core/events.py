@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chat.core.connections import Conn
+from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.payloads import (
     DmIn,
@@ -24,29 +25,28 @@ from chat.core.payloads import (
     UsersIn,
     parse,
 )
-from chat.core.profile import Profile
 from chat.core.recovery import Recovery
+from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
-from chat.core.watch import Watch
 from chat.models import to_wire
 
 Handler = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class SocketApi:
+class ClientEvents:
     def __init__(
         self,
         messaging: Messaging,
         rooms: Rooms,
         recovery: Recovery,
-        watch: Watch,
-        profile: Profile,
+        member_presence: MemberPresence,
+        renaming: Renaming,
     ) -> None:
         self._messaging = messaging
         self._rooms = rooms
         self._recovery = recovery
-        self._watch = watch
-        self._profile = profile
+        self._member_presence = member_presence
+        self._renaming = renaming
 
     def events(self) -> dict[str, Handler]:
         return {
@@ -109,21 +109,21 @@ class SocketApi:
         return {"rooms": await self._recovery.sync(conn, req.rooms)}
 
     async def online(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"online": await self._watch.online(parse(payload, UsersIn).users)}
+        return {"online": await self._member_presence.online(parse(payload, UsersIn).users)}
 
     async def watch(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
-        return {"online": await self._watch.watch(conn, parse(payload, UsersIn).users)}
+        return {"online": await self._member_presence.watch(conn, parse(payload, UsersIn).users)}
 
     async def unwatch(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
-        await self._watch.unwatch(conn, parse(payload, UsersIn).users)
+        await self._member_presence.unwatch(conn, parse(payload, UsersIn).users)
         return {}
 
     async def members(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, MembersIn)
-        return await self._watch.members(conn, req.room, req.offset, req.limit)
+        return await self._member_presence.members(conn, req.room, req.offset, req.limit)
 
     async def rename(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
-        user = await self._profile.rename(conn.user.id, parse(payload, RenameIn).name)
+        user = await self._renaming.rename(conn.user.id, parse(payload, RenameIn).name)
         return {"user": user.public()}
 
     async def typing(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:

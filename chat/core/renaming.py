@@ -11,11 +11,12 @@ import asyncio
 
 from chat import keys
 from chat.core.accounts import Accounts
+from chat.core.controls import Renamed, control
 from chat.models import Envelope, UserRecord, encode_envelope, is_dm_room, peer_of
 from chat.ports import Broker, RoomStore
 
 
-class Profile:
+class Renaming:
     def __init__(self, accounts: Accounts, rooms: RoomStore, broker: Broker) -> None:
         self._accounts = accounts
         self._rooms = rooms
@@ -24,7 +25,6 @@ class Profile:
     async def rename(self, user_id: str, name: object) -> UserRecord:
         user = await self._accounts.rename(user_id, name)
         event = user.public()
-        own = Envelope("ctl", "renamed", event)
         shown = encode_envelope(Envelope("emit", "user", event, skip_user=user.id))
         channels = [keys.presence_channel(user.id)]
         for room_id in await self._rooms.user_rooms(user.id):
@@ -34,6 +34,6 @@ class Profile:
                     channels.append(keys.user_channel(peer))
             else:
                 channels.append(keys.room_channel(room_id))
-        await self._broker.publish(keys.user_channel(user.id), encode_envelope(own))
+        await self._broker.publish(*control(user.id, Renamed(user.id, user.name)))
         await asyncio.gather(*(self._broker.publish(ch, shown) for ch in channels))
         return user

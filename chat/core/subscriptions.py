@@ -13,14 +13,30 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
+from chat import keys
 from chat.core.ordering import Ordering
-from chat.ports import Broker
+from chat.models import is_dm_room
+from chat.ports import Broker, History, RoomStore
 
 #: baselines(channel) -> {room: last seq}, read from history once the channel is live.
 Baselines = Callable[[str], Awaitable[dict[str, int]]]
 
 
-class Follow:
+def history_baselines(rooms: RoomStore, history: History) -> Baselines:
+    """The rooms whose messages travel on a channel, with their last seqs: a room's channel
+    carries that room; a user's channel carries the user's DM rooms."""
+
+    async def baselines(channel: str) -> dict[str, int]:
+        kind, ident = keys.channel_entity(channel)
+        if kind == "room":
+            return await history.last_seqs([ident])
+        dms = [r for r in await rooms.user_rooms(ident) if is_dm_room(r)]
+        return await history.last_seqs(dms)
+
+    return baselines
+
+
+class Subscriptions:
     def __init__(self, broker: Broker, ordering: Ordering, baselines: Baselines) -> None:
         self._broker = broker
         self._ordering = ordering

@@ -2,8 +2,8 @@
 
 ``emit`` envelopes go to the local Socket.IO room named like the channel; room messages pass
 through ``Ordering`` first (in order, once).  ``ctl`` envelopes are actions for the node itself
-(registered by name).  The handler runs inside a shard's listener loop, so it never raises: a
-bad payload is logged and dropped.
+(the typed structs of ``controls.py``, one handler per kind).  The handler runs inside a
+shard's listener loop, so it never raises: a bad payload is logged and dropped.
 
 Hazard: a control action may wait on that same listener (following a room subscribes a
 channel, whose confirmation only the listener can read).  Actions therefore run as tasks,
@@ -15,29 +15,47 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
-from chat.core.ordering import Ordering
-from chat.models import Delivery, decode_envelope, decode_json
-from chat.ports import LocalDelivery
+from chat.core.controls import Control
+from chat.core.ordering import FETCH_LIMIT, Ordering
+from chat.models import Delivery, decode_envelope, message_delivery
+from chat.ports import History, LocalDelivery
 
 log = logging.getLogger(__name__)
 
-Control = Callable[[str, Any], Awaitable[None]]
+C = TypeVar("C", bound=Control)
 
 
-class Fanout:
+def room_ordering(delivery: LocalDelivery, history: History, hold_ms: int) -> Ordering:
+    """Room messages in seq order to the local sockets; gaps filled from history."""
+
+    async def deliver(channel: str, message: Delivery) -> None:
+        await delivery.emit_raw(channel, "message", message.raw)
+
+    async def fetch(room: str, after: int, upto: int) -> list[Delivery]:
+        found = await history.between(room, after, upto, FETCH_LIMIT)
+        return [message_delivery(m) for m in found]
+
+    return Ordering(deliver, fetch, hold=hold_ms / 1000)
+
+
+ControlHandler = Callable[[str, Any], Awaitable[None]]
+
+
+class InboundDispatcher:
     def __init__(self, delivery: LocalDelivery, ordering: Ordering) -> None:
         self._delivery = delivery
         self._ordering = ordering
-        self._controls: dict[str, Control] = {}
+        self._controls: dict[str, tuple[type[Control], ControlHandler]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last action queued per channel
         self.received = 0
 
-    def on_control(self, action: str, handler: Control) -> None:
-        self._controls[action] = handler
+    def on_control(self, kind: type[C], handler: Callable[[str, C], Awaitable[None]]) -> None:
+        """Run ``handler`` for each ``kind`` of control (core/controls.py) on any channel."""
+        self._controls[kind.ACTION] = (kind, handler)
 
     async def __call__(self, channel: str, payload: bytes) -> None:
         self.received += 1
@@ -50,8 +68,8 @@ class Fanout:
                 raw = bytes(envelope.data)
                 await self._delivery.emit_raw(channel, envelope.event, raw, envelope.skip_user)
             elif envelope.kind == "ctl" and envelope.event in self._controls:
-                data = decode_json(envelope.data)
-                self._queue(channel, self._controls[envelope.event], data)
+                kind, handler = self._controls[envelope.event]
+                self._queue(channel, handler, msgspec.json.decode(envelope.data, type=kind))
             else:
                 log.warning("dropped %s/%s on %s", envelope.kind, envelope.event, channel)
         except msgspec.DecodeError:
@@ -59,14 +77,14 @@ class Fanout:
         except Exception:
             log.exception("delivery failed on %s", channel)
 
-    def _queue(self, channel: str, action: Control, data: Any) -> None:
+    def _queue(self, channel: str, action: ControlHandler, data: Any) -> None:
         previous = self._tails.get(channel)
         task = asyncio.create_task(self._run(previous, channel, action, data))
         self._tails[channel] = task
         task.add_done_callback(lambda done: self._forget(channel, done))
 
     async def _run(
-        self, previous: asyncio.Task[None] | None, channel: str, action: Control, data: Any
+        self, previous: asyncio.Task[None] | None, channel: str, action: ControlHandler, data: Any
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # its outcome is its own business

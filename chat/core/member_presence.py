@@ -20,7 +20,7 @@ from chat.ports import RoomStore
 WATCH_MAX = 1000
 
 
-class Watch:
+class MemberPresence:
     def __init__(
         self,
         presence: Presence,
