@@ -28,7 +28,7 @@ from chat import config
 from chat.localnet import Access, pick_free_ports
 from chat.localredis import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 NAMESPACE = "chat"
 #: The oldest Kubernetes the manifests support, and the newest schema the pinned
