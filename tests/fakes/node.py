@@ -43,6 +43,7 @@ from fakes.sessions import MemorySessions
 
 #: Every event's row, high enough that only the limits' own tests meet them.
 OPEN_LIMITS = dict.fromkeys(config.EVENT_LIMITS, (1000.0, 1000))
+MINT = object()
 
 
 @dataclass
@@ -107,9 +108,10 @@ class MemoryNode:
         while self.fanout._tails:
             await asyncio.gather(*self.fanout._tails.values())
 
-    async def connect(self, user_id: str, token: str | None = None) -> Client:
-        """A handshake as the Socket.IO adapter runs it: open, then ``session``."""
-        if token is None:
+    async def connect(self, user_id: str, token: object = MINT) -> Client:
+        """A handshake as the Socket.IO adapter runs it: open, then ``session``; with a token
+        minted for the user unless one is given."""
+        if token is MINT:
             user = self.world.accounts.records[user_id]
             token = self.world.tokens.issue(user.id, user.name)[0]
         sid = f"sid{next(self._ids)}"
