@@ -65,7 +65,12 @@ class MemoryNode:
     _ids = itertools.count(1)
 
     def __init__(
-        self, world: World, node_id: str = "n1", *, limits: dict[str, Any] | None = None
+        self,
+        world: World,
+        node_id: str = "n1",
+        *,
+        limits: dict[str, Any] | None = None,
+        per_user: int = 0,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -77,7 +82,9 @@ class MemoryNode:
             w.accounts, w.limits, hasher, w.tokens, login_ip_rate=100, sessions=w.sessions,
             clock=w.clock,
         )  # fmt: skip
-        self.presence = Presence(MemoryPresence(w.presence, node_id), self.broker, clock=w.clock)
+        self.presence = Presence(
+            MemoryPresence(w.presence, node_id), self.broker, per_user=per_user, clock=w.clock
+        )
         follow = Follow(self.broker, self.ordering, _baselines(w.rooms, w.history))
         self.limiter = EventLimiter(w.limits, {**OPEN_LIMITS, **(limits or {})}, clock=w.clock)
         self.connections = Connections(

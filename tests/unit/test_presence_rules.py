@@ -47,9 +47,7 @@ async def test_a_reconnect_within_the_grace_period_does_not_flap(node, other, wo
 
 
 async def test_connections_per_user_are_bounded_across_nodes(world):
-    one, two = (MemoryNode(world, n) for n in ("n1", "n2"))
-    for node in (one, two):
-        node.presence._per_user = 2
+    one, two = (MemoryNode(world, n, per_user=2) for n in ("n1", "n2"))
     await one.connect("ann")
     await two.connect("ann")
     with pytest.raises(ChatError) as err:
