@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+from fakes.node import MemoryNode
 
 #: Per event: payloads of the wrong shape (docs/protocol.md, "Events (client → server)").
 BAD = {
@@ -94,8 +95,6 @@ async def test_a_rule_broken_is_answered_with_its_code_and_changes_nothing(
 
 
 async def test_each_event_spends_its_own_row(world):
-    from fakes.node import MemoryNode
-
     node = MemoryNode(world, limits={"online": (0.001, 1)})
     ann = await node.connect("ann")
     assert (await ann.call("online", {"users": ["bob"]}))["ok"]
