@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-lb test test-deps lint types bench clean
+.PHONY: run run-lb test unit test-deps lint types bench clean
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run-lb: $(STAMP)
 ## test: install, then lint, type-check and run the whole test suite
 test: $(STAMP) test-deps lint types
 	$(BIN)/python -m pytest
+
+## unit: the fast tier only (tests/unit: in-memory fakes, no servers, no processes), no lint
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
 
 # Chromium, nginx and shellcheck from the OS packages when possible (see the script).
 test-deps:

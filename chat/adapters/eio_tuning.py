@@ -21,7 +21,7 @@
 
 Hazard: ``poll`` replaces a method of the library.  It is applied only to the python-engineio
 series it was written against (``SERIES``); on another one the library's own ``poll`` stays
-and a log line says so.  ``tests/test_eio_tuning.py`` holds both polls, over both queues, to
+and a log line says so.  ``tests/unit/test_eio_tuning.py`` holds both polls, over both queues, to
 the same behaviour, and every Socket.IO test runs over them.
 """
 

@@ -221,7 +221,7 @@ def hide_server_version() -> None:
     """Answer ``Server: chat`` instead of ``Python/3.x aiohttp/3.x``: versions only help an
     attacker pick an exploit.  Hazard: aiohttp fills the header from this module global for
     every response, even a 400 for an unparsable request that no middleware sees, so the
-    global is what must change (tests/test_http_hardening.py checks it still works)."""
+    global is what must change (tests/e2e/test_http_hardening.py checks it still works)."""
     web_response.SERVER_SOFTWARE = SERVER  # type: ignore[attr-defined]
 
 

@@ -9,7 +9,7 @@ for 3.11: the loop that is running in this thread is remembered, forgotten after
 asked of asyncio's own lookup whenever it is not running any more or another thread asks.
 
 Hazard: it replaces functions of the asyncio package (``install``).  Only on 3.11, where the
-check exists; ``tests/test_running_loop.py`` holds the replacement to the original's answers.
+check exists; ``tests/unit/test_running_loop.py`` holds the replacement to the original's answers.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ RESERVED_EVENTS = frozenset(
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         # Hazard: python-socketio's private hook, the one place every client EVENT passes
-        # (pinned to python-socketio 5.x in setup.cfg; tests/test_authz_matrix.py proves it).
+        # (pinned to python-socketio 5.x in setup.cfg; tests/e2e/test_authz_matrix.py proves it).
         name = data[0] if data else None
         if not isinstance(name, str) or name in RESERVED_EVENTS:
             if id is not None:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Make the nodes in CLUSTER_NODES one Redis Cluster, whatever state they are in; safe to run
 # any number of times.  Run by the Job chat-redis-init (job.yaml) with valkey-cli, getent
-# and a POSIX sh, as in the valkey/valkey image; tests/test_deploy.py runs it on local
+# and a POSIX sh, as in the valkey/valkey image; tests/e2e/test_deploy.py runs it on local
 # servers.
 #
 #   all nodes fresh (no slots, know only themselves)  -> valkey-cli --cluster create

@@ -184,7 +184,7 @@ async def fail_node(
     await until(progress, lambda: all(c.sessions > sessions[c.name][0] for c in moved))
     print(f"  its clients were back in {loop.time() - started:.1f} s")
     await until(progress, lambda: all(len(s.acked) >= acked[id(s)] + 3 for s in senders))
-    # The exit code is not asserted here (tests/test_e2e_lifecycle.py does): behind nginx a
+    # The exit code is not asserted here (tests/e2e/test_e2e_lifecycle.py does): behind nginx a
     # node can overstay its shutdown, see chat/data/nginx/chat.conf.template on keepalive.
     code = await stopped
     print(f"  it exited ({code}) after {loop.time() - started:.1f} s")

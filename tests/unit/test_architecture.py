@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 #: chat modules (glob patterns) and the chat modules they may import.
 LAYERS = {
@@ -134,3 +134,22 @@ def test_shardring_stands_alone(module: str, path: Path):
         top = name.split(".")[0]
         assert top in ("shardring", "mmh3", "__future__") or top in sys.stdlib_module_names
         assert top not in ("asyncio", "redis", "chat"), f"{module} imports {name}"
+
+
+#: What the unit tier and the fakes it runs on may not import (tests/README.md): Redis and its
+#: fixtures, node processes and their clients, load balancer, browser, subprocesses.  The tier
+#: then starts nothing, whatever its tests do.
+UNIT_FORBIDDEN = [
+    "redis", "redis.*", "redis_fixtures", "stack", "sioclient", "lb_fixtures", "browser",
+    "subprocess", "playwright", "playwright.*", "socketio", "chat.local*", "devstack", "devstack.*",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*(ROOT / "tests" / "unit").glob("*.py"), *(ROOT / "tests" / "fakes").glob("*.py")]),
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_the_unit_tier_starts_nothing(path: Path):
+    for name in imports(path, path.stem):
+        assert not allowed(name, UNIT_FORBIDDEN), f"{path.name} imports {name}"

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import subprocess
 import sys
 import textwrap
 
 import aiohttp
 from stack import start_stack
-
-from chat.logs import FloodGuard
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJlLXZhbHVl"
 
@@ -39,39 +36,6 @@ def test_socketio_records_are_printed_once_and_scrubbed():
         assert len(mine) == 1, done.stderr
         assert "<token>" in mine[0] and "<hidden>" in mine[0]
     assert TOKEN not in done.stderr and "hunter2" not in done.stderr
-
-
-def record(line: int = 1) -> logging.LogRecord:
-    return logging.LogRecord("engineio.server", logging.ERROR, "x.py", line, "bad %s", ("p",), None)
-
-
-def test_flood_guard_bounds_each_call_site_and_counts_what_it_dropped():
-    now = [0.0]
-    guard = FloodGuard(burst=3, period=10.0, clock=lambda: now[0])
-    passed = [guard.filter(record()) for _ in range(100)]
-    assert passed == [True] * 3 + [False] * 97
-    assert guard.filter(record(line=2))  # another call site has its own budget
-    now[0] += 10.0
-    later = record()
-    assert guard.filter(later)
-    assert later.getMessage() == "bad p [97 more like this dropped]"
-    assert not guard.filter(record())
-
-
-def test_a_call_site_prints_one_traceback_a_while_then_one_line_summaries():
-    guard = FloodGuard(burst=5, period=1.0, clock=lambda: 0.0)
-    shown = []
-    for i in range(3):
-        try:
-            raise ValueError(f"bad packet {i} 100%")
-        except ValueError:
-            rec = logging.LogRecord("engineio.server", 40, "x.py", 7, "%s failed", ("m",), None)
-            rec.exc_info = sys.exc_info()
-        assert guard.filter(rec)
-        shown.append(rec)
-    assert shown[0].exc_info is not None
-    assert all(r.exc_info is None for r in shown[1:])
-    assert shown[2].getMessage() == "m failed [ValueError: bad packet 2 100%; traceback as before]"
 
 
 async def test_malformed_packets_in_a_loop_add_a_bounded_number_of_log_lines(

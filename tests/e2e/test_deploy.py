@@ -28,7 +28,7 @@ from chat import config
 from chat.localnet import Access, pick_free_ports
 from chat.localredis import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 NAMESPACE = "chat"
 #: The oldest Kubernetes the manifests support, and the newest schema the pinned
@@ -816,7 +816,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     missing = [p for p in needed if not _in_context(p, rules)]
     assert not missing, f".dockerignore leaves out what the build needs: {missing}"
     kept_out = [
-        ".git/HEAD", ".venv/bin/python", "tests/test_deploy.py", ".data/dev/x", "bench/x.py",
+        ".git/HEAD", ".venv/bin/python", "tests/e2e/test_deploy.py", ".data/dev/x", "bench/x.py",
         "node_modules/x/index.js", "chat/__pycache__/app.cpython-311.pyc", ".mypy_cache/x",
         ".ruff_cache/x", ".pytest_cache/x", "k8s/kustomization.yaml", "bench/results/raw/x",
         "chat_cluster.egg-info/PKG-INFO", "docs/deploy.md", "Dockerfile",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(os.environ.get("CHAT_BENCH_HARNESS", ROOT.parent / "shared" / "bench"))
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import yaml
 
 from chat import config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = {"CHAT_SHARDS": "s0=redis://127.0.0.1:7000", "CHAT_CLUSTER": "127.0.0.1:7100"}
 GOOD = {**BASE, "CHAT_JWT_SECRET": secrets.token_urlsafe(32)}
 SECRET_ENVS = [o.env for o in config.OPTIONS if o.secret]

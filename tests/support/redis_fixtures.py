@@ -1,6 +1,6 @@
 """Pytest fixtures backed by real local Redis/Valkey servers (see chat.localcluster).
 
-Import them into tests/conftest.py::
+Imported by the conftest.py of tests/integration and tests/e2e (never by tests/unit)::
 
     from redis_fixtures import make_fleet, redis_clean, redis_fleet, redis_fleet_acl
 

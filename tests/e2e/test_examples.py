@@ -25,7 +25,7 @@ from test_accounts import call
 
 from chat.localnodes import ChatNodeProcess
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ECHO_BOT = EXAMPLES / "bots" / "echo_bot.py"
 LOAD_BOT = EXAMPLES / "bots" / "load_bot.py"
 JS_CLIENT = EXAMPLES / "js-client"

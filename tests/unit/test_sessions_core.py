@@ -8,8 +8,8 @@ import asyncio
 from collections import defaultdict
 
 import pytest
+from fakes import MemoryBroker, MemoryHub
 
-from chat.adapters.memory_broker import MemoryBroker, MemoryHub
 from chat.core import controls
 from chat.core.accounts import Accounts
 from chat.core.connections import Conn, Connections

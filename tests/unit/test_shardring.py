@@ -27,7 +27,7 @@ from shardring import (
     node_point,
 )
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "shardring.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "shardring.md"
 SHARDS_A = [f"shard{i}" for i in range(4)]
 WEIGHTS_B = {"shard0": 1, "shard1": 1, "shard2": 2}
 

@@ -1,0 +1,27 @@
+"""In-memory implementations of every port of ``chat/ports.py``, honest to the contracts written
+there and to what the Redis adapters do, for the unit tier (tests/unit) and the contract suite
+that runs the same checks over a fake and its Redis adapter (tests/integration)."""
+
+from fakes.accounts import MemoryAccounts
+from fakes.broker import MemoryBroker, MemoryHub
+from fakes.clock import Clock
+from fakes.delivery import MemoryDelivery
+from fakes.history import MemoryHistory
+from fakes.limits import MemoryLimits
+from fakes.presence import MemoryPresence, PresenceState
+from fakes.rooms import MemoryRooms
+from fakes.sessions import MemorySessions
+
+__all__ = [
+    "Clock",
+    "MemoryAccounts",
+    "MemoryBroker",
+    "MemoryDelivery",
+    "MemoryHistory",
+    "MemoryHub",
+    "MemoryLimits",
+    "MemoryPresence",
+    "MemoryRooms",
+    "MemorySessions",
+    "PresenceState",
+]

@@ -1,0 +1,42 @@
+"""``AccountStore`` in memory: users by id, accounts by email key (the key is unique)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chat.models import Account, UserRecord
+
+
+class MemoryAccounts:
+    def __init__(self) -> None:
+        self.records: dict[str, UserRecord] = {}
+        self.accounts: dict[str, Account] = {}
+
+    def add(self, user_id: str, name: str | None = None) -> UserRecord:
+        """A user without an account (what most use-case tests need)."""
+        user = UserRecord(user_id, f"{user_id}@example.com", name or user_id.title())
+        self.records[user_id] = user
+        return user
+
+    async def create(self, user: UserRecord, email_key: str, password_hash: str) -> bool:
+        if email_key in self.accounts:
+            return False
+        self.records[user.id] = user
+        self.accounts[email_key] = Account(user.id, password_hash)
+        return True
+
+    async def account(self, email_key: str) -> Account | None:
+        return self.accounts.get(email_key)
+
+    async def set_password_hash(self, email_key: str, password_hash: str) -> None:
+        self.accounts[email_key] = Account(self.accounts[email_key].user_id, password_hash)
+
+    async def user(self, user_id: str) -> UserRecord | None:
+        return self.records.get(user_id)
+
+    async def users(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
+        return {u: self.records[u] for u in user_ids if u in self.records}
+
+    async def set_name(self, user_id: str, name: str) -> None:
+        user = self.records[user_id]
+        self.records[user_id] = UserRecord(user.id, user.email, name, user.created)

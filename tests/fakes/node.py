@@ -1,0 +1,146 @@
+"""Nodes over the fakes, wired like ``chat/app.py`` wires them (``build_node``), and clients that
+call events the way the Socket.IO adapter does: what the unit tests of the use cases drive.
+
+``World`` is what the nodes share (the cluster's stores, the shards, one clock); each
+``MemoryNode`` has its own sockets, channels, ordering and presence incarnation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from chat import config
+from chat.core import controls
+from chat.core.accounts import Accounts
+from chat.core.connections import Conn, Connections
+from chat.core.events import ClientEvents
+from chat.core.inbound import InboundDispatcher, room_ordering
+from chat.core.limiter import EventLimiter
+from chat.core.member_presence import MemberPresence
+from chat.core.messaging import Messaging
+from chat.core.passwords import PasswordHasher
+from chat.core.presence import Presence
+from chat.core.recovery import Recovery
+from chat.core.renaming import Renaming
+from chat.core.rooms import Rooms
+from chat.core.subscriptions import Subscriptions, history_baselines
+from chat.core.tokens import TokenService
+from chat.errors import ChatError
+from fakes.accounts import MemoryAccounts
+from fakes.broker import MemoryBroker, MemoryHub
+from fakes.clock import Clock
+from fakes.delivery import MemoryDelivery
+from fakes.history import MemoryHistory
+from fakes.limits import MemoryLimits
+from fakes.presence import MemoryPresence, PresenceState
+from fakes.rooms import MemoryRooms
+from fakes.sessions import MemorySessions
+
+#: Every event's row, high enough that only the limits' own tests meet them.
+OPEN_LIMITS = dict.fromkeys(config.EVENT_LIMITS, (1000.0, 1000))
+MINT = object()
+
+
+@dataclass
+class World:
+    clock: Clock = field(default_factory=Clock)
+    hub: MemoryHub = field(default_factory=MemoryHub)
+    accounts: MemoryAccounts = field(default_factory=MemoryAccounts)
+
+    def __post_init__(self) -> None:
+        self.history = MemoryHistory(self.clock)
+        self.presence = PresenceState(self.clock)
+        self.rooms = MemoryRooms(self.accounts, self.presence, clock=self.clock)
+        self.limits = MemoryLimits(self.clock)
+        self.sessions = MemorySessions(self.clock)
+        self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
+
+
+class MemoryNode:
+    _ids = itertools.count(1)
+
+    def __init__(
+        self,
+        world: World,
+        node_id: str = "n1",
+        *,
+        limits: dict[str, Any] | None = None,
+        per_user: int = 0,
+    ) -> None:
+        self.world, w = world, world
+        self.delivery = MemoryDelivery()
+        self.ordering = room_ordering(self.delivery, w.history, hold_ms=50)
+        self.fanout = InboundDispatcher(self.delivery, self.ordering)
+        self.broker = MemoryBroker(w.hub, self.fanout)
+        hasher = PasswordHasher(memory_cost=8192, time_cost=1, workers=1)
+        self.accounts = Accounts(
+            w.accounts, w.limits, hasher, w.tokens, login_ip_rate=100, sessions=w.sessions,
+            clock=w.clock,
+        )  # fmt: skip
+        self.presence = Presence(
+            MemoryPresence(w.presence, node_id), self.broker, per_user=per_user, clock=w.clock
+        )
+        follow = Subscriptions(self.broker, self.ordering, history_baselines(w.rooms, w.history))
+        self.limiter = EventLimiter(w.limits, {**OPEN_LIMITS, **(limits or {})}, clock=w.clock)
+        self.connections = Connections(
+            self.accounts, w.accounts, w.rooms, follow, self.ordering, self.delivery,
+            self.presence, self.limiter,
+        )  # fmt: skip
+        self.rooms = Rooms(w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits)
+        self.messaging = Messaging(
+            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
+        )
+        self.recovery = Recovery(w.history, self.rooms, self.connections)
+        self.watch = MemberPresence(self.presence, self.connections, self.rooms, w.rooms)
+        self.profile = Renaming(self.accounts, w.rooms, self.broker)
+        controls.register(self.fanout, self.connections)
+        api = ClientEvents(self.messaging, self.rooms, self.recovery, self.watch, self.profile)
+        self.events = self.limiter.guard(api.events())
+
+    async def settle(self) -> None:
+        """Wait for the control actions queued so far (and those they queue)."""
+        while self.fanout._tails:
+            await asyncio.gather(*self.fanout._tails.values())
+
+    async def connect(self, user_id: str, token: object = MINT) -> Client:
+        """A handshake as the Socket.IO adapter runs it: open, then ``session``; with a token
+        minted for the user unless one is given."""
+        if token is MINT:
+            user = self.world.accounts.records[user_id]
+            token = self.world.tokens.issue(user.id, user.name)[0]
+        sid = f"sid{next(self._ids)}"
+        conn = await self.connections.open(sid, token)
+        await self.settle()
+        await self.delivery.emit_to(sid, "session", self.connections.enter(conn))
+        return Client(self, sid, conn)
+
+
+@dataclass
+class Client:
+    node: MemoryNode
+    sid: str
+    conn: Conn
+
+    async def call(self, event: str, payload: Any) -> dict[str, Any]:
+        """The ack, as ``SocketServer._event`` builds it; then every node settles."""
+        try:
+            ack = {"ok": True, **await self.node.events[event](self.conn, payload)}
+        except ChatError as exc:
+            ack = {"ok": False, "error": exc.to_wire()}
+        await self.node.settle()
+        return ack
+
+    def events(self, name: str | None = None) -> list[Any]:
+        return self.node.delivery.events(self.sid, name)
+
+    def clear(self) -> None:
+        self.node.delivery.received.pop(self.sid, None)
+
+    async def close(self) -> None:
+        await self.node.connections.close(self.conn)
+        self.node.delivery.rooms = {
+            room: sids - {self.sid} for room, sids in self.node.delivery.rooms.items()
+        }
