@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from chat import config
-from chat.localnet import Access, pick_free_ports
-from chat.localredis import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
+from devstack.net import pick_free_ports
+from devstack.redis_client import Access
+from devstack.redis_server import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"

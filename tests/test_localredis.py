@@ -1,4 +1,4 @@
-"""Real-server tests of chat.localredis / chat.localcluster (no mocks)."""
+"""Real-server tests of devstack.redis_server / devstack.cluster (no mocks)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import redis
 from redis.cluster import RedisCluster
 
 import chat
-from chat.localcluster import RedisFleet
-from chat.localnet import RedisReplyError
-from chat.localredis import (
+from devstack.cluster import RedisFleet
+from devstack.redis_client import RedisReplyError
+from devstack.redis_server import (
     RedisBinaryNotFound,
     RedisProcess,
     RedisStartError,
@@ -256,8 +256,8 @@ def test_interrupted_start_leaves_no_process() -> None:
 
 _ORPHAN_PARENT = """
 import sys, time
-from chat.localnet import pick_free_ports
-from chat.localredis import RedisProcess, find_redis_binaries
+from devstack.net import pick_free_ports
+from devstack.redis_server import RedisProcess, find_redis_binaries
 server = RedisProcess(find_redis_binaries(), pick_free_ports(1)[0], sys.argv[1])
 server.start()
 print(server.pid, flush=True)

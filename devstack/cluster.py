@@ -1,6 +1,7 @@
-"""A local fleet: N standalone pub/sub shards plus a Redis Cluster, for ``chat dev`` and tests.
+"""A local fleet: N standalone pub/sub shards plus a Redis Cluster, for ``python -m devstack``
+and tests.
 
-Imports the stdlib, redis-py, :mod:`chat.localnet` and :mod:`chat.localredis`.  Everything is
+Imports the stdlib, redis-py and the other :mod:`devstack` modules.  Everything is
 started concurrently (spawn all, then wait), stopped in parallel, and stopped at interpreter
 exit as a safety net.
 
@@ -24,22 +25,21 @@ from types import TracebackType
 
 from redis.crc import key_slot
 
-from chat.localnet import (
+from devstack.net import pick_free_ports
+from devstack.procs import log_tail, stop_all
+from devstack.redis_client import (
     Access,
     LocalRedisError,
     TlsFiles,
     cluster_problem,
     node_role,
-    pick_free_ports,
     slot_owner,
 )
-from chat.localredis import (
+from devstack.redis_server import (
     RedisBinaries,
     RedisProcess,
     RedisStartError,
     find_redis_binaries,
-    log_tail,
-    stop_all,
 )
 
 PortSpec = int | Sequence[int] | None  # None: pick free ports; int: base port; list: explicit
@@ -58,12 +58,12 @@ class RedisFleet:
     """``shards`` pub/sub servers (shard0..) + a cluster of ``masters`` x (1 + ``replicas``).
 
     ``node_timeout_ms`` (cluster-node-timeout) defaults to 2000 ms so a killed master is
-    failed over within a few seconds in tests and ``chat dev``; production uses ~15000.
+    failed over within a few seconds in tests and the dev stack; production uses ~15000.
     ``persistent=False`` runs in a temp dir (inside ``data_dir`` if given) removed on stop;
     ``persistent=True`` needs ``data_dir``, keeps it and enables the AOF on cluster nodes.
     Shards never persist: they carry pub/sub only.  ``username``/``password``: every server
     requires them (an ACL user, or ``requirepass`` without a username); ``tls``: every server
-    speaks TLS only (needs a server built with TLS, see chat.localtls).
+    speaks TLS only (needs a server built with TLS, see devstack.tls).
     """
 
     def __init__(
