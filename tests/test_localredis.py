@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-import chat
+import devstack
 from devstack.cluster import RedisFleet
 from devstack.redis_client import RedisReplyError
 from devstack.redis_server import (
@@ -268,7 +268,7 @@ time.sleep(60)
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_server_dies_with_sigkilled_parent(tmp_path: Path) -> None:
-    paths = [str(Path(chat.__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
+    paths = [str(Path(devstack.__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     argv = [sys.executable, "-c", _ORPHAN_PARENT, str(tmp_path / "orphan")]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as parent:
