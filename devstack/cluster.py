@@ -13,19 +13,17 @@ persistent cluster comes back on the ports recorded in its nodes.conf files).
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from redis.crc import key_slot
 
-from devstack.net import pick_free_ports
+from devstack.net import PortSpec, fleet_ports, port_list
 from devstack.procs import log_tail, stop_all
 from devstack.redis_client import (
     Access,
@@ -41,17 +39,6 @@ from devstack.redis_server import (
     RedisStartError,
     find_redis_binaries,
 )
-
-PortSpec = int | Sequence[int] | None  # None: pick free ports; int: base port; list: explicit
-
-
-def _ports(spec: PortSpec, count: int) -> list[int] | None:
-    if spec is None:
-        return None
-    ports = list(range(spec, spec + count)) if isinstance(spec, int) else list(spec)
-    if len(ports) != count:
-        raise ValueError(f"need {count} ports, got {ports}")
-    return ports
 
 
 class RedisFleet:
@@ -92,8 +79,8 @@ class RedisFleet:
         self.node_timeout_ms = node_timeout_ms
         self.n_shards, self.masters_count, self.replicas_per_master = shards, masters, replicas
         self._data_dir_arg = Path(data_dir) if data_dir is not None else None
-        self._shard_spec = _ports(shard_ports, shards)
-        self._cluster_spec = _ports(cluster_ports, masters * (1 + replicas))
+        self._shard_spec = port_list(shard_ports, shards)
+        self._cluster_spec = port_list(cluster_ports, masters * (1 + replicas))
         self._binaries = binaries
         self.access = Access(username, password, tls)
         self._tempdir: Path | None = None
@@ -170,7 +157,14 @@ class RedisFleet:
     def _build(self) -> None:
         binaries = self._binaries or find_redis_binaries()
         root = self._root_dir()
-        shard_ports, cluster_ports = self._resolve_ports(root)
+        shard_ports, cluster_ports = fleet_ports(
+            root / "fleet.json" if self.persistent else None,
+            self._shard_spec,
+            self._cluster_spec,
+            shards=self.n_shards,
+            nodes=self.masters_count * (1 + self.replicas_per_master),
+            host=self.host,
+        )
         node_args = [
             *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
             *("--cluster-node-timeout", str(self.node_timeout_ms)),
@@ -214,37 +208,6 @@ class RedisFleet:
             )
         self.data_dir = root.resolve()
         return self.data_dir
-
-    def _resolve_ports(self, root: Path) -> tuple[list[int], list[int]]:
-        n_nodes = self.masters_count * (1 + self.replicas_per_master)
-        saved_path = root / "fleet.json"
-        saved = (
-            json.loads(saved_path.read_text()) if self.persistent and saved_path.exists() else {}
-        )
-        stored = saved.get("cluster_ports")
-        if stored and (len(stored) != n_nodes or self._cluster_spec not in (None, stored)):
-            # nodes.conf pins every node's address: other ports would leave the nodes unable
-            # to find each other, and a different topology cannot be loaded at all.
-            raise ValueError(
-                f"{root} holds a cluster on ports {stored}; use those ports and topology "
-                "or remove the directory"
-            )
-        cluster = (
-            stored
-            or self._cluster_spec
-            or pick_free_ports(n_nodes, host=self.host, cluster_bus=True)
-        )
-        stored_shards = saved.get("shard_ports")
-        if self._shard_spec is not None:
-            shards = self._shard_spec
-        elif stored_shards and len(stored_shards) == self.n_shards:
-            shards = stored_shards
-        else:
-            busy = [*cluster, *(p + 10000 for p in cluster)]
-            shards = pick_free_ports(self.n_shards, host=self.host, exclude=busy)
-        if self.persistent:
-            saved_path.write_text(json.dumps({"shard_ports": shards, "cluster_ports": cluster}))
-        return list(shards), list(cluster)
 
     # ------------------------------------------------------------------ cluster
 

@@ -1,12 +1,18 @@
-"""Free ports for the local servers.  Stdlib only."""
+"""Ports for the local servers: free ones, and those a fleet was given or recorded.  Stdlib
+only."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 _PORT_LOW, _PORT_HIGH = 12000, 22767  # port + 10000 stays below the ephemeral range (32768+)
+
+
+PortSpec = int | Sequence[int] | None  # None: pick free ports; int: base port; list: explicit
 
 
 class PortError(RuntimeError):
@@ -52,3 +58,52 @@ def pick_free_ports(
     if len(chosen) != count:
         raise PortError(f"could not find {count} free ports on {host}")
     return chosen
+
+
+def port_list(spec: PortSpec, count: int) -> list[int] | None:
+    """``count`` ports from ``spec``; None if they are to be picked."""
+    if spec is None:
+        return None
+    ports = list(range(spec, spec + count)) if isinstance(spec, int) else list(spec)
+    if len(ports) != count:
+        raise ValueError(f"need {count} ports, got {ports}")
+    return ports
+
+
+def fleet_ports(
+    record: Path | None,
+    shard_spec: list[int] | None,
+    cluster_spec: list[int] | None,
+    *,
+    shards: int,
+    nodes: int,
+    host: str,
+) -> tuple[list[int], list[int]]:
+    """The (shard, cluster node) ports of a fleet: a persistent fleet's ``record``
+    (fleet.json) wins for the cluster, then the ports given, then free ones; the result is
+    written back to ``record``."""
+    saved = json.loads(record.read_text()) if record is not None and record.exists() else {}
+    stored = saved.get("cluster_ports")
+    if (
+        record is not None
+        and stored
+        and (len(stored) != nodes or cluster_spec not in (None, stored))
+    ):
+        # nodes.conf pins every node's address: other ports would leave the nodes unable
+        # to find each other, and a different topology cannot be loaded at all.
+        raise ValueError(
+            f"{record.parent} holds a cluster on ports {stored}; use those ports and topology "
+            "or remove the directory"
+        )
+    cluster = stored or cluster_spec or pick_free_ports(nodes, host=host, cluster_bus=True)
+    stored_shards = saved.get("shard_ports")
+    if shard_spec is not None:
+        shard_ports = shard_spec
+    elif stored_shards and len(stored_shards) == shards:
+        shard_ports = stored_shards
+    else:
+        busy = [*cluster, *(p + 10000 for p in cluster)]
+        shard_ports = pick_free_ports(shards, host=host, exclude=busy)
+    if record is not None:
+        record.write_text(json.dumps({"shard_ports": shard_ports, "cluster_ports": cluster}))
+    return list(shard_ports), list(cluster)
