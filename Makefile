@@ -14,13 +14,14 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install --quiet -e '.[dev,test]'
 	touch $(STAMP)
 
-## run: install, then start the local demo stack (3 shards, 6-node cluster, 2 chat nodes)
+## run: install, then start the local demo stack (3 shards, 6-node cluster, 2 chat nodes);
+## devstack/ runs from the checkout (it is not installed: not in the wheel, not in the image)
 run: $(STAMP)
-	$(BIN)/chat dev
+	$(BIN)/python -m devstack
 
 ## run-lb: like run, with nginx in front on http://localhost:8000 (needs the nginx package)
 run-lb: $(STAMP)
-	$(BIN)/chat dev --lb
+	$(BIN)/python -m devstack --lb
 
 ## test: install, then lint, type-check and run the whole test suite
 test: $(STAMP) test-deps lint types
@@ -39,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy shardring chat
+	$(BIN)/mypy shardring chat devstack
 
 ## bench: this server against peer-python and peer-node, same run, same machine (slow)
 bench: $(STAMP)

@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/idle.py --connections 5000
 
-Starts its own Redis fleet and one chat node (the same code as ``chat dev``), registers a few
-users, measures the node's RSS, opens the connections with the official socket.io-client
+Starts its own Redis fleet and one chat node (devstack, the same code as ``make run``),
+registers a few users, measures the node's RSS, opens the connections with the official socket.io-client
 (from the benchmark harness's node_modules), waits for every ``session``, measures again, and
 prints one JSON line; then the same against ``idle_floor.py`` (python-socketio and aiohttp
 with no application code), the floor those libraries set.
@@ -22,9 +22,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnodes import ChatNodeProcess, node_env
+if __package__ in (None, ""):  # run as a script: devstack runs from the checkout, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nodes import ChatNodeProcess, node_env
 
 HARNESS = Path(
     os.environ.get("CHAT_BENCH_HARNESS", Path(__file__).resolve().parents[2] / "shared" / "bench")

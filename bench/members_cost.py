@@ -21,10 +21,14 @@ import json
 import random
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: devstack runs from the checkout, not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 import socketio
@@ -35,10 +39,10 @@ from chat.adapters.cluster_presence import ClusterPresence
 from chat.adapters.cluster_rooms import ClusterRooms
 from chat.adapters.cluster_roster import ClusterRoster
 from chat.core.tokens import TokenService
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnodes import ChatNodeProcess, node_env
 from chat.models import UserRecord
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nodes import ChatNodeProcess, node_env
 
 PAGE = 100
 CHUNK = 500

@@ -1,4 +1,7 @@
-"""``chat`` command: ``serve`` a node, run the local ``dev`` stack, mint a dev ``token``."""
+"""``chat`` command: ``serve`` a node, mint a ``token`` with the local stack's secret.
+
+The local stack itself is not part of the server: ``python -m devstack`` (``make run``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from pathlib import Path
 
 from chat import config
 
+#: Where ``python -m devstack`` keeps its state and the JWT secret it made (its DATA_DIR and
+#: SECRET_FILE; tests/e2e/test_devstack.py checks they agree: chat does not import devstack).
 DEV_DATA_DIR = Path(".data/dev")
+DEV_SECRET_FILE = "jwt_secret"  # noqa: S105 - a file name, not a secret
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,20 +38,6 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         )
 
 
-def _dev_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    dev = sub.add_parser("dev", help="run a local stack: Redis shards + cluster + chat nodes")
-    dev.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR, help="state kept between runs")
-    dev.add_argument("--nodes", type=int, default=2, help="chat nodes to start (default 2)")
-    dev.add_argument("--port", type=int, default=8001, help="port of the first chat node")
-    dev.add_argument("--redis-port", type=int, default=7100, help="first Redis port")
-    dev.add_argument(
-        "--lb",
-        action="store_true",
-        help="also run nginx (from your OS packages) in front of the nodes, with sticky sessions",
-    )
-    dev.add_argument("--lb-port", type=int, default=8000, help="nginx's port (default 8000)")
-
-
 def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     token = sub.add_parser("token", help="mint a token for an existing user with the dev secret")
     token.add_argument("--user", required=True, help="user id (the token's sub)")
@@ -57,7 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
-    _dev_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -101,13 +92,12 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def token(args: argparse.Namespace) -> int:
     from chat.core.tokens import TokenService
-    from chat.dev import SECRET_FILE
 
-    secret_path = args.data_dir / SECRET_FILE
+    secret_path = args.data_dir / DEV_SECRET_FILE
     secret = os.environ.get("CHAT_JWT_SECRET")
     if not secret:
         if not secret_path.exists():
-            print(f"chat token: no {secret_path}; start `chat dev` first", file=sys.stderr)
+            print(f"chat token: no {secret_path}; start `make run` first", file=sys.stderr)
             return 2
         secret = secret_path.read_text().strip()
     tokens = TokenService(
@@ -121,17 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve({opt.name: getattr(args, opt.name) for opt in config.OPTIONS})
-    if args.command == "token":
-        return token(args)
-    from chat.dev import run_dev
-
-    return run_dev(
-        args.data_dir,
-        nodes=args.nodes,
-        port=args.port,
-        redis_port=args.redis_port,
-        lb_port=args.lb_port if args.lb else None,
-    )
+    return token(args)
 
 
 if __name__ == "__main__":

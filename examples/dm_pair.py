@@ -1,4 +1,5 @@
-"""Two python-socketio clients on two nodes of `chat dev` exchange a direct message.
+"""Two python-socketio clients on two nodes of `make run` (`python -m devstack`) exchange a
+direct message.
 
     python examples/dm_pair.py
     python examples/dm_pair.py --urls http://127.0.0.1:8001,http://127.0.0.1:8002

@@ -9,7 +9,7 @@ import pytest
 from redis_fixtures import make_fleet, redis_clean, redis_fleet, redis_fleet_acl  # noqa: F401
 from stack import Stack, start_stack
 
-from chat.localcluster import RedisFleet
+from devstack.cluster import RedisFleet
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from chat import config
-from chat.localnet import Access, pick_free_ports
-from chat.localredis import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
+from devstack.net import pick_free_ports
+from devstack.redis_client import Access
+from devstack.redis_server import RedisBinaries, RedisProcess, find_redis_binaries, stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -819,7 +820,8 @@ def test_dockerignore_keeps_the_context_small() -> None:
         ".git/HEAD", ".venv/bin/python", "tests/e2e/test_deploy.py", ".data/dev/x", "bench/x.py",
         "node_modules/x/index.js", "chat/__pycache__/app.cpython-311.pyc", ".mypy_cache/x",
         ".ruff_cache/x", ".pytest_cache/x", "k8s/kustomization.yaml", "bench/results/raw/x",
-        "chat_cluster.egg-info/PKG-INFO", "docs/deploy.md", "Dockerfile",
+        "chat_cluster.egg-info/PKG-INFO", "docs/deploy.md", "Dockerfile", "devstack/run.py",
+        "devstack/data/nginx/chat.conf.template",
     ]  # fmt: skip
     leaked = [p for p in kept_out if _in_context(p, rules)]
     assert not leaked, f".dockerignore lets these into the build context: {leaked}"

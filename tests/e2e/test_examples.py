@@ -23,7 +23,7 @@ from sioclient import Client, connected
 from stack import Stack, new_user_id, register, start_stack
 from test_accounts import call
 
-from chat.localnodes import ChatNodeProcess
+from devstack.nodes import ChatNodeProcess
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ECHO_BOT = EXAMPLES / "bots" / "echo_bot.py"

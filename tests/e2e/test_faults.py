@@ -13,7 +13,7 @@ from test_accounts import call
 from test_rooms import make_room
 
 from chat import keys
-from chat.localcluster import RedisFleet
+from devstack.cluster import RedisFleet
 
 pytestmark = pytest.mark.slow
 

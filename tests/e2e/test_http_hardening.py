@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from stack import Stack, new_user_id, start_stack
 
-from chat.localnet import pick_free_ports
-from chat.localnodes import ChatNodeProcess, node_env
+from devstack.net import pick_free_ports
+from devstack.nodes import ChatNodeProcess, node_env
 
 #: Ways to spell /metrics that a careless router or proxy might still map to it.
 METRICS_SPELLINGS = [

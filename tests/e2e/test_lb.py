@@ -1,4 +1,4 @@
-"""A real nginx (chat/data/nginx/chat.conf.template) in front of real chat nodes: websocket and
+"""A real nginx (devstack/data/nginx/chat.conf.template) in front of real chat nodes: websocket and
 long-polling clients, sticky sessions, a graceful stop and a kill -9 under load."""
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from lb_fixtures import (
 from stack import Stack, register
 from test_accounts import call
 
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnginx import LB_COOKIE, NODE_COOKIE, NginxError, NginxProcess, render_config
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nginx import LB_COOKIE, NODE_COOKIE, NginxError, NginxProcess, render_config
 
 
 def test_the_rendered_config_passes_nginx_t(tmp_path: Path):
@@ -185,7 +185,7 @@ async def fail_node(
     print(f"  its clients were back in {loop.time() - started:.1f} s")
     await until(progress, lambda: all(len(s.acked) >= acked[id(s)] + 3 for s in senders))
     # The exit code is not asserted here (tests/e2e/test_e2e_lifecycle.py does): behind nginx a
-    # node can overstay its shutdown, see chat/data/nginx/chat.conf.template on keepalive.
+    # node can overstay its shutdown, see devstack/data/nginx/chat.conf.template on keepalive.
     code = await stopped
     print(f"  it exited ({code}) after {loop.time() - started:.1f} s")
     assert all(len(c.disconnects) > sessions[c.name][1] for c in moved)

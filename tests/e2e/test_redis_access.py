@@ -20,10 +20,10 @@ from chat import config, logs
 from chat.adapters.cluster import Cluster
 from chat.adapters.redis_common import RedisAccess, redis_access
 from chat.adapters.sharded_broker import ShardedBroker
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnodes import ChatNodeProcess, node_env
-from chat.localtls import find_tls_binaries, make_tls_files
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nodes import ChatNodeProcess, node_env
+from devstack.tls import find_tls_binaries, make_tls_files
 
 BASE = {"CHAT_SHARDS": "s0=redis://127.0.0.1:7000", "CHAT_CLUSTER": "127.0.0.1:7100"}
 BASE["CHAT_JWT_SECRET"] = "j" * 40

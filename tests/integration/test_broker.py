@@ -14,7 +14,7 @@ from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 from stack import new_user_id
 
 from chat.adapters.sharded_broker import ShardedBroker
-from chat.localcluster import RedisFleet
+from devstack.cluster import RedisFleet
 
 TIMEOUT = 10.0
 

@@ -12,8 +12,8 @@ from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 from chat import keys
 from chat.adapters.cluster import Cluster
 from chat.adapters.cluster_history import ClusterHistory
-from chat.localcluster import RedisFleet
 from chat.models import UserRef
+from devstack.cluster import RedisFleet
 
 ANN = UserRef("ann", "Ann")
 

@@ -13,7 +13,7 @@ from test_broker import TIMEOUT, node
 
 from chat.adapters import peers as peers_module
 from chat.adapters.peers import PREFIX, Peers
-from chat.localcluster import RedisFleet
+from devstack.cluster import RedisFleet
 
 
 @pytest.fixture(params=["open"])

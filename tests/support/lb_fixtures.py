@@ -19,10 +19,10 @@ from sioclient import call_unless_gone
 from stack import Stack, start_stack
 
 from chat import keys
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnginx import NginxError, NginxProcess, find_nginx
-from chat.localredis import log_tail
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nginx import NginxError, NginxProcess, find_nginx
+from devstack.procs import log_tail
 
 CALL_TIMEOUT = 10.0
 

@@ -1,4 +1,4 @@
-"""Pytest fixtures backed by real local Redis/Valkey servers (see chat.localcluster).
+"""Pytest fixtures backed by real local Redis/Valkey servers (see devstack.cluster).
 
 Imported by the conftest.py of tests/integration and tests/e2e (never by tests/unit)::
 
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from chat.adapters.redis_common import RedisAccess
-from chat.localcluster import RedisFleet
+from devstack.cluster import RedisFleet
 
 #: ``redis_clean`` variants: the open fleet, and one with an ACL user and a password.
 AUTH_VARIANTS = ("open", "acl")

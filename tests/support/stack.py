@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chat.core.tokens import TokenService
-from chat.localcluster import RedisFleet
-from chat.localnet import pick_free_ports
-from chat.localnodes import ChatNodeProcess, node_env
+from devstack.cluster import RedisFleet
+from devstack.net import pick_free_ports
+from devstack.nodes import ChatNodeProcess, node_env
 
 
 @dataclass

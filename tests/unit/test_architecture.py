@@ -52,9 +52,36 @@ LAYERS = {
         "chat.adapters.*",
     ],
     "chat.serve": ["chat.app", "chat.config", "chat.adapters.*"],
-    "chat.cli": ["chat", "chat.config", "chat.logs", "chat.serve", "chat.dev", "chat.core.tokens"],
-    "chat.local*": ["chat.local*"],
-    "chat.dev": ["chat.local*"],
+    "chat.cli": ["chat", "chat.config", "chat.logs", "chat.serve", "chat.core.tokens"],
+}
+
+#: The development stack (devstack/, not in the wheel): its modules and the devstack modules
+#: they may import.  It never imports chat (nor chat devstack): it starts `python -m chat
+#: serve` as a process and talks to it over HTTP, as a deployment does.
+DEVSTACK_LAYERS = {
+    "devstack": [],
+    "devstack.procs": [],
+    "devstack.net": [],
+    "devstack.redis_client": [],
+    "devstack.redis_server": ["devstack.procs", "devstack.redis_client"],
+    "devstack.tls": ["devstack.redis_client", "devstack.redis_server"],
+    "devstack.cluster": [
+        "devstack.net",
+        "devstack.procs",
+        "devstack.redis_client",
+        "devstack.redis_server",
+    ],
+    "devstack.nodes": ["devstack.net", "devstack.procs"],
+    "devstack.nginx": ["devstack.procs"],
+    "devstack.run": [
+        "devstack.cluster",
+        "devstack.net",
+        "devstack.nginx",
+        "devstack.nodes",
+        "devstack.procs",
+        "devstack.redis_client",
+    ],
+    "devstack.__main__": ["devstack.run"],
 }
 
 #: Third-party packages that only some modules may import.
@@ -69,7 +96,13 @@ CONFINED = {
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],
-    "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
+    "redis": [
+        "chat.adapters.redis_*",
+        "chat.adapters.cluster*",
+        "devstack.redis_client",
+        "devstack.cluster",
+    ],
+    "cryptography": ["devstack.tls"],  # TLS files for local servers; the server uses jwt's
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],
     "prometheus_client": ["chat.adapters.metrics"],
@@ -109,10 +142,10 @@ def allowed(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def rule_for(module: str) -> list[str]:
-    matches = [p for p in LAYERS if fnmatch.fnmatchcase(module, p)]
-    assert matches, f"{module} has no layer in LAYERS: add it (and to docs/architecture.md)"
-    return LAYERS[max(matches, key=len)]  # the most specific pattern wins
+def rule_for(module: str, layers: dict[str, list[str]] = LAYERS) -> list[str]:
+    matches = [p for p in layers if fnmatch.fnmatchcase(module, p)]
+    assert matches, f"{module} has no layer: add it (and to docs/architecture.md)"
+    return layers[max(matches, key=len)]  # the most specific pattern wins
 
 
 @pytest.mark.parametrize(("module", "path"), modules("chat"), ids=str)
@@ -120,10 +153,35 @@ def test_chat_modules_import_only_their_allowed_layers(module: str, path: Path):
     permitted = rule_for(module)
     for name in imports(path, module):
         top = name.split(".")[0]
+        assert top != "devstack", f"{module} imports {name}: the server never needs devstack"
         if top == "chat":
             assert name == module or allowed(name, permitted), f"{module} imports {name}"
         elif top in CONFINED:
             assert allowed(module, CONFINED[top]), f"{module} may not import {top}"
+
+
+@pytest.mark.parametrize(("module", "path"), modules("devstack"), ids=str)
+def test_devstack_modules_import_only_their_allowed_layers(module: str, path: Path):
+    permitted = rule_for(module, DEVSTACK_LAYERS)
+    for name in imports(path, module):
+        top = name.split(".")[0]
+        assert top not in ("chat", "shardring"), f"{module} imports {name}: start a process"
+        if top == "devstack":
+            assert name == module or allowed(name, permitted), f"{module} imports {name}"
+        elif top in CONFINED:
+            assert allowed(module, CONFINED[top]), f"{module} may not import {top}"
+
+
+def test_devstack_is_not_in_the_wheel():
+    """The development stack runs from the checkout: setup.cfg packages chat and shardring
+    only (the Dockerfile's build checks that the image cannot import it)."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    included = cfg["options.packages.find"]["include"].split()
+    assert not any(fnmatch.fnmatchcase("devstack", p) for p in included), included
+    assert "find_spec('devstack') is None" in (ROOT / "Dockerfile").read_text()
 
 
 @pytest.mark.parametrize(("module", "path"), modules("shardring"), ids=str)

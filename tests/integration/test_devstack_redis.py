@@ -1,4 +1,4 @@
-"""Real-server tests of chat.localredis / chat.localcluster (no mocks)."""
+"""Real-server tests of devstack.redis_server / devstack.cluster (no mocks)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-import chat
-from chat.localcluster import RedisFleet
-from chat.localnet import RedisReplyError
-from chat.localredis import (
+import devstack
+from devstack.cluster import RedisFleet
+from devstack.redis_client import RedisReplyError
+from devstack.redis_server import (
     RedisBinaryNotFound,
     RedisProcess,
     RedisStartError,
@@ -256,8 +256,8 @@ def test_interrupted_start_leaves_no_process() -> None:
 
 _ORPHAN_PARENT = """
 import sys, time
-from chat.localnet import pick_free_ports
-from chat.localredis import RedisProcess, find_redis_binaries
+from devstack.net import pick_free_ports
+from devstack.redis_server import RedisProcess, find_redis_binaries
 server = RedisProcess(find_redis_binaries(), pick_free_ports(1)[0], sys.argv[1])
 server.start()
 print(server.pid, flush=True)
@@ -268,7 +268,7 @@ time.sleep(60)
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
 def test_server_dies_with_sigkilled_parent(tmp_path: Path) -> None:
-    paths = [str(Path(chat.__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
+    paths = [str(Path(devstack.__file__).parent.parent), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
     argv = [sys.executable, "-c", _ORPHAN_PARENT, str(tmp_path / "orphan")]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as parent:

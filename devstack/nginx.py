@@ -1,10 +1,11 @@
-"""nginx as a local load balancer in front of the chat nodes, for ``chat dev --lb`` and tests.
+"""nginx as a local load balancer in front of the chat nodes, for ``python -m devstack --lb``
+and tests.
 
-Renders ``chat/data/nginx/chat.conf.template`` and runs Debian's nginx unprivileged as our own
-child process: ``daemon off``, one worker, the pid file, logs and temp files in directories
-we own (nothing under /etc, /run or /var).  Stopped by pid like the Redis servers of
-:mod:`chat.localredis` (and told by the kernel to stop if we die).  Imports the stdlib and
-``chat.local*`` only.
+Renders ``devstack/data/nginx/chat.conf.template`` and runs Debian's nginx unprivileged as our
+own child process: ``daemon off``, one worker, the pid file, logs and temp files in
+directories we own (nothing under /etc, /run or /var).  A
+:class:`~devstack.procs.ProcessHandle` like the Redis servers (and told by the kernel to stop
+if we die).  Imports the stdlib and :mod:`devstack.procs` only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import functools
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from chat.localredis import die_with_parent, log_tail, wait_ready
+from devstack.procs import ProcessHandle
 
 NGINX_ENV = "CHAT_NGINX"
 INSTALL_HINT = "install it with `apt-get install nginx` or point CHAT_NGINX at an nginx binary"
@@ -144,10 +144,15 @@ def render_config(config: LbConfig, template: Path = TEMPLATE) -> str:
     return _PLACEHOLDER.sub(substitute, text)
 
 
-class NginxProcess:
+class NginxProcess(ProcessHandle):
     """nginx on ``port`` in front of ``backends``; everything it writes stays in ``run_dir``
     (``nginx.conf``, ``nginx.pid``, ``tmp/``) and ``log_dir`` (``access.log``, ``error.log``;
-    default: ``run_dir``)."""
+    default: ``run_dir``).  ``stop()`` is nginx's fast shutdown (SIGTERM: the master stops
+    its worker and exits); a SIGKILL goes to the process group, master and worker."""
+
+    start_error = NginxError
+    start_timeout = 10.0
+    stop_timeout = 5.0
 
     def __init__(
         self,
@@ -163,9 +168,9 @@ class NginxProcess:
         self.config = LbConfig(
             port, list(backends), run_dir, (log_dir or run_dir).resolve(), **options
         )
+        super().__init__(f"nginx on port {port}", self.error_log)
         self.binary = binary
         self.conf_path = run_dir / "nginx.conf"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> NginxProcess:
         return self.start()
@@ -193,14 +198,6 @@ class NginxProcess:
     def error_log(self) -> Path:
         return self.config.log_dir / "error.log"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def argv(self, *extra: str) -> list[str]:
         binary = self.binary or find_nginx()
         argv = [str(binary), "-p", f"{self.config.run_dir}/", "-c", str(self.conf_path)]
@@ -208,12 +205,18 @@ class NginxProcess:
             argv += ["-e", str(self.error_log)]
         return argv + list(extra)
 
+    def cwd(self) -> Path:
+        return self.config.run_dir
+
     def write_config(self) -> None:
         self.binary = self.binary or find_nginx()
         for name in _TEMP_DIRS:
             (self.config.run_dir / "tmp" / name).mkdir(parents=True, exist_ok=True)
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(render_config(self.config))
+
+    def prepare(self) -> None:
+        self.write_config()
 
     def check_config(self) -> str:
         """``nginx -t`` on the rendered file; its output, or NginxError with it."""
@@ -223,30 +226,9 @@ class NginxProcess:
             raise NginxError(f"nginx -t failed:\n{out.stderr}{out.stdout}")
         return out.stderr + out.stdout
 
-    def spawn(self) -> None:
-        if self.alive:
-            raise NginxError(f"nginx is already running (pid {self.pid})")
-        self.write_config()
-        with self.error_log.open("ab") as log:
-            self._proc = subprocess.Popen(
-                self.argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.config.run_dir,
-                start_new_session=True,  # its workers share our child's process group
-                preexec_fn=die_with_parent(),  # noqa: PLW1509 - see chat.localredis._die_with_parent
-            )
-
-    def wait_ready(self, timeout: float = 10.0) -> None:
-        """Until *our* nginx listens: its pid file names our child (nginx writes it after
-        binding its sockets) and the port accepts a connection."""
-        problem = wait_ready(self._proc, self._listening, timeout)
-        if problem is not None:
-            self.stop()
-            raise NginxError(f"nginx on port {self.port} {problem}:\n{log_tail(self.error_log)}")
-
-    def _listening(self) -> bool:
+    def ready(self) -> bool:
+        """*Our* nginx listens: its pid file names our child (nginx writes it after binding
+        its sockets) and the port accepts a connection."""
         try:
             pid = int((self.config.run_dir / "nginx.pid").read_text().strip())
         except (OSError, ValueError):
@@ -258,24 +240,3 @@ class NginxProcess:
                 return True
         except OSError:
             return False
-
-    def start(self, timeout: float = 10.0) -> NginxProcess:
-        self.spawn()
-        self.wait_ready(timeout)
-        return self
-
-    def stop(self, timeout: float = 5.0) -> int | None:
-        """SIGTERM (nginx's fast shutdown: the master stops its worker and exits), then
-        SIGKILL to the process group (master and worker) if it overstays; reaps the master."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                # The master is unreaped, so its pid (= the group id) cannot have been reused.
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        return proc.returncode

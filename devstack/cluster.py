@@ -1,6 +1,7 @@
-"""A local fleet: N standalone pub/sub shards plus a Redis Cluster, for ``chat dev`` and tests.
+"""A local fleet: N standalone pub/sub shards plus a Redis Cluster, for ``python -m devstack``
+and tests.
 
-Imports the stdlib, redis-py, :mod:`chat.localnet` and :mod:`chat.localredis`.  Everything is
+Imports the stdlib, redis-py and the other :mod:`devstack` modules.  Everything is
 started concurrently (spawn all, then wait), stopped in parallel, and stopped at interpreter
 exit as a safety net.
 
@@ -12,58 +13,44 @@ persistent cluster comes back on the ports recorded in its nodes.conf files).
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 from redis.crc import key_slot
 
-from chat.localnet import (
+from devstack.net import PortSpec, fleet_ports, port_list
+from devstack.procs import log_tail, stop_all
+from devstack.redis_client import (
     Access,
     LocalRedisError,
     TlsFiles,
     cluster_problem,
     node_role,
-    pick_free_ports,
     slot_owner,
 )
-from chat.localredis import (
+from devstack.redis_server import (
     RedisBinaries,
     RedisProcess,
     RedisStartError,
     find_redis_binaries,
-    log_tail,
-    stop_all,
 )
-
-PortSpec = int | Sequence[int] | None  # None: pick free ports; int: base port; list: explicit
-
-
-def _ports(spec: PortSpec, count: int) -> list[int] | None:
-    if spec is None:
-        return None
-    ports = list(range(spec, spec + count)) if isinstance(spec, int) else list(spec)
-    if len(ports) != count:
-        raise ValueError(f"need {count} ports, got {ports}")
-    return ports
 
 
 class RedisFleet:
     """``shards`` pub/sub servers (shard0..) + a cluster of ``masters`` x (1 + ``replicas``).
 
     ``node_timeout_ms`` (cluster-node-timeout) defaults to 2000 ms so a killed master is
-    failed over within a few seconds in tests and ``chat dev``; production uses ~15000.
+    failed over within a few seconds in tests and the dev stack; production uses ~15000.
     ``persistent=False`` runs in a temp dir (inside ``data_dir`` if given) removed on stop;
     ``persistent=True`` needs ``data_dir``, keeps it and enables the AOF on cluster nodes.
     Shards never persist: they carry pub/sub only.  ``username``/``password``: every server
     requires them (an ACL user, or ``requirepass`` without a username); ``tls``: every server
-    speaks TLS only (needs a server built with TLS, see chat.localtls).
+    speaks TLS only (needs a server built with TLS, see devstack.tls).
     """
 
     def __init__(
@@ -92,8 +79,8 @@ class RedisFleet:
         self.node_timeout_ms = node_timeout_ms
         self.n_shards, self.masters_count, self.replicas_per_master = shards, masters, replicas
         self._data_dir_arg = Path(data_dir) if data_dir is not None else None
-        self._shard_spec = _ports(shard_ports, shards)
-        self._cluster_spec = _ports(cluster_ports, masters * (1 + replicas))
+        self._shard_spec = port_list(shard_ports, shards)
+        self._cluster_spec = port_list(cluster_ports, masters * (1 + replicas))
         self._binaries = binaries
         self.access = Access(username, password, tls)
         self._tempdir: Path | None = None
@@ -170,7 +157,14 @@ class RedisFleet:
     def _build(self) -> None:
         binaries = self._binaries or find_redis_binaries()
         root = self._root_dir()
-        shard_ports, cluster_ports = self._resolve_ports(root)
+        shard_ports, cluster_ports = fleet_ports(
+            root / "fleet.json" if self.persistent else None,
+            self._shard_spec,
+            self._cluster_spec,
+            shards=self.n_shards,
+            nodes=self.masters_count * (1 + self.replicas_per_master),
+            host=self.host,
+        )
         node_args = [
             *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
             *("--cluster-node-timeout", str(self.node_timeout_ms)),
@@ -214,37 +208,6 @@ class RedisFleet:
             )
         self.data_dir = root.resolve()
         return self.data_dir
-
-    def _resolve_ports(self, root: Path) -> tuple[list[int], list[int]]:
-        n_nodes = self.masters_count * (1 + self.replicas_per_master)
-        saved_path = root / "fleet.json"
-        saved = (
-            json.loads(saved_path.read_text()) if self.persistent and saved_path.exists() else {}
-        )
-        stored = saved.get("cluster_ports")
-        if stored and (len(stored) != n_nodes or self._cluster_spec not in (None, stored)):
-            # nodes.conf pins every node's address: other ports would leave the nodes unable
-            # to find each other, and a different topology cannot be loaded at all.
-            raise ValueError(
-                f"{root} holds a cluster on ports {stored}; use those ports and topology "
-                "or remove the directory"
-            )
-        cluster = (
-            stored
-            or self._cluster_spec
-            or pick_free_ports(n_nodes, host=self.host, cluster_bus=True)
-        )
-        stored_shards = saved.get("shard_ports")
-        if self._shard_spec is not None:
-            shards = self._shard_spec
-        elif stored_shards and len(stored_shards) == self.n_shards:
-            shards = stored_shards
-        else:
-            busy = [*cluster, *(p + 10000 for p in cluster)]
-            shards = pick_free_ports(self.n_shards, host=self.host, exclude=busy)
-        if self.persistent:
-            saved_path.write_text(json.dumps({"shard_ports": shards, "cluster_ports": cluster}))
-        return list(shards), list(cluster)
 
     # ------------------------------------------------------------------ cluster
 

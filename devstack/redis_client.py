@@ -1,5 +1,5 @@
-"""Talking to the local servers: short-lived redis-py clients, cluster health probes and
-free-port picking.  Uses redis-py; nothing else from ``chat``.
+"""Talking to the local Redis/Valkey servers: how they are protected (:class:`Access`),
+short-lived redis-py clients, and cluster health probes.  Uses redis-py and the stdlib.
 
 Every call opens its own client and closes it again, with retries off and a hard timeout:
 there is no pool state to go stale across the kill/restart/SIGSTOP fault tests, and a dead
@@ -10,8 +10,6 @@ the same ``Access`` they were started with.
 
 from __future__ import annotations
 
-import secrets
-import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +22,6 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS
 from redis.driver_info import DriverInfo
 from redis.retry import Retry
 
-_PORT_LOW, _PORT_HIGH = 12000, 22767  # port + 10000 stays below the ephemeral range (32768+)
 # Fixed: the default DriverInfo() looks redis-py's version up in importlib.metadata per client.
 _DRIVER = DriverInfo(name="chat-local", lib_version="1")
 
@@ -223,47 +220,3 @@ def slot_owner(
                 ):
                     return ip, owner
     return None
-
-
-# ---------------------------------------------------------------------------- ports
-
-
-def _bindable(host: str, port: int) -> bool:
-    # No SO_REUSEADDR on purpose: a port lingering in TIME_WAIT is skipped, which is stricter
-    # than what the server needs and therefore safe.
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_free_ports(
-    count: int,
-    *,
-    host: str = "127.0.0.1",
-    cluster_bus: bool = False,
-    exclude: Iterable[int] = (),
-) -> list[int]:
-    """Pick ``count`` distinct free ports (and ``port+10000`` too when ``cluster_bus``).
-
-    Ports come from [12000, 22767) so that bus ports stay below the Linux ephemeral range
-    (32768+), where outgoing connections would otherwise steal them.  Random picks keep
-    parallel test runs apart.  Tiny race: a port is only known to be free when checked; if
-    something grabs it before the server binds, that server fails with "Address already in
-    use", which RedisProcess.start reports with the log tail.
-    """
-    chosen: list[int] = []
-    taken = set(exclude)
-    for _ in range(count * 200):
-        if len(chosen) == count:
-            break
-        port = _PORT_LOW + secrets.randbelow(_PORT_HIGH - _PORT_LOW)
-        needed = [port, port + 10000] if cluster_bus else [port]
-        if taken.isdisjoint(needed) and all(_bindable(host, p) for p in needed):
-            chosen.append(port)
-            taken.update(needed)
-    if len(chosen) != count:
-        raise LocalRedisError(f"could not find {count} free ports on {host}")
-    return chosen

@@ -1,4 +1,4 @@
-"""``chat dev``: the whole stack on one machine, no root and no Docker.
+"""The whole stack on one machine (``make run``), no root and no Docker.
 
 Three pub/sub shards and a Redis Cluster (3 masters + 3 replicas, AOF on) from the embedded
 server binary, plus chat nodes on consecutive ports.  State (cluster data, the JWT secret,
@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from chat.localcluster import RedisFleet
-from chat.localnet import LocalRedisError
-from chat.localnginx import NginxError, NginxProcess, find_nginx
-from chat.localnodes import ChatNodeProcess, NodeStartError, node_env
-from chat.localredis import log_tail
+from devstack.cluster import RedisFleet
+from devstack.net import PortError
+from devstack.nginx import NginxError, NginxProcess, find_nginx
+from devstack.nodes import ChatNodeProcess, NodeStartError, node_env
+from devstack.procs import log_tail
+from devstack.redis_client import LocalRedisError
 
+#: Where ``chat token`` looks too (chat/cli.py's DEV_SECRET_FILE; tests/e2e/test_devstack.py).
 SECRET_FILE = "jwt_secret"  # noqa: S105 - a file name, not a secret
 
 
@@ -42,7 +44,7 @@ def _origins(ports: list[int]) -> str:
 def _banner(
     data_dir: Path, fleet: RedisFleet, nodes: list[ChatNodeProcess], lb: NginxProcess | None
 ) -> str:
-    lines = ["", "chat dev: the stack is up", ""]
+    lines = ["", "devstack: the stack is up", ""]
     if lb is not None:
         lines += [
             f"  open     {lb.url}   (nginx, sticky; logs: {lb.access_log.parent})",
@@ -123,7 +125,7 @@ def run_dev(
     redis_port: int = 7100,
     lb_port: int | None = None,
 ) -> int:
-    """The stack; with ``lb_port``, nginx on it in front of the nodes (``chat dev --lb``)."""
+    """The stack; with ``lb_port``, nginx on it in front of the nodes (``--lb``)."""
     data_dir = data_dir.resolve()
     secret = dev_secret(data_dir)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # `kill` stops it as cleanly as Ctrl-C
@@ -133,7 +135,7 @@ def run_dev(
     lb: NginxProcess | None = None
     try:
         lb = _balancer(data_dir, ports, lb_port)
-        print(f"chat dev: starting Redis shards and cluster in {data_dir / 'redis'} ...")
+        print(f"devstack: starting Redis shards and cluster in {data_dir / 'redis'} ...")
         fleet.start()
         env = _node_env(fleet, secret, ports, lb_port)
         for i, node_port in enumerate(ports):
@@ -146,10 +148,10 @@ def run_dev(
         print(_banner(data_dir, fleet, procs, lb), flush=True)
         return _watch(procs, lb)
     except KeyboardInterrupt:
-        print("\nchat dev: stopping ...")
+        print("\ndevstack: stopping ...")
         return 0
-    except (LocalRedisError, NodeStartError, NginxError) as exc:
-        print(f"chat dev: {exc}", file=sys.stderr)
+    except (LocalRedisError, PortError, NodeStartError, NginxError) as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
         return 1
     finally:
         if lb is not None:
@@ -157,17 +159,17 @@ def run_dev(
         for proc in procs:
             proc.stop()
         fleet.stop()
-        print("chat dev: stopped.")
+        print("devstack: stopped.")
 
 
 def _watch(procs: list[ChatNodeProcess], lb: NginxProcess | None) -> int:
     """Block until Ctrl-C; if a node (or nginx) dies on its own, say why and stop the rest."""
     while True:
         for proc in procs:
-            if proc.proc is not None and proc.proc.poll() is not None:
-                print(f"chat dev: {proc.node_id} exited:\n{log_tail(proc.log_path)}")
+            if not proc.alive:
+                print(f"devstack: {proc.node_id} exited:\n{log_tail(proc.log_path)}")
                 return 1
         if lb is not None and not lb.alive:
-            print(f"chat dev: nginx exited:\n{log_tail(lb.error_log)}")
+            print(f"devstack: nginx exited:\n{log_tail(lb.error_log)}")
             return 1
         time.sleep(0.5)
