@@ -29,11 +29,11 @@ from typing import Any
 import redis
 import socketio
 
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_accounts import ClusterAccounts
-from chat.adapters.cluster_presence import ClusterPresence
-from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.rooms import ClusterRooms
+from chat.adapters.cluster.roster import ClusterRoster
 from chat.core.tokens import TokenService
 from chat.localcluster import RedisFleet
 from chat.localnet import pick_free_ports

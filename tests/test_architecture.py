@@ -67,7 +67,12 @@ CONFINED = {
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],
-    "redis": ["chat.adapters.redis_*", "chat.adapters.cluster*", "chat.local*"],
+    "redis": [
+        "chat.adapters.redis_common",
+        "chat.adapters.cluster.*",
+        "chat.adapters.shards.*",
+        "chat.local*",
+    ],
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],
     "prometheus_client": ["chat.adapters.metrics"],

@@ -17,9 +17,9 @@ from sioclient import connected
 from stack import Stack, register, start_stack
 
 from chat import config, logs
-from chat.adapters.cluster import Cluster
+from chat.adapters.cluster.client import Cluster
 from chat.adapters.redis_common import RedisAccess, redis_access
-from chat.adapters.sharded_broker import ShardedBroker
+from chat.adapters.shards.broker import ShardedBroker
 from chat.localcluster import RedisFleet
 from chat.localnet import pick_free_ports
 from chat.localnodes import ChatNodeProcess, node_env

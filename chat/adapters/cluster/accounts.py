@@ -13,8 +13,8 @@ import asyncio
 from collections.abc import Iterable
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import LOBBY, ClusterRoster
+from chat.adapters.cluster.client import Cluster, Script
+from chat.adapters.cluster.roster import LOBBY, ClusterRoster
 from chat.models import Account, UserRecord
 
 CLAIM_EMAIL = """
@@ -25,7 +25,7 @@ return 1
 
 
 # The name and its version (``nv``), which orders the roster's copies of it (see
-# ``cluster_roster.py``): renames applied there out of order never bring back an old name.
+# ``roster.py``): renames applied there out of order never bring back an old name.
 SET_NAME = """
 redis.call('HSET', KEYS[1], 'name', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'nv', 1)

@@ -25,7 +25,7 @@ import logging
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster, Script
 from chat.errors import ChatError
 from chat.models import dm_members, is_dm_room
 

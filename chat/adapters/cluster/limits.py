@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster, Script
 
 NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 

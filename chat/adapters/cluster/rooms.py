@@ -9,7 +9,7 @@ in between leaves a member whose room list misses the room, which the next join 
 Bounds (what one user can make the cluster hold): the rooms a user belongs to, DMs and the
 lobby aside, are counted beside the room list (``{u:<id>}:quota``, changed in the same
 scripts as the list) and capped; so is every room a user ever created (rooms are never
-deleted).  Membership itself goes through the roster (``cluster_roster.py``), which keeps the
+deleted).  Membership itself goes through the roster (``roster.py``), which keeps the
 ``members`` order.
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import SET_MEMBER, ClusterRoster, tail
+from chat.adapters.cluster.client import Cluster, Script
+from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, tail
 from chat.errors import ChatError
 from chat.models import Room, dm_members, is_dm_room
 

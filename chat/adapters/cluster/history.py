@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster, Script
 from chat.models import Message, UserRef
 
 IDEMPOTENCY_MS = 10 * 60 * 1000

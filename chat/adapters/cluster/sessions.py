@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_limits import NOW_MS
+from chat.adapters.cluster.client import Cluster, Script
+from chat.adapters.cluster.limits import NOW_MS
 
 # KEYS: families, generation.  ARGV: family, digest, ttl ms, most families per user.
 # Expired families are dropped; beyond the limit, those closest to expiry (the least recently

@@ -17,9 +17,9 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping
 
 from chat import keys
-from chat.adapters.peers import Peers
 from chat.adapters.redis_common import RedisAccess
-from chat.adapters.redis_shard import Shard
+from chat.adapters.shards.peers import Peers
+from chat.adapters.shards.shard import Shard
 from chat.ports import MessageHandler
 from chat.refcount import RefCounts
 from shardring import HashRing

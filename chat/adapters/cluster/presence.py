@@ -9,7 +9,7 @@ walks.  Globally: the live nodes and their incarnations, the users whose grace p
 running, and the online users (for the count).
 
 Every transition bumps ``v`` in the presence record and is then applied to the rosters of
-the user's rooms (``cluster_roster.py``), which order concurrent updates by that version.
+the user's rooms (``roster.py``), which order concurrent updates by that version.
 The registration script also holds the bound on a user's connections across all nodes
 (``CHAT_CONNECTIONS_PER_USER``): it counts the fields it would add to.
 """
@@ -20,8 +20,8 @@ import asyncio
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster.client import Cluster, Script
+from chat.adapters.cluster.roster import ClusterRoster
 
 #: ``register``'s answer when the user has as many connections as allowed.
 REFUSED = -1
