@@ -77,7 +77,7 @@ class Store:
     async def old_members(self, rid: str, offset: int) -> list[Any]:
         """The replaced algorithm: cost proportional to the room."""
         key = f"{{r:{rid}}}:members"
-        ids = [m.decode() for m in await self.cluster.command(key, "SMEMBERS", key)]
+        ids = [m.decode() for m in await self.cluster.send(key, "SMEMBERS", key)]
         users = await self.accounts.users(ids)
         online = await self.presence.online(list(users))
         ordered = sorted(users.values(), key=lambda u: (not online[u.id], u.name.lower(), u.id))
@@ -129,7 +129,7 @@ async def run(
     store = Store(cluster)
     owner = await store.user("bench owner")
     rooms = [(size, await store.room(owner, size)) for size in sizes]
-    lobby = int(await cluster.command("{r:lobby}:roster", "ZCARD", "{r:lobby}:roster"))
+    lobby = int(await cluster.send("{r:lobby}:roster", "ZCARD", "{r:lobby}:roster"))
     rooms.append((lobby, "lobby"))
     token = TokenService(signing_key=secret, issuer="chat").issue(owner, "bench owner")[0]
     client = socketio.AsyncClient()

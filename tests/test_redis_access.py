@@ -113,7 +113,7 @@ async def test_requirepass_the_default_user_with_a_password(make_fleet):
     cluster = Cluster(seeds, node_id="t", access=RedisAccess(password=PASSWORD))
     await cluster.start(10)
     try:
-        assert await cluster.command("k", "SET", "k", "v") == b"OK"
+        assert await cluster.send("k", "SET", "k", "v") == b"OK"
     finally:
         await cluster.stop()
     with pytest.raises(RuntimeError, match="authentication to shard shard0 failed") as err:
