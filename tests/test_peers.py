@@ -11,7 +11,7 @@ from redis_fixtures import clean_fleet
 from stack import new_user_id
 from test_broker import TIMEOUT, node
 
-from chat.adapters import peers as peers_module
+from chat.adapters.shards import peers as peers_module
 from chat.adapters.shards.peers import PREFIX, Peers
 from chat.localcluster import RedisFleet
 
