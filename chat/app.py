@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from chat import keys
+from chat import channels
 from chat.adapters import metrics, running_loop
 from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
@@ -225,7 +225,7 @@ def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
     user's channel, the user's DM rooms."""
 
     async def baselines(channel: str) -> dict[str, int]:
-        kind, ident = keys.channel_entity(channel)
+        kind, ident = channels.channel_entity(channel)
         if kind == "room":
             return await history.last_seqs([ident])
         dms = [r for r in await room_store.user_rooms(ident) if is_dm_room(r)]
@@ -237,7 +237,7 @@ def _baselines(room_store: ClusterRooms, history: ClusterHistory) -> Baselines:
 def _controls(fanout: Fanout, connections: Connections) -> None:
     async def revoke(channel: str, data: Any) -> None:
         """A token, a sign-in or a generation of the user's tokens ended (core/sessions.py)."""
-        _, user_id = keys.channel_entity(channel)
+        _, user_id = channels.channel_entity(channel)
         await connections.lifetimes.revoke(connections.local(user_id), data)
 
     async def room_added(channel: str, data: Any) -> None:

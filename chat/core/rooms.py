@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
@@ -191,9 +191,9 @@ class Rooms:
             "emit", "typing", {"room": room.id, "user": conn.user.public()}, skip_user=conn.user.id
         )
         if room.is_dm:
-            channel = keys.user_channel(peer_of(room.id, conn.user.id))
+            channel = channels.user_channel(peer_of(room.id, conn.user.id))
         else:
-            channel = keys.room_channel(room.id)
+            channel = channels.room_channel(room.id)
         await self._broker.publish(channel, encode_envelope(notice))
         return True
 
@@ -207,7 +207,7 @@ class Rooms:
 
     async def _tell_user(self, user_id: str, action: str, room_id: str, user: UserRecord) -> None:
         control = Envelope("ctl", action, _notice(room_id, user))
-        await self._broker.publish(keys.user_channel(user_id), encode_envelope(control))
+        await self._broker.publish(channels.user_channel(user_id), encode_envelope(control))
 
 
 def _notice(room_id: str, user: UserRecord) -> dict[str, Any]:

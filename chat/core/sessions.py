@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.core.tokens import Claims, TokenService
 from chat.errors import TOKEN_REVOKED, rate_limited, unauthorized
 from chat.models import Envelope, UserRecord, encode_envelope
@@ -170,7 +170,7 @@ class Sessions:
         """After the write: a node that re-checks a new socket after following the user's
         channel either reads the write or receives this (``Connections.open``)."""
         notice = Envelope("ctl", "revoke", data)
-        await self._broker.publish(keys.user_channel(user_id), encode_envelope(notice))
+        await self._broker.publish(channels.user_channel(user_id), encode_envelope(notice))
 
     async def _limit(self, scope: str, ident: str, per_minute: int) -> None:
         _, wait = await self._limits.take(scope, ident, per_minute / 60, per_minute)
