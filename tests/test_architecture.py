@@ -45,6 +45,28 @@ LAYERS = {
         "chat.core.*",
         "chat.adapters.*",
     ],
+    # The two Redis sides stay apart: a store never reaches a shard, a shard never the cluster.
+    "chat.adapters.cluster.*": [
+        "chat.config",
+        "chat.errors",
+        "chat.keys",
+        "chat.models",
+        "chat.ports",
+        "chat.adapters.redis_common",
+        "chat.adapters.batching",
+        "chat.adapters.cluster.*",
+    ],
+    "chat.adapters.shards.*": [
+        "chat.config",
+        "chat.errors",
+        "chat.channels",
+        "chat.models",
+        "chat.ports",
+        "chat.refcount",
+        "chat.adapters.redis_common",
+        "chat.adapters.batching",
+        "chat.adapters.shards.*",
+    ],
     "chat.app": [
         "chat.config",
         "chat.errors",
