@@ -8,14 +8,15 @@ Sending, the whole surface (the stores use nothing else):
     * batched: every command sent in the same event-loop iteration leaves in one write and
       one round trip per master (``pipeline.py``); a lone command leaves on the next
       iteration.  Several commands sent at once (``asyncio.gather`` of sends) thus share the
-      round trip; no reply order between them is promised, each runs on its own.
+      round trip; each is retried on its own, so none may rely on another having run.
     * retried through a failover: retriable errors (connection loss, ``CLUSTERDOWN``,
       ``MOVED``/``ASK``, ``READONLY``, ``TRYAGAIN``, timeouts) are retried with a jittered
       backoff, the slot map reloaded between attempts, until ``deadline``
       (``CHAT_CLUSTER_DEADLINE``: redis-py's own retries end before a failover does).  Then
       the caller gets ``unavailable`` (retriable by the client): never a silent partial
-      result.  A command may thus run twice: every command sent must be idempotent, or made
-      so by its script (the history's idempotency record).
+      result.  A command whose reply was lost may thus run twice: where a second run would
+      matter, the command is idempotent or its script makes it so (the history's
+      idempotency record).
     * raw replies: bytes, lists, ints, maps as dicts (no redis-py response callbacks); an
       error reply is raised as ``ResponseError``, not retried.
     * ``durable=True``: the reply is returned only once a replica has the write, where the
