@@ -33,11 +33,11 @@ if __package__ in (None, ""):  # run as a script: devstack runs from the checkou
 import redis
 import socketio
 
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_accounts import ClusterAccounts
-from chat.adapters.cluster_presence import ClusterPresence
-from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.rooms import ClusterRooms
+from chat.adapters.cluster.roster import ClusterRoster
 from chat.core.tokens import TokenService
 from chat.models import UserRecord
 from devstack.cluster import RedisFleet
@@ -81,7 +81,7 @@ class Store:
     async def old_members(self, rid: str, offset: int) -> list[Any]:
         """The replaced algorithm: cost proportional to the room."""
         key = f"{{r:{rid}}}:members"
-        ids = [m.decode() for m in await self.cluster.command(key, "SMEMBERS", key)]
+        ids = [m.decode() for m in await self.cluster.send(key, "SMEMBERS", key)]
         users = await self.accounts.users(ids)
         online = await self.presence.online(list(users))
         ordered = sorted(users.values(), key=lambda u: (not online[u.id], u.name.lower(), u.id))
@@ -133,7 +133,7 @@ async def run(
     store = Store(cluster)
     owner = await store.user("bench owner")
     rooms = [(size, await store.room(owner, size)) for size in sizes]
-    lobby = int(await cluster.command("{r:lobby}:roster", "ZCARD", "{r:lobby}:roster"))
+    lobby = int(await cluster.send("{r:lobby}:roster", "ZCARD", "{r:lobby}:roster"))
     rooms.append((lobby, "lobby"))
     token = TokenService(signing_key=secret, issuer="chat").issue(owner, "bench owner")[0]
     client = socketio.AsyncClient()

@@ -20,14 +20,14 @@ from typing import Any
 from aiohttp import web
 
 from chat.adapters import metrics
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_accounts import ClusterAccounts
-from chat.adapters.cluster_history import ClusterHistory
-from chat.adapters.cluster_limits import ClusterLimits
-from chat.adapters.cluster_presence import ClusterPresence
-from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.cluster_roster import ClusterRoster
-from chat.adapters.cluster_sessions import ClusterSessions
+from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.history import ClusterHistory
+from chat.adapters.cluster.limits import ClusterLimits
+from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.rooms import ClusterRooms
+from chat.adapters.cluster.roster import ClusterRoster
+from chat.adapters.cluster.sessions import ClusterSessions
 from chat.adapters.http import (
     health_routes,
     hide_server_version,
@@ -41,7 +41,7 @@ from chat.adapters.http import (
 )
 from chat.adapters.redis_common import redis_access
 from chat.adapters.rest import Rest, check_rows
-from chat.adapters.sharded_broker import ShardedBroker
+from chat.adapters.shards.broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
 from chat.core import controls

@@ -1,9 +1,7 @@
-"""Every Redis key and pub/sub channel name, built in one place.
+"""Every Redis Cluster key, built in one place (pub/sub channel names: ``chat/channels.py``).
 
 Cluster keys carry a hash tag (``{...}``) so that all keys of one room (or one user) live in
-one cluster slot: a Lua script or MULTI may then touch them together.  Pub/sub channels live on
-standalone shards chosen by the consistent-hash ring; they get the same tags so a channel and
-the keys of its entity are spelled alike in logs.
+one cluster slot: a Lua script or MULTI may then touch them together.
 
 Leaf module: imports nothing of the project.
 """
@@ -11,58 +9,6 @@ Leaf module: imports nothing of the project.
 from __future__ import annotations
 
 import hashlib
-
-USER_PREFIX = "user:"
-ROOM_PREFIX = "room:"
-PRESENCE_PREFIX = "presence:"
-
-
-# --- pub/sub channels (sharded by shardring over the standalone shards) ---------------------
-
-
-def user_channel(user_id: str) -> str:
-    """Channel of everything addressed to one user: DMs, control messages, session events."""
-    return f"{USER_PREFIX}{user_id}"
-
-
-def is_user_channel(channel: str) -> bool:
-    return channel.startswith(USER_PREFIX)
-
-
-def room_channel(room_id: str) -> str:
-    """Channel of one room's live messages."""
-    return f"{ROOM_PREFIX}{room_id}"
-
-
-def presence_channel(user_id: str) -> str:
-    """Channel of one user's online/offline transitions and renames, for their watchers."""
-    return f"{PRESENCE_PREFIX}{user_id}"
-
-
-def channel_entity(channel: str) -> tuple[str, str]:
-    """Split a channel into ``(kind, id)``: ``("user", "u1")``, ``("room", "lobby")``..."""
-    kind, sep, ident = channel.partition(":")
-    if not sep or kind not in ("user", "room", "presence"):
-        raise ValueError(f"not a chat channel: {channel!r}")
-    return kind, ident
-
-
-# --- local Socket.IO rooms (in-process only) ----------------------------------------------------
-
-
-def user_sio_room(user_id: str) -> str:
-    """Local Socket.IO room holding every socket of one user on this node."""
-    return user_channel(user_id)
-
-
-def token_sio_room(jti: str) -> str:
-    """Local Socket.IO room of the sockets opened with one token (revoked together)."""
-    return f"jti:{jti}"
-
-
-def room_sio_room(room_id: str) -> str:
-    return room_channel(room_id)
-
 
 # --- Redis Cluster keys (hash-tagged) ----------------------------------------------------------
 # Rooms: {r:<room>}.  Users: {u:<id>}.  Accounts: {e:<digest of the email>} (no addresses in

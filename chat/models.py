@@ -7,7 +7,7 @@ Leaf module: imports nothing of the project.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import msgspec
 
@@ -84,13 +84,25 @@ class Room(msgspec.Struct, frozen=True):
 
 
 #: User ids (server-made, URL-safe; the pattern also keeps odd strings such as lone surrogates
-#: and separators out of keys and channel names).  The one spelling of the rule.
+#: and separators out of keys and channel names).  The one spelling of the rule: payload
+#: shapes, refresh tokens and DM room ids use it from here, and a test holds the web client's
+#: input pattern and docs/protocol.md to it.
 USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _USER_ID = re.compile(USER_ID_PATTERN)
 
+#: Ids of rooms users create (DM rooms are ``dm:<a>:<b>``, see ``is_dm_room``): lowercase, so
+#: that two rooms never differ by case only.  The one spelling, as for user ids.
+ROOM_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_ROOM_ID = re.compile(ROOM_ID_PATTERN)
 
-def is_user_id(text: object) -> bool:
+
+def is_user_id(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and bool(_USER_ID.match(text))
+
+
+def is_room_id(text: object) -> TypeGuard[str]:
+    """A created room's id (not a DM room's: ``is_dm_room``)."""
+    return isinstance(text, str) and bool(_ROOM_ID.match(text))
 
 
 def is_dm_room(room_id: str) -> bool:

@@ -17,7 +17,7 @@ import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from chat import keys
+from chat import channels
 from chat.adapters import eio_tuning
 from chat.core.connections import Conn, Connections
 from chat.core.lifetime import SESSION_END, session_end
@@ -197,7 +197,7 @@ class SocketServer:
         """
         skip: set[str] = set()
         if skip_user is not None:
-            skip = {sid for sid, _ in self._participants(keys.user_sio_room(skip_user))}
+            skip = {sid for sid, _ in self._participants(channels.user_sio_room(skip_user))}
         packet = _event_packet(event, raw)
         for sid, eio_sid in self._participants(local_room):
             if sid not in skip:

@@ -25,7 +25,7 @@ INVALID_CREDENTIALS = "email or password is wrong"
 
 
 def new_user_id() -> str:
-    """Opaque and URL-safe: 12 characters of [A-Za-z0-9_-]."""
+    """Opaque and URL-safe: 12 characters of ``secrets.token_urlsafe`` (``is_user_id``)."""
     return secrets.token_urlsafe(9)
 
 

@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.core.accounts import Accounts
 from chat.core.lifetime import Lifetimes
 from chat.core.limiter import EventLimiter
@@ -57,12 +57,12 @@ class Conn:
 
     @property
     def user_channel(self) -> str:
-        return keys.user_channel(self.user.id)
+        return channels.user_channel(self.user.id)
 
 
 def room_channel(room_id: str) -> str | None:
     """The channel a room's messages travel on for its members, None for DMs."""
-    return None if is_dm_room(room_id) else keys.room_channel(room_id)
+    return None if is_dm_room(room_id) else channels.room_channel(room_id)
 
 
 class Connections:
@@ -139,8 +139,8 @@ class Connections:
         socket now receives, read with no await after entering, so every later message is
         delivered live and every earlier one is the client's to ``sync``.
         """
-        self._delivery.enter(conn.sid, keys.user_sio_room(conn.user.id))
-        self._delivery.enter(conn.sid, keys.token_sio_room(conn.jti))
+        self._delivery.enter(conn.sid, channels.user_sio_room(conn.user.id))
+        self._delivery.enter(conn.sid, channels.token_sio_room(conn.jti))
         rooms = []
         for room_id in sorted(conn.rooms):
             if (channel := room_channel(room_id)) is not None:
@@ -163,8 +163,8 @@ class Connections:
         if not sids:
             self.by_user.pop(conn.user.id, None)
         async with conn.lock:
-            channels, conn.channels, conn.rooms = conn.channels, set(), set()
-            await self._subscriptions.release(channels)
+            followed, conn.channels, conn.rooms = conn.channels, set(), set()
+            await self._subscriptions.release(followed)
         await self._presence.disconnected(conn.user.id, conn.sid)
 
     # --- membership, on every node where the user has sockets ------------------------------
@@ -192,7 +192,7 @@ class Connections:
         for conn in self.local(user_id):
             conn.user = UserRecord(user_id, conn.user.email, name, conn.user.created)
         await self._delivery.emit(
-            keys.user_sio_room(user_id), "user", {"id": user_id, "name": name}
+            channels.user_sio_room(user_id), "user", {"id": user_id, "name": name}
         )
 
     async def add_room(self, conn: Conn, room_id: str) -> int:
@@ -227,4 +227,4 @@ class Connections:
     async def room_removed(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         for conn in self.local(user_id):
             await self.remove_room(conn, room_id)
-        await self._delivery.emit(keys.user_sio_room(user_id), "left", notice)
+        await self._delivery.emit(channels.user_sio_room(user_id), "left", notice)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from chat import keys
+from chat.channels import channel_entity, user_channel
 from chat.models import Envelope, UserRecord, encode_envelope
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class Renamed(Control, frozen=True):
 
 def control(user_id: str, message: Control) -> tuple[str, bytes]:
     """The channel and payload that tell every node following ``user_id`` (the producer side)."""
-    return keys.user_channel(user_id), encode_envelope(Envelope("ctl", message.ACTION, message))
+    return user_channel(user_id), encode_envelope(Envelope("ctl", message.ACTION, message))
 
 
 def room_notice(room_id: str, user: UserRecord, *, joined: bool) -> RoomAdded:
@@ -84,7 +84,7 @@ def register(inbound: InboundDispatcher, connections: Connections) -> None:
     """The consumer side: what this node does with each control that reaches it."""
 
     async def revoke(channel: str, message: Revoke) -> None:
-        _, user_id = keys.channel_entity(channel)
+        _, user_id = channel_entity(channel)
         await connections.lifetimes.revoke(connections.local(user_id), message)
 
     async def room_added(channel: str, message: RoomAdded) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from chat import keys
+from chat import channels
 from chat.core.controls import Revoke
 from chat.errors import TOKEN_EXPIRED, TOKEN_REVOKED, unauthorized
 from chat.ports import LocalDelivery
@@ -111,7 +111,7 @@ class Lifetimes:
             if conn.ended is None:
                 conn.ended = code
                 self.ended[code] += 1
-            rooms.add(keys.token_sio_room(conn.jti))  # one token: one fate for its sockets
+            rooms.add(channels.token_sio_room(conn.jti))  # one token: one fate for its sockets
         for room in rooms:
             await self._delivery.emit(room, SESSION_END, session_end(code))
             await self._delivery.disconnect(room, code)

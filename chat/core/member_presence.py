@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.core.connections import Conn, Connections
 from chat.core.presence import Presence
 from chat.core.rooms import Rooms
@@ -44,7 +44,7 @@ class MemberPresence:
         await asyncio.gather(
             *(
                 self._connections.follow_channel(
-                    conn, keys.presence_channel(u), keys.presence_channel(u)
+                    conn, channels.presence_channel(u), channels.presence_channel(u)
                 )
                 for u in new
             )
@@ -57,7 +57,7 @@ class MemberPresence:
         await asyncio.gather(
             *(
                 self._connections.drop_channel(
-                    conn, keys.presence_channel(u), keys.presence_channel(u)
+                    conn, channels.presence_channel(u), channels.presence_channel(u)
                 )
                 for u in gone
             )

@@ -15,7 +15,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Collection
 
-from chat import keys
+from chat import channels
 from chat.core.connections import Conn
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
@@ -141,5 +141,5 @@ def _channels(room_id: str) -> set[str]:
     """Room messages go to the room's channel; DMs to both users' channels (every device of
     both users, wherever connected).  A set: a note to oneself is published once."""
     if is_dm_room(room_id):
-        return {keys.user_channel(user) for user in dm_members(room_id)}
-    return {keys.room_channel(room_id)}
+        return {channels.user_channel(user) for user in dm_members(room_id)}
+    return {channels.room_channel(room_id)}

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.errors import ChatError
 from chat.models import Envelope, encode_envelope
 from chat.ports import Broker, PresenceStore
@@ -169,4 +169,4 @@ class Presence:
         self.transitions["online" if online else "offline"] += 1
         event = {"user": user_id, "online": online, "ts": now_ms()}
         payload = encode_envelope(Envelope("emit", "presence", event))
-        await self._broker.publish(keys.presence_channel(user_id), payload)
+        await self._broker.publish(channels.presence_channel(user_id), payload)

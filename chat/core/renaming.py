@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chat import keys
+from chat import channels
 from chat.core.accounts import Accounts
 from chat.core.controls import Renamed, control
 from chat.models import Envelope, UserRecord, encode_envelope, is_dm_room, peer_of
@@ -26,14 +26,14 @@ class Renaming:
         user = await self._accounts.rename(user_id, name)
         event = user.public()
         shown = encode_envelope(Envelope("emit", "user", event, skip_user=user.id))
-        channels = [keys.presence_channel(user.id)]
+        targets = [channels.presence_channel(user.id)]
         for room_id in await self._rooms.user_rooms(user.id):
             if is_dm_room(room_id):
                 peer = peer_of(room_id, user.id)
                 if peer != user.id:
-                    channels.append(keys.user_channel(peer))
+                    targets.append(channels.user_channel(peer))
             else:
-                channels.append(keys.room_channel(room_id))
+                targets.append(channels.room_channel(room_id))
         await self._broker.publish(*control(user.id, Renamed(user.id, user.name)))
-        await asyncio.gather(*(self._broker.publish(ch, shown) for ch in channels))
+        await asyncio.gather(*(self._broker.publish(ch, shown) for ch in targets))
         return user

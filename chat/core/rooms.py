@@ -9,36 +9,36 @@ skipping the user's own sockets so that each socket hears of it once.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
 from chat.errors import ChatError, forbidden, not_found
 from chat.models import (
+    ROOM_ID_PATTERN,
     Envelope,
     Room,
     UserRecord,
     dm_members,
     encode_envelope,
     is_dm_room,
+    is_room_id,
     peer_of,
 )
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
-ROOM_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 LOBBY = "lobby"
 TYPING_EVERY = 2.0
 KNOWN_USERS_MAX = 100_000
 
 
 def check_room_id(room_id: object) -> str:
-    if not isinstance(room_id, str) or not ROOM_ID.match(room_id):
-        raise ChatError("invalid_room", "room ids match ^[a-z0-9][a-z0-9_-]{0,63}$")
+    if not is_room_id(room_id):
+        raise ChatError("invalid_room", f"room ids match {ROOM_ID_PATTERN}")
     return room_id
 
 
@@ -83,7 +83,7 @@ class Rooms:
         """The room (``no_room`` if it does not exist) and whether the user is a member, both
         read together (one slot: one round trip).  A socket that missed a membership it has
         (an invite while it was connecting) follows the room from here on."""
-        if not isinstance(room_id, str) or not (ROOM_ID.match(room_id) or is_dm_room(room_id)):
+        if not isinstance(room_id, str) or not (is_room_id(room_id) or is_dm_room(room_id)):
             raise not_found("no_room", "no such room")
         if is_dm_room(room_id) and not await self.users_exist(dm_members(room_id)):
             raise not_found("no_room", "no such room")  # a DM exists only between two users
@@ -192,9 +192,9 @@ class Rooms:
             "emit", "typing", {"room": room.id, "user": conn.user.public()}, skip_user=conn.user.id
         )
         if room.is_dm:
-            channel = keys.user_channel(peer_of(room.id, conn.user.id))
+            channel = channels.user_channel(peer_of(room.id, conn.user.id))
         else:
-            channel = keys.room_channel(room.id)
+            channel = channels.room_channel(room.id)
         await self._broker.publish(channel, encode_envelope(notice))
         return True
 

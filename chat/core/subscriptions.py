@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
-from chat import keys
+from chat.channels import channel_entity
 from chat.core.ordering import Ordering
 from chat.models import is_dm_room
 from chat.ports import Broker, History, RoomStore
@@ -27,7 +27,7 @@ def history_baselines(rooms: RoomStore, history: History) -> Baselines:
     carries that room; a user's channel carries the user's DM rooms."""
 
     async def baselines(channel: str) -> dict[str, int]:
-        kind, ident = keys.channel_entity(channel)
+        kind, ident = channel_entity(channel)
         if kind == "room":
             return await history.last_seqs([ident])
         dms = [r for r in await rooms.user_rooms(ident) if is_dm_room(r)]

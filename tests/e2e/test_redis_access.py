@@ -17,9 +17,9 @@ from sioclient import connected
 from stack import Stack, register, start_stack
 
 from chat import config, logs
-from chat.adapters.cluster import Cluster
+from chat.adapters.cluster.client import Cluster
 from chat.adapters.redis_common import RedisAccess, redis_access
-from chat.adapters.sharded_broker import ShardedBroker
+from chat.adapters.shards.broker import ShardedBroker
 from devstack.cluster import RedisFleet
 from devstack.net import pick_free_ports
 from devstack.nodes import ChatNodeProcess, node_env
@@ -113,7 +113,7 @@ async def test_requirepass_the_default_user_with_a_password(make_fleet):
     cluster = Cluster(seeds, node_id="t", access=RedisAccess(password=PASSWORD))
     await cluster.start(10)
     try:
-        assert await cluster.command("k", "SET", "k", "v") == b"OK"
+        assert await cluster.send("k", "SET", "k", "v") == b"OK"
     finally:
         await cluster.stop()
     with pytest.raises(RuntimeError, match="authentication to shard shard0 failed") as err:

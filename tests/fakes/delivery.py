@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat import keys
+from chat import channels
 from chat.models import decode_json, encode_json
 
 
@@ -28,7 +28,7 @@ class MemoryDelivery:
     async def emit_raw(
         self, local_room: str, event: str, raw: bytes, skip_user: str | None = None
     ) -> None:
-        skip = self.rooms.get(keys.user_sio_room(skip_user), set()) if skip_user else set()
+        skip = self.rooms.get(channels.user_sio_room(skip_user), set()) if skip_user else set()
         for sid in sorted(self.rooms.get(local_room, set()) - skip):
             self.received.setdefault(sid, []).append((event, decode_json(raw)))
 

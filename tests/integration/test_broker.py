@@ -13,7 +13,7 @@ import pytest
 from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 from stack import new_user_id
 
-from chat.adapters.sharded_broker import ShardedBroker
+from chat.adapters.shards.broker import ShardedBroker
 from devstack.cluster import RedisFleet
 
 TIMEOUT = 10.0

@@ -10,8 +10,8 @@ import pytest
 from redis_fixtures import AUTH_VARIANTS, access, clean_fleet
 
 from chat import keys
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_history import ClusterHistory
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.history import ClusterHistory
 from chat.models import UserRef
 from devstack.cluster import RedisFleet
 

@@ -14,9 +14,9 @@ import pytest
 from fakes import MemoryLimits, MemorySessions
 from redis_fixtures import access
 
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_limits import ClusterLimits
-from chat.adapters.cluster_sessions import ClusterSessions
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.limits import ClusterLimits
+from chat.adapters.cluster.sessions import ClusterSessions
 
 COOLDOWN = {"login_cooldown_s": 30.0, "login_cooldown_max_s": 120.0}
 TTL, GRACE, HOUR = 3_600_000, 60_000, 3_600_000

@@ -1,4 +1,4 @@
-"""Local delivery for channels no other node follows (chat/adapters/peers.py): against real
+"""Local delivery for channels no other node follows (chat/adapters/shards/peers.py): against real
 Redis shards, and the announcement rules on their own with a fake publish."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from redis_fixtures import clean_fleet
 from stack import new_user_id
 from test_broker import TIMEOUT, node
 
-from chat.adapters import peers as peers_module
-from chat.adapters.peers import PREFIX, Peers
+from chat.adapters.shards import peers as peers_module
+from chat.adapters.shards.peers import PREFIX, Peers
 from devstack.cluster import RedisFleet
 
 

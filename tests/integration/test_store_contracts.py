@@ -13,11 +13,11 @@ import pytest
 from fakes import MemoryAccounts, MemoryHistory, MemoryRooms
 from redis_fixtures import access
 
-from chat.adapters.cluster import Cluster
-from chat.adapters.cluster_accounts import ClusterAccounts
-from chat.adapters.cluster_history import ClusterHistory
-from chat.adapters.cluster_rooms import ClusterRooms
-from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.history import ClusterHistory
+from chat.adapters.cluster.rooms import ClusterRooms
+from chat.adapters.cluster.roster import ClusterRoster
 from chat.errors import ChatError
 from chat.models import Room, UserRecord, UserRef
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from chat import keys
+from chat import channels
 from chat.errors import ChatError
 
 
@@ -54,12 +54,12 @@ async def test_the_session_lists_the_rooms_with_pointers_and_dm_peer_names(node)
         {"id": "dm:ann:bob", "name": "Bob", "private": True, "last_seq": 1},
         {"id": "lobby", "name": "Lobby", "private": False, "last_seq": 0},
     ]
-    assert followed(node) >= {keys.user_channel("ann"), keys.room_channel("books")}
-    assert keys.room_channel("dm:ann:bob") not in followed(node)  # DMs use the users' channels
+    assert followed(node) >= {channels.user_channel("ann"), channels.room_channel("books")}
+    assert channels.room_channel("dm:ann:bob") not in followed(node)  # DMs use the users' channels
 
 
 async def test_channels_are_followed_once_per_node_and_released_with_the_last_socket(node):
-    lobby = keys.room_channel("lobby")
+    lobby = channels.room_channel("lobby")
     first, second = await node.connect("ann"), await node.connect("bob")
     assert node.broker.refs.count(lobby) == 2  # one subscription, counted per socket
     await first.close()
@@ -76,7 +76,7 @@ async def test_a_join_on_one_node_makes_the_users_sockets_on_every_node_follow(n
     await ann.call("join", {"room": "books"})
     await other.settle()
     assert "books" in ann_phone.conn.rooms
-    assert keys.room_channel("books") in followed(other)
+    assert channels.room_channel("books") in followed(other)
     sent = await bob.call("send", {"room": "books", "text": "to both devices"})
     assert ann_phone.events("message") == [sent["message"]]
     await ann_phone.call("leave", {"room": "books"})

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-from chat import keys
+from chat import channels
 from chat.core.controls import Revoke
 from chat.models import Envelope, encode_envelope
 
 
 async def test_emit_envelopes_reach_the_local_room_skipping_one_user(node):
     ann, bob = await node.connect("ann"), await node.connect("bob")
-    lobby = keys.room_channel("lobby")
+    lobby = channels.room_channel("lobby")
     payload = encode_envelope(Envelope("emit", "typing", {"room": "lobby"}, skip_user="ann"))
     await node.broker.publish(lobby, payload)
     assert bob.events("typing") == [{"room": "lobby"}] and ann.events("typing") == []
@@ -22,7 +22,7 @@ async def test_emit_envelopes_reach_the_local_room_skipping_one_user(node):
 
 async def test_bad_payloads_are_dropped_and_counted(node):
     ann = await node.connect("ann")
-    channel = keys.user_channel("ann")
+    channel = channels.user_channel("ann")
     for payload in (b"", b"not json", b'{"kind":"ctl","event":"unknown"}', b'{"kind":"zzz"}'):
         await node.fanout(channel, payload)  # never raises
     assert node.fanout.received == 4
@@ -50,7 +50,7 @@ async def test_control_actions_run_one_after_the_other_in_publication_order(node
 
 async def test_messages_of_a_room_are_delivered_in_seq_order_once(node):
     ann = await node.connect("ann")
-    channel = keys.room_channel("lobby")
+    channel = channels.room_channel("lobby")
     messages = [
         await node.world.history.append(f"m{i}", "lobby", ann.conn.user.ref, str(i), None, str(i))
         for i in range(1, 4)

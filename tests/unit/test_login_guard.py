@@ -26,7 +26,7 @@ class Clock:
 
 
 class MemoryLimits:
-    """``cooldown`` as chat/adapters/cluster_limits.py's ``COOLDOWNS`` script does it; every
+    """``cooldown`` as chat/adapters/cluster/limits.py's ``COOLDOWNS`` script does it; every
     token bucket open (and its calls recorded)."""
 
     def __init__(self, clock: Clock) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_limits import NOW_MS
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.limits import NOW_MS
+from chat.adapters.cluster.scripts import Script
 
 # KEYS: families, generation.  ARGV: family, digest, ttl ms, most families per user.
 # Expired families are dropped; beyond the limit, those closest to expiry (the least recently
@@ -112,9 +113,7 @@ class ClusterSessions:
     ) -> int:
         script_keys = [keys.refresh_families_key(user_id), keys.session_epoch_key(user_id)]
         args = [family, digest, ttl_ms, max_families]
-        generation = await self._cluster.run(
-            lambda _: self._start(script_keys, args, durable=True), "start sign-in"
-        )
+        generation = await self._start(script_keys, args, durable=True, what="start sign-in")
         return int(generation)
 
     async def rotate(
@@ -122,29 +121,23 @@ class ClusterSessions:
     ) -> tuple[str, int]:
         script_keys = [keys.refresh_families_key(user_id), keys.session_epoch_key(user_id)]
         args = [family, presented, digest, ttl_ms, grace_ms, RETIRED_KEPT]
-        outcome, generation = await self._cluster.run(
-            lambda _: self._rotate(script_keys, args, durable=True), "refresh"
-        )
+        outcome, generation = await self._rotate(script_keys, args, durable=True, what="refresh")
         return _text(outcome), int(generation)
 
     async def end(self, user_id: str, family: str) -> None:
         key = keys.refresh_families_key(user_id)
-        await self._cluster.run(
-            lambda _: self._cluster.call(key, "HDEL", key, family, durable=True), "end sign-in"
-        )
+        await self._cluster.send(key, "HDEL", key, family, durable=True, what="end sign-in")
 
     async def end_all(self, user_id: str) -> int:
         script_keys = [keys.refresh_families_key(user_id), keys.session_epoch_key(user_id)]
-        generation = await self._cluster.run(
-            lambda _: self._end_all(script_keys, [], durable=True), "end every sign-in"
-        )
+        generation = await self._end_all(script_keys, [], durable=True, what="end every sign-in")
         return int(generation)
 
     async def generation(self, user_id: str) -> int:
         key = keys.session_epoch_key(user_id)
-        return int(await self._cluster.command(key, "GET", key, what="generation") or 0)
+        return int(await self._cluster.send(key, "GET", key, what="generation") or 0)
 
     async def alive(self, user_id: str, family: str, generation: int) -> bool:
         script_keys = [keys.session_epoch_key(user_id), keys.refresh_families_key(user_id)]
         args = [generation, family]
-        return bool(await self._cluster.run(lambda _: self._alive(script_keys, args), "alive?"))
+        return bool(await self._alive(script_keys, args, what="alive?"))

@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.scripts import Script
 from chat.models import Message, UserRef
 
 IDEMPOTENCY_MS = 10 * 60 * 1000
@@ -87,25 +88,18 @@ class ClusterHistory:
             keys.room_idem_key(room, sender.id, token),
         )
         args = (head, b',"ts":', tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
-
-        async def attempt(_: Any) -> tuple[Message, bool]:
-            created, raw = await self._append(script_keys, args, durable=True)
-            return _decode_message(raw), bool(created)
-
-        return await self._cluster.run(attempt, "append")
+        created, raw = await self._append(script_keys, args, durable=True, what="append")
+        return _decode_message(raw), bool(created)
 
     async def last_seq(self, room: str) -> int:
         key = keys.room_seq_key(room)
-        return int(await self._cluster.command(key, "GET", key, what="last_seq") or 0)
+        return int(await self._cluster.send(key, "GET", key, what="last_seq") or 0)
 
     async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]:
         """Many rooms' last seq, sent together (one round trip per master)."""
         names = list(dict.fromkeys(rooms))
         values = await asyncio.gather(
-            *(
-                self._cluster.command(keys.room_seq_key(r), "GET", keys.room_seq_key(r))
-                for r in names
-            )
+            *(self._cluster.send(keys.room_seq_key(r), "GET", keys.room_seq_key(r)) for r in names)
         )
         return {room: int(v or 0) for room, v in zip(names, values, strict=True)}
 
@@ -132,7 +126,7 @@ class ClusterHistory:
         return _messages(await self._read(log_key, "XRANGE", f"({after}-0", f"{upto}-0", limit))
 
     async def _read(self, key: str, command: str, start: str, end: str, count: int) -> list[Any]:
-        found = await self._cluster.command(
+        found = await self._cluster.send(
             key, command, key, start, end, "COUNT", count, what="history"
         )
         return list(found or [])

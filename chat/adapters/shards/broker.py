@@ -16,10 +16,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 
-from chat import keys
-from chat.adapters.peers import Peers
+from chat import channels
 from chat.adapters.redis_common import RedisAccess
-from chat.adapters.redis_shard import Shard
+from chat.adapters.shards.peers import Peers
+from chat.adapters.shards.shard import Shard
 from chat.ports import MessageHandler
 from chat.refcount import RefCounts
 from shardring import HashRing
@@ -42,7 +42,7 @@ class ShardedBroker:
         self.ring = HashRing(list(shard_urls))
         self._handler = handler
         self.peers = Peers(
-            node_id, handler, self._publish, self._generation, tracked=keys.is_user_channel
+            node_id, handler, self._publish, self._generation, tracked=channels.is_user_channel
         )
         self.local_deliveries = 0
         self._tasks: set[asyncio.Task[None]] = set()

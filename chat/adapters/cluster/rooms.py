@@ -9,7 +9,7 @@ in between leaves a member whose room list misses the room, which the next join 
 Bounds (what one user can make the cluster hold): the rooms a user belongs to, DMs and the
 lobby aside, are counted beside the room list (``{u:<id>}:quota``, changed in the same
 scripts as the list) and capped; so is every room a user ever created (rooms are never
-deleted).  Membership itself goes through the roster (``cluster_roster.py``), which keeps the
+deleted).  Membership itself goes through the roster (``roster.py``), which keeps the
 ``members`` order.
 """
 
@@ -21,8 +21,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import SET_MEMBER, ClusterRoster, tail
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, tail
+from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError
 from chat.models import Room, dm_members, is_dm_room
 
@@ -130,10 +131,10 @@ class ClusterRooms:
         ]  # fmt: skip
         args = [creator, pv, online, nv, tail(creator, creator_name), "add"]
         args += [name, "1" if private else "0", room.created]
-        made = await self._cluster.run(lambda _: self._create(script_keys, args), "create room")
+        made = await self._create(script_keys, args, what="create room")
         if not made:
             quota = keys.user_quota_key(creator)
-            await self._cluster.command(quota, "HINCRBY", quota, "created", -1, what="refund")
+            await self._cluster.send(quota, "HINCRBY", quota, "created", -1, what="refund")
             return None
         await self._user_script(self._link_script, creator, [room_id, 0])  # counted above
         # Again, now that the creator's list has the room: a rename or presence transition
@@ -157,7 +158,7 @@ class ClusterRooms:
 
     async def _user_script(self, script: Script, user_id: str, args: list[Any]) -> int:
         script_keys = [keys.user_rooms_key(user_id), keys.user_quota_key(user_id)]
-        return int(await self._cluster.run(lambda _: script(script_keys, args), "user rooms"))
+        return int(await script(script_keys, args, what="user rooms"))
 
     async def ensure_dm(self, room_id: str) -> None:
         """List the DM room in both users' room lists (idempotent).  A DM room needs no other
@@ -180,7 +181,7 @@ class ClusterRooms:
 
         fields = ("name", "private", "created_by", "created")
         rows = await asyncio.gather(
-            *(self._cluster.command(keys.room_meta_key(r), "HMGET", keys.room_meta_key(r), *fields)
+            *(self._cluster.send(keys.room_meta_key(r), "HMGET", keys.room_meta_key(r), *fields)
               for r in ids)
         )  # fmt: skip
         found = {rid: _room(rid, row) for rid, row in zip(ids, rows, strict=True)}
@@ -207,7 +208,7 @@ class ClusterRooms:
         if is_dm_room(room_id):
             return user_id in dm_members(room_id)
         key = keys.room_members_key(room_id)
-        return bool(await self._cluster.command(key, "SISMEMBER", key, user_id, what="member?"))
+        return bool(await self._cluster.send(key, "SISMEMBER", key, user_id, what="member?"))
 
     async def members_page(
         self, room_id: str, offset: int, limit: int
@@ -219,19 +220,17 @@ class ClusterRooms:
     async def user_rooms(self, user_id: str) -> set[str]:
         """Every room of the user, the lobby included."""
         key = keys.user_rooms_key(user_id)
-        found = await self._cluster.command(key, "SMEMBERS", key, what="rooms")
+        found = await self._cluster.send(key, "SMEMBERS", key, what="rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
 
     async def public_rooms(self) -> set[str]:
         key = keys.public_rooms_key()
-        found = await self._cluster.command(key, "SMEMBERS", key, what="public rooms")
+        found = await self._cluster.send(key, "SMEMBERS", key, what="public rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
 
     async def _link(self, room_id: str, user_ids: Iterable[str]) -> None:
         """Add the room to each user's room list (sent together: one pipelined round trip)."""
-        commands = [(keys.user_rooms_key(u), ("SADD", keys.user_rooms_key(u), room_id))
-                    for u in user_ids]  # fmt: skip
-        await self._cluster.command_each(commands)
+        await asyncio.gather(*(self._sadd(keys.user_rooms_key(u), room_id) for u in user_ids))
 
     async def _sadd(self, key: str, member: str) -> int:
-        return int(await self._cluster.command(key, "SADD", key, member, what="sadd"))
+        return int(await self._cluster.send(key, "SADD", key, member, what="sadd"))

@@ -25,7 +25,8 @@ import logging
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError
 from chat.models import dm_members, is_dm_room
 
@@ -97,7 +98,7 @@ class ClusterRoster:
             keys.room_roster_index_key(room_id),
             keys.room_members_key(room_id),
         ]
-        return int(await self._cluster.run(lambda _: script(script_keys, args), "roster"))
+        return int(await script(script_keys, args, what="roster"))
 
     # --- membership ------------------------------------------------------------------------
 
@@ -105,8 +106,8 @@ class ClusterRoster:
         """The script arguments describing the user now: presence and name, with versions."""
         user, presence = keys.user_key(user_id), keys.user_presence_key(user_id)
         (name, name_v), (online, presence_v) = await asyncio.gather(
-            self._cluster.command(user, "HMGET", user, "name", "nv", what="roster user"),
-            self._cluster.command(presence, "HMGET", presence, "online", "v", what="roster"),
+            self._cluster.send(user, "HMGET", user, "name", "nv", what="roster user"),
+            self._cluster.send(presence, "HMGET", presence, "online", "v", what="roster"),
         )
         name = _text(name) or user_id
         return [int(_text(presence_v) or 0), _text(online) or "0", int(_text(name_v) or 0), name]
@@ -136,7 +137,7 @@ class ClusterRoster:
 
     async def _each_room(self, user_id: str, args: list[Any]) -> None:
         key = keys.user_rooms_key(user_id)
-        found = await self._cluster.command(key, "SMEMBERS", key, what="rooms")
+        found = await self._cluster.send(key, "SMEMBERS", key, what="rooms")
         rooms = [LOBBY, *(r for r in map(_text, found) if not is_dm_room(r))]
         await asyncio.gather(*(self._run(self._set, room, args) for room in rooms))
 
@@ -155,9 +156,9 @@ class ClusterRoster:
     async def _read(self, room_id: str, offset: int, limit: int) -> tuple[list[Any], int, int]:
         roster, members = keys.room_roster_key(room_id), keys.room_members_key(room_id)
         entries, count, expected = await asyncio.gather(
-            self._cluster.command(roster, "ZRANGE", roster, offset, offset + limit - 1),
-            self._cluster.command(roster, "ZCARD", roster, what="roster"),
-            self._cluster.command(members, "SCARD", members, what="members"),
+            self._cluster.send(roster, "ZRANGE", roster, offset, offset + limit - 1),
+            self._cluster.send(roster, "ZCARD", roster, what="roster"),
+            self._cluster.send(members, "SCARD", members, what="members"),
         )
         return list(entries), int(count), int(expected)
 
@@ -175,9 +176,9 @@ class ClusterRoster:
 
     async def _index(self, room_id: str) -> None:
         members, index = keys.room_members_key(room_id), keys.room_roster_index_key(room_id)
-        ids = sorted(map(_text, await self._cluster.command(members, "SMEMBERS", members)))
+        ids = sorted(map(_text, await self._cluster.send(members, "SMEMBERS", members)))
         if not ids:
             return
-        listed = await self._cluster.command(index, "HMGET", index, *(f"m:{u}" for u in ids))
+        listed = await self._cluster.send(index, "HMGET", index, *(f"m:{u}" for u in ids))
         missing = [u for u, entry in zip(ids, listed, strict=True) if entry is None]
         await asyncio.gather(*(self.add(room_id, u) for u in missing))

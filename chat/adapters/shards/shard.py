@@ -1,5 +1,5 @@
 """One pub/sub shard: its subscriber connection, its subscription record, its listener task
-and its publish client, owned by one object.
+and its publish client (``publisher.py``), owned by one object.
 
 The listener is the only reader of the subscriber connection.  It reconnects forever with a
 jittered backoff (capped at 2 s, reset once a connection is up and subscribed) and, after
@@ -22,12 +22,12 @@ from redis.asyncio.retry import Retry
 
 from chat.adapters.batching import Batcher
 from chat.adapters.redis_common import (
-    COMMAND_TIMEOUT,
     RedisAccess,
     connection_kwargs,
     reconnect_backoff,
     refusal,
 )
+from chat.adapters.shards.publisher import Publisher
 from chat.ports import MessageHandler
 
 log = logging.getLogger(__name__)
@@ -70,17 +70,10 @@ class Shard:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # replaced on every state change; see wait_until
         self.reconnects = 0
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=publish_connections,
-            timeout=5.0,
-            **connection_kwargs(f"chat-{node_id}-pub", per_command_timeout=False),
-            **self._access.url_kwargs(url),
+        self._publisher = Publisher(
+            url, node_id=node_id, connections=publish_connections, access=self._access
         )
-        self._publisher = aioredis.Redis(
-            connection_pool=pool, retry=Retry(reconnect_backoff(), retries=3)
-        )
-        self._publishes: Batcher[tuple[str, bytes], Any] = Batcher(self._publish_batch)
+        self._publishes: Batcher[tuple[str, bytes], Any] = Batcher(self._publisher.send_batch)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -97,7 +90,7 @@ class Shard:
             waiter.cancel()
         self._waiters.clear()
         await self._publishes.close()
-        await self._publisher.aclose()
+        await self._publisher.close()
 
     @property
     def connected(self) -> bool:
@@ -297,8 +290,7 @@ class Shard:
     # --- publishing --------------------------------------------------------------------------
 
     async def numsub(self, channels: list[str]) -> dict[str, int]:
-        pairs = await self._publisher.pubsub_numsub(*channels)
-        return {name.decode() if isinstance(name, bytes) else name: int(n) for name, n in pairs}
+        return await self._publisher.numsub(channels)
 
     async def publish(self, channel: str, payload: bytes) -> int:
         receivers: int = await self.enqueue_publish(channel, payload)
@@ -307,22 +299,6 @@ class Shard:
     def enqueue_publish(self, channel: str, payload: bytes) -> asyncio.Future[Any]:
         """The future of a publish batched with this loop iteration's others."""
         return self._publishes.enqueue((channel, payload))
-
-    async def _publish_batch(self, items: list[tuple[str, bytes]]) -> list[Any]:
-        """The publishes of one loop iteration on one connection: one write, one round trip.
-        (On the connection directly: redis-py's Pipeline object costs more than the write.)"""
-        pool = self._publisher.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                packed = conn.pack_commands([("PUBLISH", ch, payload) for ch, payload in items])
-                await conn.send_packed_command(packed, check_health=False)
-                return [await conn.read_response() for _ in items]
-        except BaseException:
-            await conn.disconnect(nowait=True)  # unread replies: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
 
 
 def _batches(*commands: tuple[str, list[str]]) -> Iterable[tuple[str, list[str]]]:

@@ -13,8 +13,9 @@ import asyncio
 from collections.abc import Iterable
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import LOBBY, ClusterRoster
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.roster import LOBBY, ClusterRoster
+from chat.adapters.cluster.scripts import Script
 from chat.models import Account, UserRecord
 
 CLAIM_EMAIL = """
@@ -25,7 +26,7 @@ return 1
 
 
 # The name and its version (``nv``), which orders the roster's copies of it (see
-# ``cluster_roster.py``): renames applied there out of order never bring back an old name.
+# ``roster.py``): renames applied there out of order never bring back an old name.
 SET_NAME = """
 redis.call('HSET', KEYS[1], 'name', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'nv', 1)
@@ -49,13 +50,12 @@ class ClusterAccounts:
         """Store a new user; False if the email is taken (nothing is left behind then)."""
         user_key = keys.user_key(user.id)
         fields = ("email", user.email, "name", user.name, "created", user.created)
-        await self._cluster.command(user_key, "HSET", user_key, *fields, what="create user")
-        claimed = await self._cluster.run(
-            lambda _: self._claim([keys.account_key(email_key)], [user.id, password_hash]),
-            "claim email",
+        await self._cluster.send(user_key, "HSET", user_key, *fields, what="create user")
+        claimed = await self._claim(
+            [keys.account_key(email_key)], [user.id, password_hash], what="claim email"
         )
         if not claimed:
-            await self._cluster.command(user_key, "DEL", user_key, what="drop orphan user")
+            await self._cluster.send(user_key, "DEL", user_key, what="drop orphan user")
             return False
         # Everyone is in the lobby; its member list is the one room list kept this way.
         await self._roster.add(LOBBY, user.id, [0, "0", 0, user.name])
@@ -63,18 +63,18 @@ class ClusterAccounts:
 
     async def account(self, email_key: str) -> Account | None:
         key = keys.account_key(email_key)
-        fields = await self._cluster.command(key, "HMGET", key, "id", "pw", what="account")
+        fields = await self._cluster.send(key, "HMGET", key, "id", "pw", what="account")
         if not fields[0]:
             return None
         return Account(user_id=_text(fields[0]), password_hash=_text(fields[1]))
 
     async def set_password_hash(self, email_key: str, password_hash: str) -> None:
         key = keys.account_key(email_key)
-        await self._cluster.command(key, "HSET", key, "pw", password_hash, what="rehash")
+        await self._cluster.send(key, "HSET", key, "pw", password_hash, what="rehash")
 
     async def user(self, user_id: str) -> UserRecord | None:
         key = keys.user_key(user_id)
-        fields = await self._cluster.command(key, "HMGET", key, *USER_FIELDS, what="user")
+        fields = await self._cluster.send(key, "HMGET", key, *USER_FIELDS, what="user")
         if not fields[1]:
             return None
         return UserRecord(
@@ -89,7 +89,7 @@ class ClusterAccounts:
         ids = list(dict.fromkeys(user_ids))
         rows = await asyncio.gather(
             *(
-                self._cluster.command(keys.user_key(u), "HMGET", keys.user_key(u), *USER_FIELDS)
+                self._cluster.send(keys.user_key(u), "HMGET", keys.user_key(u), *USER_FIELDS)
                 for u in ids
             )
         )
@@ -102,5 +102,5 @@ class ClusterAccounts:
     async def set_name(self, user_id: str, name: str) -> None:
         """Store the name, then update it in the rosters of the user's rooms."""
         key = keys.user_key(user_id)
-        version = await self._cluster.run(lambda _: self._set_name([key], [name]), "rename")
+        version = await self._set_name([key], [name], what="rename")
         await self._roster.renamed(user_id, name, int(version))

@@ -9,7 +9,7 @@ walks.  Globally: the live nodes and their incarnations, the users whose grace p
 running, and the online users (for the count).
 
 Every transition bumps ``v`` in the presence record and is then applied to the rosters of
-the user's rooms (``cluster_roster.py``), which order concurrent updates by that version.
+the user's rooms (``roster.py``), which order concurrent updates by that version.
 The registration script also holds the bound on a user's connections across all nodes
 (``CHAT_CONNECTIONS_PER_USER``): it counts the fields it would add to.
 """
@@ -20,8 +20,9 @@ import asyncio
 from typing import Any
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
-from chat.adapters.cluster_roster import ClusterRoster
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.roster import ClusterRoster
+from chat.adapters.cluster.scripts import Script
 
 #: ``register``'s answer when the user has as many connections as allowed.
 REFUSED = -1
@@ -93,7 +94,7 @@ class ClusterPresence:
         self._forget_node = Script(cluster, FORGET_NODE)
 
     async def _run(self, script: Script, script_keys: list[str], args: list[Any]) -> Any:
-        return await self._cluster.run(lambda _: script(script_keys, args), "presence")
+        return await script(script_keys, args, what="presence")
 
     # --- this node's sockets -----------------------------------------------------------------
 
@@ -106,14 +107,14 @@ class ClusterPresence:
         users = keys.node_users_key(self.node_id, incarnation)
         args = [f"{self.node_id}/{sid}", incarnation, now, most]
         _, version = await asyncio.gather(
-            self._cluster.command(users, "SADD", users, user_id, what="presence index"),
+            self._cluster.send(users, "SADD", users, user_id, what="presence index"),
             self._run(self._connect, script_keys, args),
         )
         if version == REFUSED or not version:
             return int(version)
         key = keys.online_users_key()
         await asyncio.gather(
-            self._cluster.command(key, "SADD", key, user_id, what="online"),
+            self._cluster.send(key, "SADD", key, user_id, what="online"),
             self._roster.presence(user_id, True, int(version)),
         )
         return 1
@@ -124,23 +125,23 @@ class ClusterPresence:
         left = await self._run(self._unregister, [conns], [f"{self.node_id}/{sid}"])
         if not left:
             key = keys.offline_due_key()
-            await self._cluster.command(key, "ZADD", key, due, user_id, what="grace")
+            await self._cluster.send(key, "ZADD", key, due, user_id, what="grace")
 
     async def forget_user(self, user_id: str, incarnation: str) -> None:
         """This node holds no socket of the user any more: leave the purge index."""
         users = keys.node_users_key(self.node_id, incarnation)
-        await self._cluster.command(users, "SREM", users, user_id, what="presence index")
+        await self._cluster.send(users, "SREM", users, user_id, what="presence index")
 
     # --- transitions ---------------------------------------------------------------------------
 
     async def due(self, now: float, limit: int = 100) -> list[str]:
         """Claim users whose grace period is over (each claimed by one node only)."""
         key = keys.offline_due_key()
-        found = await self._cluster.command(
+        found = await self._cluster.send(
             key, "ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, limit, what="grace"
         )
         claims = await asyncio.gather(
-            *(self._cluster.command(key, "ZREM", key, member, what="grace") for member in found)
+            *(self._cluster.send(key, "ZREM", key, member, what="grace") for member in found)
         )
         return [_text(member) for member, won in zip(found, claims, strict=True) if won]
 
@@ -155,14 +156,14 @@ class ClusterPresence:
     async def _went_offline(self, user_id: str, version: int) -> None:
         key = keys.online_users_key()
         await asyncio.gather(
-            self._cluster.command(key, "SREM", key, user_id, what="online"),
+            self._cluster.send(key, "SREM", key, user_id, what="online"),
             self._roster.presence(user_id, False, version),
         )
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         states = await asyncio.gather(
             *(
-                self._cluster.command(
+                self._cluster.send(
                     keys.user_presence_key(u), "HGET", keys.user_presence_key(u), "online"
                 )
                 for u in user_ids
@@ -172,7 +173,7 @@ class ClusterPresence:
 
     async def online_count(self) -> int:
         key = keys.online_users_key()
-        return int(await self._cluster.command(key, "SCARD", key, what="online"))
+        return int(await self._cluster.send(key, "SCARD", key, what="online"))
 
     # --- node leases ---------------------------------------------------------------------------
 
@@ -180,15 +181,15 @@ class ClusterPresence:
         """Renew our lease; False if it had lapsed (we may have been purged meanwhile)."""
         lease, nodes = keys.node_lease_key(self.node_id), keys.nodes_key()
         previous, _ = await asyncio.gather(
-            self._cluster.command(lease, "SET", lease, incarnation, "PX", lease_ms, "GET"),
-            self._cluster.command(nodes, "HSET", nodes, self.node_id, incarnation),
+            self._cluster.send(lease, "SET", lease, incarnation, "PX", lease_ms, "GET"),
+            self._cluster.send(nodes, "HSET", nodes, self.node_id, incarnation),
         )
         return previous is not None and _text(previous) == incarnation
 
     async def release(self, incarnation: str) -> None:
         """A clean exit: our entries were removed one by one; drop the lease and the index."""
         lease = keys.node_lease_key(self.node_id)
-        await self._cluster.command(lease, "DEL", lease, what="lease")
+        await self._cluster.send(lease, "DEL", lease, what="lease")
         await self._forget(self.node_id, incarnation)
 
     async def dead_nodes(self) -> list[tuple[str, str]]:
@@ -196,11 +197,11 @@ class ClusterPresence:
         key = keys.nodes_key()
         nodes = {
             _text(node): _text(incarnation)
-            for node, incarnation in (await self._cluster.command(key, "HGETALL", key)).items()
+            for node, incarnation in (await self._cluster.send(key, "HGETALL", key)).items()
             if _text(node) != self.node_id
         }
         leases = await asyncio.gather(
-            *(self._cluster.command(keys.node_lease_key(n), "EXISTS", keys.node_lease_key(n))
+            *(self._cluster.send(keys.node_lease_key(n), "EXISTS", keys.node_lease_key(n))
               for n in nodes)
         )  # fmt: skip
         return [
@@ -209,12 +210,12 @@ class ClusterPresence:
 
     async def claim_purge(self, node_id: str, incarnation: str) -> bool:
         key = keys.node_purge_key(node_id)
-        claimed = await self._cluster.command(key, "SET", key, incarnation, "NX", "PX", 60_000)
+        claimed = await self._cluster.send(key, "SET", key, incarnation, "NX", "PX", 60_000)
         return bool(claimed)
 
     async def users_of(self, node_id: str, incarnation: str) -> list[str]:
         key = keys.node_users_key(node_id, incarnation)
-        return sorted(_text(m) for m in await self._cluster.command(key, "SMEMBERS", key))
+        return sorted(_text(m) for m in await self._cluster.send(key, "SMEMBERS", key))
 
     async def purge_user(
         self, node_id: str, incarnation: str, user_id: str, now: int
@@ -233,5 +234,5 @@ class ClusterPresence:
 
     async def _forget(self, node_id: str, incarnation: str) -> None:
         users = keys.node_users_key(node_id, incarnation)
-        await self._cluster.command(users, "DEL", users, what="purge")
+        await self._cluster.send(users, "DEL", users, what="purge")
         await self._run(self._forget_node, [keys.nodes_key()], [node_id, incarnation])

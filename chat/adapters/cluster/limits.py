@@ -10,7 +10,8 @@ import math
 from collections.abc import Mapping
 
 from chat import keys
-from chat.adapters.cluster import Cluster, Script
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.scripts import Script
 
 NOW_MS = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
@@ -79,9 +80,7 @@ class ClusterLimits:
     ) -> tuple[int, float]:
         """Take up to ``want`` tokens; ``(granted, 0)``, or ``(0, seconds until one is free)``."""
         key = keys.rate_key(scope, ident)
-        granted, wait_ms = await self._cluster.run(
-            lambda _: self._bucket([key], [rate, burst, want]), "limit"
-        )
+        granted, wait_ms = await self._bucket([key], [rate, burst, want], what="limit")
         return int(granted), int(wait_ms) / 1000
 
     async def cooldown(self, op: str, counters: Mapping[str, int]) -> float:
@@ -89,19 +88,19 @@ class ClusterLimits:
         cool-down left."""
         names = list(counters)
         args = (op, *self._cooldown_ms, *counters.values())
-        left_ms = await self._cluster.run(lambda _: self._cooldowns(names, args), "login")
+        left_ms = await self._cooldowns(names, args, what="login")
         return int(left_ms) / 1000
 
     async def revoke(self, jti: str, seconds: float) -> None:
         ttl_ms = max(1, math.ceil(seconds * 1000))
         key = keys.revoked_key(jti)
-        await self._cluster.command(key, "SET", key, 1, "PX", ttl_ms, what="revoke")
+        await self._cluster.send(key, "SET", key, 1, "PX", ttl_ms, what="revoke")
 
     async def is_revoked(self, jti: str) -> bool:
         key = keys.revoked_key(jti)
-        return bool(await self._cluster.command(key, "EXISTS", key, what="revoked?"))
+        return bool(await self._cluster.send(key, "EXISTS", key, what="revoked?"))
 
     async def once(self, scope: str, ident: str, seconds: float) -> bool:
         key = keys.rate_key(scope, ident)
         ms = max(1, int(seconds * 1000))
-        return bool(await self._cluster.command(key, "SET", key, 1, "NX", "PX", ms, what="once"))
+        return bool(await self._cluster.send(key, "SET", key, 1, "NX", "PX", ms, what="once"))
