@@ -15,6 +15,8 @@ from chat.models import Account, Message, Room, UserRecord, UserRef
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
 #: per-channel FIFO delivery; it must be quick and must not raise.
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
+#: Called with the channels of a shard whose connection was replaced, once resubscribed.
+Resubscribed = Callable[[Collection[str]], Awaitable[None]]
 
 
 class Broker(Protocol):
@@ -28,7 +30,10 @@ class Broker(Protocol):
         """Drop one local interest; return the channels whose last interest this was."""
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        """Send ``payload`` to every node subscribed to ``channel``."""
+        """Send ``payload`` to every node subscribed to ``channel``.  Bounded: it fails within
+        about a second when the channel's shard does not answer, and at once while that shard
+        is known to be failing, so a caller is never held by a sick shard (a stored message
+        is then recovered by its receivers from history, see ``on_resubscribed``)."""
 
     async def publish_each(
         self, channels: Collection[str], payload: bytes
@@ -38,6 +43,11 @@ class Broker(Protocol):
 
     def is_ready(self) -> bool:
         """True while every shard is connected and every wanted channel is subscribed."""
+
+    def on_resubscribed(self, callback: Resubscribed) -> None:
+        """Run ``callback(channels)`` (in a task) whenever the connection of a shard was
+        replaced and ``channels`` are subscribed again: whatever was published on them in
+        between never reached this node."""
 
 
 class LocalDelivery(Protocol):

@@ -150,6 +150,29 @@ class Ordering:
         finally:
             stream.draining = False
 
+    async def catch_up(self, channel: str, last_seqs: Mapping[str, int]) -> None:
+        """The channel may have missed messages (its shard connection was replaced, or a
+        publisher could not reach the shard): deliver, in order and once, what history holds
+        beyond each pointer up to ``last_seqs`` (read after the channel was live again)."""
+        state = self._channels.get(channel)
+        if state is None or not state.opened.is_set():
+            return  # an opening channel reads its baselines after the subscription anyway
+        for room, last in last_seqs.items():
+            stream = state.streams.get(room)
+            while stream is not None and stream.pointer < last:
+                after = stream.pointer
+                fetched = await self._fetch(room, after, min(last, after + FETCH_LIMIT))
+                if self._channels.get(channel) is not state:
+                    return  # closed (or reopened) while we read
+                for message in fetched:
+                    if message.seq > stream.pointer:
+                        stream.pending.setdefault(message.seq, message)
+                        self.gaps_filled += 1
+                await self._drain(channel, stream)
+                if stream.pointer == after:  # a gap (trimmed away): the gap watch skips it
+                    self._watch_gap(channel, room, stream)
+                    break
+
     # --- gap filling -------------------------------------------------------------------------
 
     def _start_fill(self, channel: str, room: str) -> None:

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 
 from chat.channels import channel_entity
 from chat.core.ordering import Ordering
 from chat.models import is_dm_room
 from chat.ports import Broker, History, RoomStore
+
+log = logging.getLogger(__name__)
+
+#: History reads at once while catching up a shard's channels (thousands after an outage).
+CATCH_UP_READS = 32
 
 #: baselines(channel) -> {room: last seq}, read from history once the channel is live.
 Baselines = Callable[[str], Awaitable[dict[str, int]]]
@@ -42,6 +48,23 @@ class Subscriptions:
         self._ordering = ordering
         self._baselines = baselines
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self._catching_up = asyncio.Semaphore(CATCH_UP_READS)
+        broker.on_resubscribed(self.catch_up)
+
+    async def catch_up(self, channels: Collection[str]) -> None:
+        """Deliver what was published on ``channels`` while this node could not hear them (its
+        shard connection was replaced): their rooms' last seqs, read now that the channels are
+        live again, against the pointers.  A failed read leaves it to the next message's gap
+        fill and to the clients' ``sync``."""
+
+        async def one(channel: str) -> None:
+            async with self._catching_up:
+                try:
+                    await self._ordering.catch_up(channel, await self._baselines(channel))
+                except Exception as exc:
+                    log.warning("catch-up of %s failed: %r", channel, exc)
+
+        await asyncio.gather(*map(one, channels))
 
     async def acquire(self, channels: Iterable[str]) -> None:
         await asyncio.gather(*(self._acquire(channel) for channel in channels))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 
-from chat.ports import MessageHandler
+from chat.ports import MessageHandler, Resubscribed
 from chat.refcount import RefCounts
 
 
@@ -16,6 +16,15 @@ class MemoryHub:
     def __init__(self) -> None:
         self.subscribers: defaultdict[str, set[MemoryBroker]] = defaultdict(set)
         self.published: list[tuple[str, bytes]] = []
+        #: While set, every publish fails (a shard that does not answer).
+        self.down = False
+
+    async def restore(self) -> None:
+        """The shard is back: every node's connection was replaced and resubscribed."""
+        self.down = False
+        brokers = {b for subscribed in self.subscribers.values() for b in subscribed}
+        for broker in brokers:
+            await broker.resubscribed()
 
 
 class MemoryBroker:
@@ -23,6 +32,7 @@ class MemoryBroker:
         self._hub = hub
         self._handler = handler
         self.refs = RefCounts()
+        self._on_resubscribed: Resubscribed | None = None
 
     async def subscribe(self, channels: Collection[str]) -> list[str]:
         first = self.refs.acquire(channels)
@@ -37,6 +47,8 @@ class MemoryBroker:
         return last
 
     async def publish(self, channel: str, payload: bytes) -> None:
+        if self._hub.down:
+            raise ConnectionError("shard down")
         self._hub.published.append((channel, payload))
         for broker in list(self._hub.subscribers.get(channel, ())):
             await broker._handler(channel, payload)
@@ -55,3 +67,10 @@ class MemoryBroker:
 
     def is_ready(self) -> bool:
         return True
+
+    def on_resubscribed(self, callback: Resubscribed) -> None:
+        self._on_resubscribed = callback
+
+    async def resubscribed(self) -> None:
+        if self._on_resubscribed is not None:
+            await self._on_resubscribed(self.refs.channels())

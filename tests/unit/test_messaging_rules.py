@@ -91,3 +91,24 @@ async def test_a_failed_publish_still_acks_the_stored_message(world):
     node.broker.publish_each = failing  # type: ignore[method-assign]
     ack = await ann.call("send", {"room": "lobby", "text": "kept"})
     assert ack["ok"] and [m.text for m in world.history.logs["lobby"]] == ["kept"]
+
+
+async def test_a_send_while_the_shard_is_down_is_acked_and_arrives_once_it_is_back(
+    node, other, world
+):
+    """The message is stored before it is published: a publish that fails costs the live
+    copy only, which every receiving node reads from history once its shard is back."""
+    ann, bob = await node.connect("ann"), await other.connect("bob")
+    first = (await ann.call("dm", {"to": "bob", "text": "one"}))["message"]
+    world.hub.down = True
+    sent = [await ann.call("dm", {"to": "bob", "text": t}) for t in ("two", "three")]
+    lobby = await ann.call("send", {"room": "lobby", "text": "four"})
+    assert all(ack["ok"] for ack in [*sent, lobby])
+    assert bob.events("message") == [first]  # nothing live while the shard is down
+    await world.hub.restore()
+    await other.settle()
+    expected = {"dm:ann:bob": [first, *(ack["message"] for ack in sent)],
+                "lobby": [lobby["message"]]}  # fmt: skip
+    for client in (ann, bob):  # in order per room, once
+        got = client.events("message")
+        assert {room: [m for m in got if m["room"] == room] for room in expected} == expected

@@ -167,3 +167,25 @@ async def test_pointer_counts_a_message_before_its_delivery_completes(baseline):
     await ordering.on_message("room:r", msg(baseline + 1))
     assert seen_pointer == [baseline + 1]
     await ordering.close()
+
+
+async def test_catch_up_delivers_what_history_has_beyond_the_pointer_in_order_once():
+    """A channel whose shard connection was replaced may have missed messages."""
+    stored = [msg(s) for s in range(1, 250)]
+    h = Harness(stored)
+    await h.open(baselines={"r": 2})
+    await h.ordering.on_message("room:r", msg(3))
+    await h.ordering.catch_up("room:r", {"r": 249, "unfollowed": 9})
+    assert await h.take(247) == list(range(3, 250))  # 3 live, then 4..249 in pages
+    await h.ordering.on_message("room:r", msg(200))  # a late live copy: a duplicate
+    assert h.nothing_more() and h.ordering.pointer("room:r", "r") == 249
+    assert [f[0] for f in h.fetches] == ["r"] * 3  # pages of FETCH_LIMIT, no unfollowed room
+
+
+async def test_catch_up_skips_a_trimmed_gap_and_ignores_channels_not_followed():
+    h = Harness([msg(9)])
+    await h.open(baselines={"r": 2})
+    await h.ordering.catch_up("room:r", {"r": 9})  # 3..8 trimmed: skipped after the hold
+    await h.ordering.catch_up("room:gone", {"r": 9})
+    assert await h.take(1) == [9]
+    assert h.nothing_more() and h.ordering.pointer("room:r", "r") == 9

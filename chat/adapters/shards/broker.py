@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Collection, Mapping
 
 from chat import channels
 from chat.adapters.redis_common import RedisAccess
 from chat.adapters.shards.peers import Peers
 from chat.adapters.shards.shard import Shard
-from chat.ports import MessageHandler
+from chat.ports import MessageHandler, Resubscribed
 from chat.refcount import RefCounts
 from shardring import HashRing
 
@@ -35,8 +35,8 @@ class ShardedBroker:
         *,
         node_id: str,
         subscribe_timeout: float = 5.0,
-        ping_interval: float = 5.0,
-        dead_after: float = 15.0,
+        ping_interval: float = 1.0,
+        dead_after: float = 5.0,
         access: RedisAccess | None = None,
     ) -> None:
         self.ring = HashRing(list(shard_urls))
@@ -60,6 +60,9 @@ class ShardedBroker:
         }
         self.refs = RefCounts()
         self._subscribe_timeout = subscribe_timeout
+        self._on_resubscribed: Resubscribed | None = None
+        for shard in self.shards.values():
+            shard.on_resubscribed = self._resubscribed
 
     async def start(self, timeout: float) -> None:
         """Start every shard's listener and wait until each one is connected, or refused us
@@ -149,7 +152,17 @@ class ShardedBroker:
                 await self._handler(channel, payload)  # never raises (MessageHandler)
 
         self.local_deliveries += len(channels)
-        task = asyncio.create_task(deliver())
+        self._spawn(deliver())
+
+    def on_resubscribed(self, callback: Resubscribed) -> None:
+        self._on_resubscribed = callback
+
+    def _resubscribed(self, channels: frozenset[str]) -> None:
+        if self._on_resubscribed is not None:
+            self._spawn(self._on_resubscribed(channels))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -181,6 +194,9 @@ class ShardedBroker:
                 "channels": len(shard.subscribed),
                 "reconnects": shard.reconnects,
                 "refused": shard.refused is not None,
+                "publish_failures": shard.publisher.failures,
+                "publish_backlog": shard.publisher.waiting,
+                "publish_dropped": shard.publisher.dropped,
             }
             for name, shard in self.shards.items()
         }

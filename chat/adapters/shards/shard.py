@@ -44,8 +44,8 @@ class Shard:
         handler: MessageHandler,
         *,
         node_id: str,
-        ping_interval: float = 5.0,
-        dead_after: float = 15.0,
+        ping_interval: float = 1.0,
+        dead_after: float = 5.0,
         publish_connections: int = 8,
         access: RedisAccess | None = None,
     ) -> None:
@@ -59,6 +59,7 @@ class Shard:
         self._node_id = node_id
         self._ping_interval = ping_interval
         self._heard = 0.0  # loop time of the last reply on the subscriber connection
+        self._stalled = False  # a PING went unanswered for an interval on this connection
         self._dead_after = dead_after
         self._wanted: set[str] = set()  # our record: what should be subscribed
         self._requested: set[str] = set()  # what this connection was asked for
@@ -71,8 +72,11 @@ class Shard:
         self._changed = asyncio.Event()  # replaced on every state change; see wait_until
         self.reconnects = 0
         self._publisher = Publisher(
-            url, node_id=node_id, connections=publish_connections, access=self._access
-        )
+            url, name=name, node_id=node_id, connections=publish_connections,
+            access=self._access,
+        )  # fmt: skip
+        #: Called (in a task) once a replaced connection has every wanted channel again.
+        self.on_resubscribed: Callable[[frozenset[str]], None] | None = None
         self._publishes: Batcher[tuple[str, bytes], Any] = Batcher(self._publisher.send_batch)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -221,6 +225,7 @@ class Shard:
 
     def _attach(self, conn: Connection) -> None:
         self._conn = conn
+        self._stalled = False
         self.refused = None
         self._requested = set()
         self._confirmed = set()
@@ -245,16 +250,25 @@ class Shard:
                 # push_request: with RESP3, subscription replies and messages are push frames.
                 reply = await conn.read_response(timeout=math.inf, push_request=True)
                 self._heard = loop.time()
+                if self._stalled:
+                    self._stalled = False
+                    log.info("shard %s: answering again", self.name)
+                    self._resubscribed()
                 await self._on_reply(reply)
                 if failures and self._wanted <= self._confirmed:
                     failures = 0  # up and fully subscribed: the next outage starts afresh
                     log.info("shard %s: pub/sub connection restored", self.name)
+                    self._resubscribed()
         except Exception as exc:
             if watchdog.done() and not watchdog.cancelled():
                 raise ConnectionError(watchdog.result()) from exc
             raise
         finally:
             watchdog.cancel()
+
+    def _resubscribed(self) -> None:
+        if self.on_resubscribed is not None:  # what was published meanwhile
+            self.on_resubscribed(frozenset(self._confirmed))
 
     async def _probe_silence(self, conn: Connection) -> str:
         """PING a connection silent for ``ping_interval``; close it once it has been silent
@@ -266,6 +280,10 @@ class Shard:
             if silent >= self._dead_after:
                 await conn.disconnect(nowait=True)
                 return f"no reply for {silent:.1f} s"
+            # A PING unanswered for a whole interval: the server stalled, and whatever was
+            # published meanwhile may have failed (publishes are bounded): catch up once it
+            # answers again (see the read loop).
+            self._stalled = self._stalled or silent >= self._ping_interval * 1.9
             if silent >= self._ping_interval * 0.9:
                 async with self._write_lock:
                     await conn.send_command("PING", check_health=False)
@@ -291,6 +309,10 @@ class Shard:
 
     async def numsub(self, channels: list[str]) -> dict[str, int]:
         return await self._publisher.numsub(channels)
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
 
     async def publish(self, channel: str, payload: bytes) -> int:
         receivers: int = await self.enqueue_publish(channel, payload)
