@@ -70,6 +70,17 @@ def node_collector(
             "chat_shard_ready": ("gauge", "1: listener up, subscribed", per_shard("ready")),
             "chat_shard_channels": ("gauge", "channels followed", per_shard("channels")),
             "chat_shard_reconnects": ("counter", "listener reconnections", per_shard("reconnects")),
+            "chat_shard_publish_failures": (
+                "counter", "publish batches the shard did not take in time",
+                per_shard("publish_failures"),
+            ),
+            "chat_shard_publish_backlog": (
+                "gauge", "failed publishes kept for a retry", per_shard("publish_backlog"),
+            ),
+            "chat_shard_publish_dropped": (
+                "counter", "failed publishes a full backlog could not keep",
+                per_shard("publish_dropped"),
+            ),
         }  # fmt: skip
 
     return NodeCollector(
