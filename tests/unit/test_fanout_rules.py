@@ -33,15 +33,18 @@ async def test_control_actions_run_one_after_the_other_in_publication_order(node
     ran: list[int] = []
     release = asyncio.Event()
 
+    started = asyncio.Event()
+
     async def slow(channel, notice):
         if notice.jti == "0":
+            started.set()
             await release.wait()
         ran.append(int(notice.jti))
 
     node.fanout.on_control(Revoke, slow)
     for i in range(3):
         await node.fanout("user:ann", encode_envelope(Envelope("ctl", "revoke", {"jti": str(i)})))
-    await asyncio.sleep(0)
+    await started.wait()
     assert ran == []  # the second waits for the first
     release.set()
     await node.settle()

@@ -7,8 +7,9 @@ Sending, the whole surface (the stores use nothing else):
   of ``key``'s slot (every key it names must share that slot: one hash tag).
     * batched: every command sent in the same event-loop iteration leaves in one write and
       one round trip per master (``pipeline.py``); a lone command leaves on the next
-      iteration.  Several commands sent at once (``asyncio.gather`` of sends) thus share the
-      round trip; each is retried on its own, so none may rely on another having run.
+      iteration.  Several commands sent at once thus share the round trip: ``send_all``
+      (no task per command, retried together) or a gather of sends (each retried on its
+      own); either way none may rely on another having run.
     * retried through a failover: retriable errors (connection loss, ``CLUSTERDOWN``,
       ``MOVED``/``ASK``, ``READONLY``, ``TRYAGAIN``, timeouts) are retried with a jittered
       backoff, the slot map reloaded between attempts, until ``deadline``
@@ -38,7 +39,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.backoff import EqualJitterBackoff
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -162,9 +162,7 @@ class Cluster:
         if not self._started:  # start() failed (the clean-up of a failed start calls us)
             raise unavailable("storage is not connected")
         command = Command(key, args, durable)
-        loop = asyncio.get_running_loop()
-        give_up, failures = loop.time() + self.deadline, 0
-        backoff: EqualJitterBackoff | None = None
+        give_up, failures = asyncio.get_running_loop().time() + self.deadline, 0
         while True:
             try:
                 # One bound per attempt (the connections run without per-command timeouts).
@@ -172,18 +170,38 @@ class Cluster:
                     return await self._enqueue(command)
             except RETRIABLE as exc:
                 failures += 1
-                backoff = backoff or reconnect_backoff()  # made on the first failure only
-                delay = backoff.compute(failures)
-                if loop.time() + delay > give_up:
-                    log.warning("cluster: %s gave up after %d attempts: %r", what, failures, exc)
-                    raise unavailable("storage is failing over, retry") from exc
-                if failures == 1:
-                    log.info("cluster: %s failed (%r), retrying", what, exc)
-                if not isinstance(exc, MaxConnectionsError):
-                    # A busy pool says nothing about the topology; reloading the slot map
-                    # would close connections that other calls are using right now.
-                    await self.refresh()
-                await asyncio.sleep(delay)
+                await self._before_retry(exc, failures, give_up, what)
+
+    async def send_all(self, commands: Sequence[tuple[str, Sequence[Any]]], what: str) -> list[Any]:
+        """``send`` of several ``(key, args)`` at once, in one round trip per master and with no
+        task per command; retried together, so each must be idempotent.  Replies in order."""
+        if not self._started:
+            raise unavailable("storage is not connected")
+        give_up, failures = asyncio.get_running_loop().time() + self.deadline, 0
+        while True:
+            try:
+                async with asyncio.timeout(COMMAND_TIMEOUT):
+                    pending = [self._enqueue(Command(key, tuple(args))) for key, args in commands]
+                    return list(await asyncio.gather(*pending))
+            except RETRIABLE as exc:
+                failures += 1
+                await self._before_retry(exc, failures, give_up, what)
+
+    async def _before_retry(
+        self, exc: BaseException, failures: int, give_up: float, what: str
+    ) -> None:
+        """Wait out the backoff before attempt ``failures + 1``, or give up at the deadline."""
+        delay = reconnect_backoff().compute(failures)
+        if asyncio.get_running_loop().time() + delay > give_up:
+            log.warning("cluster: %s gave up after %d attempts: %r", what, failures, exc)
+            raise unavailable("storage is failing over, retry") from exc
+        if failures == 1:
+            log.info("cluster: %s failed (%r), retrying", what, exc)
+        if not isinstance(exc, MaxConnectionsError):
+            # A busy pool says nothing about the topology; reloading the slot map would
+            # close connections that other calls are using right now.
+            await self.refresh()
+        await asyncio.sleep(delay)
 
     async def refresh(self) -> None:
         """Reload the slot map, once at a time however many callers ask."""

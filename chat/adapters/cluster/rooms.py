@@ -230,7 +230,9 @@ class ClusterRooms:
 
     async def _link(self, room_id: str, user_ids: Iterable[str]) -> None:
         """Add the room to each user's room list (sent together: one pipelined round trip)."""
-        await asyncio.gather(*(self._sadd(keys.user_rooms_key(u), room_id) for u in user_ids))
+        commands = [(keys.user_rooms_key(u), ("SADD", keys.user_rooms_key(u), room_id))
+                    for u in user_ids]  # fmt: skip
+        await self._cluster.send_all(commands, "link room")
 
     async def _sadd(self, key: str, member: str) -> int:
         return int(await self._cluster.send(key, "SADD", key, member, what="sadd"))

@@ -7,13 +7,14 @@ answer (paused, partitioned, overloaded, refusing connections) must never hold a
 batch fails after ``PUBLISH_TIMEOUT``, whatever it waited on (a free connection, the connect
 and handshake, the replies), and its callers are told at once.
 
-Kept, not lost: what failed waits in a backlog (bounded by ``BACKLOG_MAX``; beyond it new
-failures are dropped, not kept) and is published again, in order, once the shard answers: a retry
-every ``RETRY_AFTER`` seconds.  While anything waits there, later publishes queue behind it
-(and fail for their callers at once), so payloads still leave in the order they were
-published.  Receivers drop duplicates of a message by its seq; what the backlog could not
-keep, their ordering recovers from history (``Ordering.catch_up`` after a stall or a replaced
-connection, the gap fill on the next message, the client's ``sync``).
+Kept, not lost: what failed waits in a backlog (bounded by ``BACKLOG_MAX`` payloads and
+``BACKLOG_BYTES``; beyond that new failures are dropped, not kept) and is published again, in
+order, once the shard answers: a retry every ``RETRY_AFTER`` seconds.  While anything waits
+there, later publishes queue behind it (and fail for their callers at once), so payloads
+still leave in the order they were published.  Receivers drop duplicates of a message by its
+seq; what the backlog could not keep, their ordering recovers from history
+(``Ordering.catch_up`` after a stall or a replaced connection, the gap fill on the next
+message, the client's ``sync``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT = 1.0
 #: Seconds between two tries of the backlog while the shard does not answer.
 RETRY_AFTER = 1.0
-#: Payloads kept for a retry (~ a minute of a busy node's publishes to one shard).
+#: Payloads, and their bytes, kept for a retry (~ a minute of a busy node's publishes).
 BACKLOG_MAX = 20_000
+BACKLOG_BYTES = 16 * 1024 * 1024
 #: Payloads per retried batch.
 RETRY_BATCH = 500
 
@@ -56,6 +58,7 @@ class Publisher:
     ) -> None:
         self._name = name
         self._backlog: deque[Publish] = deque()
+        self._backlog_bytes = 0
         self._retrying: asyncio.Task[None] | None = None
         self.failures = 0  # batches that failed
         self.dropped = 0  # failed payloads a full backlog could not keep
@@ -144,7 +147,8 @@ class Publisher:
                     except Exception:
                         break  # still sick: the next try after RETRY_AFTER
                     for _ in batch:  # only what was sent: new items may have been appended
-                        self._backlog.popleft()
+                        channel, payload = self._backlog.popleft()
+                        self._backlog_bytes -= len(channel) + len(payload)
             log.info("shard %s: publishing again, backlog sent", self._name)
         finally:
             self._retrying = None
