@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Collection, Mapping
 
 from chat import channels
 from chat.adapters.redis_common import RedisAccess
+from chat.adapters.shards.layout import Layout, Routing
 from chat.adapters.shards.peers import Peers
 from chat.adapters.shards.shard import Shard
 from chat.ports import MessageHandler, Resubscribed
 from chat.refcount import RefCounts
-from shardring import HashRing
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +39,26 @@ class ShardedBroker:
         dead_after: float = 5.0,
         access: RedisAccess | None = None,
     ) -> None:
-        self.ring = HashRing(list(shard_urls))
+        self._routing = Routing(Layout(0, dict(shard_urls)))
         self._handler = handler
         self.peers = Peers(
             node_id, handler, self._publish, self._generation, tracked=channels.is_user_channel
         )
         self.local_deliveries = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.shards = {
-            name: Shard(
-                name,
-                url,
-                self.peers.on_payload,
-                node_id=node_id,
-                ping_interval=ping_interval,
-                dead_after=dead_after,
-                access=access,
-            )
-            for name, url in shard_urls.items()
-        }
+        self._shard_options = {
+            "node_id": node_id, "ping_interval": ping_interval, "dead_after": dead_after,
+            "access": access,
+        }  # fmt: skip
+        self.shards = {name: self._new_shard(name, url) for name, url in shard_urls.items()}
         self.refs = RefCounts()
         self._subscribe_timeout = subscribe_timeout
         self._on_resubscribed: Resubscribed | None = None
-        for shard in self.shards.values():
-            shard.on_resubscribed = self._resubscribed
+
+    def _new_shard(self, name: str, url: str) -> Shard:
+        shard = Shard(name, url, self.peers.on_payload, **self._shard_options)  # type: ignore[arg-type]
+        shard.on_resubscribed = self._resubscribed
+        return shard
 
     async def start(self, timeout: float) -> None:
         """Start every shard's listener and wait until each one is connected, or refused us
@@ -91,13 +87,55 @@ class ShardedBroker:
         await asyncio.gather(*(shard.stop() for shard in self.shards.values()))
 
     def shard_for(self, channel: str) -> Shard:
-        return self.shards[self.ring.get(channel)]
+        """The shard ``channel`` is published on."""
+        return self.shards[self._routing.publish_on(channel)]
 
-    def _by_shard(self, channels: Collection[str]) -> dict[Shard, list[str]]:
+    def _by_shard(
+        self, channels: Collection[str], routing: Routing | None = None
+    ) -> dict[Shard, list[str]]:
+        """The channels to receive on each shard (two shards for a channel that moves)."""
         grouped: defaultdict[Shard, list[str]] = defaultdict(list)
         for channel in channels:
-            grouped[self.shard_for(channel)].append(channel)
+            for name in (routing or self._routing).receive_on(channel):
+                grouped[self.shards[name]].append(channel)
         return grouped
+
+    @property
+    def layout(self) -> Layout:
+        return self._routing.layout
+
+    async def apply(self, layout: Layout) -> bool:
+        """Move to the next step of a change of the shard set (``layout.py``); True once every
+        followed channel is subscribed wherever the step receives it.  The caller (the node's
+        watcher of the shard set) acknowledges the step only then."""
+        before, after = self._routing, Routing(layout)
+        for name, url in layout.urls.items():
+            if name not in self.shards:
+                self.shards[name] = shard = self._new_shard(name, url)
+                shard.start()
+        followed = self.refs.channels()
+        gained, lost = self._by_shard(followed, after), self._by_shard(followed, before)
+        for shard, group in gained.items():
+            shard.want(set(group) - set(lost.get(shard, ())))
+        self._routing = after
+        moved = [ch for ch in followed if before.publish_on(ch) != after.publish_on(ch)]
+        waits = [shard.wait_subscribed(group) for shard, group in gained.items()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), self._subscribe_timeout)
+        except TimeoutError:
+            return False
+        for shard, group in lost.items():
+            shard.unwant(set(group) - set(gained.get(shard, ())))
+        await self._retire(set(self.shards) - layout.urls.keys())
+        if not after.changing and moved:  # who else follows them, learnt on their new shard
+            self.peers.forget(moved)
+            self.peers.expect(moved)
+            await self.peers.announce(moved)
+        return True
+
+    async def _retire(self, names: set[str]) -> None:
+        for name in names:
+            await self.shards.pop(name).stop()
 
     async def subscribe(self, channels: Collection[str]) -> list[str]:
         """Count the interest and wait (bounded) until every channel is subscribed.
@@ -135,7 +173,8 @@ class ShardedBroker:
     async def publish_each(
         self, channels: Collection[str], payload: bytes
     ) -> list[BaseException | None]:
-        here = [ch for ch in channels if self.peers.alone(ch)]
+        # While the shard set changes, the nodes know nothing of each other on a moved channel.
+        here = [] if self._routing.changing else [ch for ch in channels if self.peers.alone(ch)]
         # Futures, not coroutines: gathering them starts no task per channel (hot path).
         pending = [
             self.shard_for(ch).enqueue_publish(ch, payload) for ch in channels if ch not in here

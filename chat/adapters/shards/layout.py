@@ -1,0 +1,83 @@
+"""Where a channel lives while the set of pub/sub shards changes (issue 15), in two phases as
+Phoenix.PubSub changes its pool size.
+
+A ``Layout`` is the shard set in force (``shards``) and, while a change runs, the set being left
+(``previous``) with the change's ``phase``.  Its ``Routing`` answers, per channel, the shards to
+receive it on and the one shard to publish it on:
+
+=========  =============================  ==================
+phase      receive on                     publish on
+=========  =============================  ==================
+steady     owner(shards)                  owner(shards)
+receive    owner(previous), owner(shards)  owner(previous)
+publish    owner(previous), owner(shards)  owner(shards)
+=========  =============================  ==================
+
+Invariant (nothing lost, nothing doubled): every node reaches ``receive`` before any node
+reaches ``publish``, and every node reaches ``publish`` before any node returns to
+``steady`` (the coordinator waits for every live node between the steps).  So whichever phase
+a publisher is in, every follower of the channel is subscribed on the shard it publishes on;
+and a payload is published on exactly one shard, so a follower subscribed on two receives it
+once.  Only channels whose owner changes take part: consistent hashing moves about 1/N of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shardring import HashRing
+
+STEADY, RECEIVE, PUBLISH = "steady", "receive", "publish"
+PHASES = (STEADY, RECEIVE, PUBLISH)
+
+
+@dataclass(frozen=True)
+class Layout:
+    epoch: int
+    #: name -> Redis URL: the set in force, or the one a running change moves to.
+    shards: Mapping[str, str]
+    #: name -> Redis URL: the set a running change leaves; empty when steady.
+    previous: Mapping[str, str] = field(default_factory=dict)
+    phase: str = STEADY
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"unknown phase {self.phase!r}")
+        if not self.shards:
+            raise ValueError("a layout needs at least one shard")
+        if (self.phase == STEADY) != (not self.previous):
+            raise ValueError("a previous set exists exactly while a change runs")
+        for name in self.shards.keys() & self.previous.keys():
+            if self.shards[name] != self.previous[name]:
+                raise ValueError(f"shard {name} cannot change its URL during a change")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Every shard a node needs a connection to."""
+        return {**self.previous, **self.shards}
+
+
+class Routing:
+    """A layout's rings: where each channel is received and published."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self._ring = HashRing(list(layout.shards))
+        self._previous = HashRing(list(layout.previous)) if layout.previous else None
+        self._publish = self._ring if layout.phase != RECEIVE else self._previous
+
+    @property
+    def changing(self) -> bool:
+        return self._previous is not None
+
+    def publish_on(self, channel: str) -> str:
+        assert self._publish is not None
+        return self._publish.get(channel)
+
+    def receive_on(self, channel: str) -> tuple[str, ...]:
+        owner = self._ring.get(channel)
+        if self._previous is None:
+            return (owner,)
+        before = self._previous.get(channel)
+        return (owner,) if before == owner else (before, owner)
