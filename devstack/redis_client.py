@@ -220,3 +220,14 @@ def slot_owner(
                 ):
                     return ip, owner
     return None
+
+
+def cluster_members(host: str, port: int, access: Access = OPEN) -> set[str] | None:
+    """Addresses (``host:port``) of the nodes this node knows, itself included, less those it
+    has not finished meeting (handshake) or has forgotten; None if it does not answer."""
+    try:
+        with redis_client(host, port, timeout=1.0, access=access) as client:
+            nodes = client.cluster("NODES")  # parsed: {"ip:port": {"flags": ..., ...}}
+    except (OSError, LocalRedisError):
+        return None
+    return {address for address, info in nodes.items() if "handshake" not in info["flags"]}
