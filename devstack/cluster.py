@@ -6,7 +6,7 @@ started concurrently (spawn all, then wait), stopped in parallel, and stopped at
 exit as a safety net.
 
 Layout of ``data_dir``: ``shards/shard<i>/`` and ``cluster/node<i>/`` (server.log, nodes.conf,
-appendonlydir/), ``cluster/create.log`` (valkey-cli output) and ``fleet.json`` (the ports, so a
+appendonlydir/), ``cluster/cli.log`` (valkey-cli output) and ``fleet.json`` (the ports, so a
 persistent cluster comes back on the ports recorded in its nodes.conf files).
 """
 
@@ -16,6 +16,7 @@ import atexit
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -28,8 +29,8 @@ from devstack.redis_client import (
     Access,
     LocalRedisError,
     TlsFiles,
-    cluster_members,
     cluster_problem,
+    members_problem,
     node_role,
     slot_owner,
 )
@@ -253,10 +254,13 @@ class RedisFleet:
         After killing a master, the cluster itself promotes a replica once the master has been
         unreachable for cluster-node-timeout (plus a short election), so allow a few seconds.
         """
-        deadline = time.monotonic() + timeout
-        while (problem := self._cluster_problem()) is not None:
+        self._wait_until(self._cluster_problem, time.monotonic() + timeout)
+
+    def _wait_until(self, problem: Callable[[], str | None], deadline: float) -> None:
+        """Poll ``problem()`` (a cluster offers no event to await) until it finds none."""
+        while (found := problem()) is not None:
             if time.monotonic() > deadline:
-                raise RedisStartError(f"cluster not ok after {timeout}s: {problem}")
+                raise RedisStartError(f"cluster not ok in time: {found}")
             time.sleep(0.05)
 
     def masters(self) -> list[RedisProcess]:
@@ -342,12 +346,5 @@ class RedisFleet:
     def _wait_members(self, nodes: list[RedisProcess], deadline: float) -> None:
         """Wait until each of ``nodes`` knows exactly ``nodes`` (gossip spreads a meet or a
         forget in a few hundred ms; a reshard needs every node to know the target)."""
-        expected = {p.address for p in nodes}
-        while True:
-            views = {p.address: cluster_members(p.host, p.port, p.access) for p in nodes}
-            wrong = {a: v for a, v in views.items() if v != expected}
-            if not wrong:
-                return
-            if time.monotonic() > deadline:
-                raise RedisStartError(f"nodes know other nodes than {sorted(expected)}: {wrong}")
-            time.sleep(0.05)
+        addresses = [(p.host, p.port) for p in nodes]
+        self._wait_until(lambda: members_problem(addresses, self.access), deadline)

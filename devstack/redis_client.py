@@ -222,12 +222,17 @@ def slot_owner(
     return None
 
 
-def cluster_members(host: str, port: int, access: Access = OPEN) -> set[str] | None:
-    """Addresses (``host:port``) of the nodes this node knows, itself included, less those it
-    has not finished meeting (handshake) or has forgotten; None if it does not answer."""
-    try:
-        with redis_client(host, port, timeout=1.0, access=access) as client:
-            nodes = client.cluster("NODES")  # parsed: {"ip:port": {"flags": ..., ...}}
-    except (OSError, LocalRedisError):
-        return None
-    return {address for address, info in nodes.items() if "handshake" not in info["flags"]}
+def members_problem(nodes: list[tuple[str, int]], access: Access = OPEN) -> str | None:
+    """Why ``nodes`` do not all know exactly each other yet (a node still meeting one, in
+    handshake, does not count it), or None once they do."""
+    expected = {f"{host}:{port}" for host, port in nodes}
+    for host, port in nodes:
+        try:
+            with redis_client(host, port, timeout=1.0, access=access) as client:
+                known = client.cluster("NODES")  # parsed: {"ip:port": {"flags": ..., ...}}
+        except (OSError, LocalRedisError) as exc:
+            return f"{host}:{port}: {exc!r}"
+        met = {address for address, info in known.items() if "handshake" not in info["flags"]}
+        if met != expected:
+            return f"{host}:{port} knows {sorted(met)}, not {sorted(expected)}"
+    return None
