@@ -6,30 +6,31 @@ started concurrently (spawn all, then wait), stopped in parallel, and stopped at
 exit as a safety net.
 
 Layout of ``data_dir``: ``shards/shard<i>/`` and ``cluster/node<i>/`` (server.log, nodes.conf,
-appendonlydir/), ``cluster/create.log`` (valkey-cli output) and ``fleet.json`` (the ports, so a
+appendonlydir/), ``cluster/cli.log`` (valkey-cli output) and ``fleet.json`` (the ports, so a
 persistent cluster comes back on the ports recorded in its nodes.conf files).
 """
 
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
-import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from redis.crc import key_slot
 
-from devstack.net import PortSpec, fleet_ports, port_list
-from devstack.procs import log_tail, stop_all
+from devstack.cluster_cli import ClusterCli, node_id
+from devstack.net import PortSpec, fleet_ports, pick_free_ports, port_list
+from devstack.procs import stop_all
 from devstack.redis_client import (
     Access,
     LocalRedisError,
     TlsFiles,
     cluster_problem,
+    members_problem,
     node_role,
     slot_owner,
 )
@@ -165,12 +166,6 @@ class RedisFleet:
             nodes=self.masters_count * (1 + self.replicas_per_master),
             host=self.host,
         )
-        node_args = [
-            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-            *("--cluster-node-timeout", str(self.node_timeout_ms)),
-            # Default 5 s: replicas would idle that long before their first full sync.
-            *("--repl-diskless-sync-delay", "0"),
-        ]
         self.shards = [
             RedisProcess(
                 binaries,
@@ -183,18 +178,27 @@ class RedisFleet:
             for i, port in enumerate(shard_ports)
         ]
         self.cluster = [
-            RedisProcess(
-                binaries,
-                port,
-                root / "cluster" / f"node{i}",
-                host=self.host,
-                persistent=self.persistent,
-                args=node_args,
-                name=f"node{i}",
-                access=self.access,
-            )
-            for i, port in enumerate(cluster_ports)
+            self._cluster_node(binaries, i, port) for i, port in enumerate(cluster_ports)
         ]
+
+    def _cluster_node(self, binaries: RedisBinaries, index: int, port: int) -> RedisProcess:
+        assert self.data_dir is not None
+        node_args = [
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", str(self.node_timeout_ms)),
+            # Default 5 s: replicas would idle that long before their first full sync.
+            *("--repl-diskless-sync-delay", "0"),
+        ]
+        return RedisProcess(
+            binaries,
+            port,
+            self.data_dir / "cluster" / f"node{index}",
+            host=self.host,
+            persistent=self.persistent,
+            args=node_args,
+            name=f"node{index}",
+            access=self.access,
+        )
 
     def _root_dir(self) -> Path:
         if self.persistent and self._data_dir_arg is not None:
@@ -225,27 +229,14 @@ class RedisFleet:
         self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))
 
     def _create_cluster(self, deadline: float) -> None:
-        assert self.data_dir is not None
-        cli = str(self.cluster[0].binaries.cli)
-        argv = [cli, *self.access.cli_args(), "--cluster", "create", *self.cluster_nodes]
-        argv += ["--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"]
-        log_path = self.data_dir / "cluster" / "create.log"
-        with log_path.open("wb") as log:  # it prints a lot; only the tail goes into errors
-            try:
-                code: int | None = subprocess.run(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    timeout=max(deadline - time.monotonic(), 5.0),
-                    check=False,
-                    env={**os.environ, **self.access.cli_env()},
-                ).returncode
-            except subprocess.TimeoutExpired:
-                code = None
-        if code != 0:
-            raise RedisStartError(f"`{' '.join(argv)}` failed ({code}):\n{log_tail(log_path)}")
+        self._cli().create(self.cluster_nodes, self.replicas_per_master, deadline)
         self.cluster_created = True
+
+    def _cli(self) -> ClusterCli:
+        assert self.data_dir is not None
+        return ClusterCli(
+            self.cluster[0].binaries.cli, self.access, self.data_dir / "cluster" / "cli.log"
+        )
 
     def _live_cluster(self) -> list[RedisProcess]:
         return [p for p in self.cluster if p.alive and not p.paused]
@@ -263,10 +254,13 @@ class RedisFleet:
         After killing a master, the cluster itself promotes a replica once the master has been
         unreachable for cluster-node-timeout (plus a short election), so allow a few seconds.
         """
-        deadline = time.monotonic() + timeout
-        while (problem := self._cluster_problem()) is not None:
+        self._wait_until(self._cluster_problem, time.monotonic() + timeout)
+
+    def _wait_until(self, problem: Callable[[], str | None], deadline: float) -> None:
+        """Poll ``problem()`` (a cluster offers no event to await) until it finds none."""
+        while (found := problem()) is not None:
             if time.monotonic() > deadline:
-                raise RedisStartError(f"cluster not ok after {timeout}s: {problem}")
+                raise RedisStartError(f"cluster not ok in time: {found}")
             time.sleep(0.05)
 
     def masters(self) -> list[RedisProcess]:
@@ -288,3 +282,69 @@ class RedisFleet:
         """FLUSHALL on every shard and every cluster master (replicas follow)."""
         for proc in [*self.shards, *self.masters()]:
             proc.command("FLUSHALL")
+
+    # ------------------------------------------------------------------ growing and shrinking
+    # What an operator does (docs/deploy.md), while clients keep using the cluster.  Not for a
+    # persistent fleet: its fleet.json records the nodes it started with.
+
+    def add_pair(self, timeout: float = 60.0) -> tuple[RedisProcess, RedisProcess]:
+        """Start a master and a replica of it, join them to the cluster and move the master's
+        even share of the slots to it from the other masters; returns (master, replica) once
+        every node agrees on the new slot map and reports cluster_state:ok."""
+        if self.persistent or not self.cluster:
+            raise LocalRedisError("add_pair() needs a running, non-persistent cluster")
+        deadline = time.monotonic() + timeout
+        entry = self.masters()[0]
+        busy = [port for p in self.processes() for port in (p.port, p.port + 10000)]
+        ports = pick_free_ports(2, host=self.host, cluster_bus=True, exclude=busy)
+        made = len(list((entry.data_dir.parent).glob("node*")))  # removed nodes' dirs stay
+        master, replica = [
+            self._cluster_node(entry.binaries, made + i, p) for i, p in enumerate(ports)
+        ]
+        self.cluster += [master, replica]  # from here on, stop() stops them
+        for proc in (master, replica):
+            proc.spawn()
+        for proc in (master, replica):
+            proc.wait_ready(max(deadline - time.monotonic(), 1.0))
+        cli = self._cli()
+        cli.add_master(master, entry, deadline)
+        self._wait_members([p for p in self._live_cluster() if p is not replica], deadline)
+        cli.add_replica(replica, master, entry, deadline)
+        self._wait_members(self._live_cluster(), deadline)
+        cli.fill(master, entry, deadline)
+        self.masters_count += 1
+        self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))
+        return master, replica
+
+    def remove_pair(self, master: RedisProcess, timeout: float = 60.0) -> list[RedisProcess]:
+        """Move every slot of ``master`` to the other masters, then make the cluster forget
+        it and its replicas and stop them; returns the processes removed."""
+        deadline = time.monotonic() + timeout
+        gone = [*self.replicas_of(master), master]  # replicas first: one can't forget its master
+        # Asked now: once slot-less, the master turns into a replica of the node that took its
+        # last slot (replica migration), and its own replica may hang a few seconds meanwhile.
+        ids = [node_id(p) for p in gone]
+        entry = next(p for p in self.masters() if p is not master)
+        cli = self._cli()
+        cli.drain(master, entry, deadline)
+        self.masters_count -= 1
+        for node in ids:  # del-node only needs it to own no slot, which the drain saw to
+            cli.delete(node, entry, deadline)
+        stop_all(gone)
+        self.cluster = [p for p in self.cluster if p not in gone]
+        self._wait_members(self._live_cluster(), deadline)
+        self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))
+        return gone
+
+    def replicas_of(self, master: RedisProcess) -> list[RedisProcess]:
+        return [
+            p
+            for p in self.replicas()
+            if int(p.command("INFO", "replication").get("master_port", 0)) == master.port
+        ]
+
+    def _wait_members(self, nodes: list[RedisProcess], deadline: float) -> None:
+        """Wait until each of ``nodes`` knows exactly ``nodes`` (gossip spreads a meet or a
+        forget in a few hundred ms; a reshard needs every node to know the target)."""
+        addresses = [(p.host, p.port) for p in nodes]
+        self._wait_until(lambda: members_problem(addresses, self.access), deadline)

@@ -220,3 +220,19 @@ def slot_owner(
                 ):
                     return ip, owner
     return None
+
+
+def members_problem(nodes: list[tuple[str, int]], access: Access = OPEN) -> str | None:
+    """Why ``nodes`` do not all know exactly each other yet (a node still meeting one, in
+    handshake, does not count it), or None once they do."""
+    expected = {f"{host}:{port}" for host, port in nodes}
+    for host, port in nodes:
+        try:
+            with redis_client(host, port, timeout=1.0, access=access) as client:
+                known = client.cluster("NODES")  # parsed: {"ip:port": {"flags": ..., ...}}
+        except (OSError, LocalRedisError) as exc:
+            return f"{host}:{port}: {exc!r}"
+        met = {address for address, info in known.items() if "handshake" not in info["flags"]}
+        if met != expected:
+            return f"{host}:{port} knows {sorted(met)}, not {sorted(expected)}"
+    return None

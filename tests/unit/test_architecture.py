@@ -91,7 +91,9 @@ DEVSTACK_LAYERS = {
     "devstack.redis_client": [],
     "devstack.redis_server": ["devstack.procs", "devstack.redis_client"],
     "devstack.tls": ["devstack.redis_client", "devstack.redis_server"],
+    "devstack.cluster_cli": ["devstack.procs", "devstack.redis_client", "devstack.redis_server"],
     "devstack.cluster": [
+        "devstack.cluster_cli",
         "devstack.net",
         "devstack.procs",
         "devstack.redis_client",
