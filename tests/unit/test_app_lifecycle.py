@@ -98,6 +98,6 @@ async def test_a_failed_start_stops_what_had_started_and_itself():
         await run_app(fake_node(journal, shards={"fail_start": True}))
     # The shards' own stop runs too: a start may leave connections behind.
     assert journal == [
-        "start cluster", "read shard set", "start shards", "stop shards", "stop inbound", "stop ordering",
-        "stop cluster", "stop hasher", "stop sio",
+        "start cluster", "read shard set", "start shards", "stop shards", "stop inbound",
+        "stop ordering", "stop cluster", "stop hasher", "stop sio",
     ]  # fmt: skip
