@@ -154,3 +154,13 @@ async def test_two_changes_cannot_both_start(fleet):
     assert not await fleet.store.write(
         Layout(2, {"b": B}, dict(current.shards), RECEIVE), (1, STEADY)
     )
+
+
+async def test_a_node_that_starts_during_a_change_starts_on_its_current_step(fleet):
+    current = await fleet.store.read()
+    receive = Layout(2, {"a": A}, dict(current.shards), RECEIVE)
+    assert await fleet.store.write(receive, current.step)
+    late = await fleet.node("n3", {"a": A, "b": B}, follow=False)
+    assert fleet.switches["n3"].layout == receive
+    await late.start()
+    assert (await fleet.store.acks())["n3"] == (2, RECEIVE)
