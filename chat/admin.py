@@ -25,7 +25,9 @@ from chat.models import Layout
 CONNECT_TIMEOUT = 10.0
 
 
-async def shards(settings: Settings, command: str, arg: str | None, wait: float) -> int:
+async def shards(
+    settings: Settings, command: str, arg: str | None, *, wait: float, weight: int = 1
+) -> int:
     cluster = Cluster(
         settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
         replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
@@ -35,7 +37,7 @@ async def shards(settings: Settings, command: str, arg: str | None, wait: float)
     access = redis_access(settings, "shards")
     admin = Admin(ClusterShardSet(cluster), presence.live_nodes, prober(access), wait=wait)
     try:
-        return await _run(admin, command, arg, settings, sys.stdout)
+        return await _run(admin, command, arg, weight, settings)
     except Refused as exc:
         print(f"chat shards {command}: refused: {exc}", file=sys.stderr)
         return 2
@@ -46,7 +48,8 @@ async def shards(settings: Settings, command: str, arg: str | None, wait: float)
         await cluster.stop()
 
 
-async def _run(admin: Admin, command: str, arg: str | None, s: Settings, out: TextIO) -> int:
+async def _run(admin: Admin, command: str, arg: str | None, weight: int, s: Settings) -> int:
+    out = sys.stdout
     if command == "list":
         _print_layout(await admin.current(), out)
     elif command == "status":
@@ -64,7 +67,7 @@ async def _run(admin: Admin, command: str, arg: str | None, s: Settings, out: Te
         name, sep, url = (arg or "").partition("=")
         if not sep:
             raise Refused(f"{arg!r} is not NAME=redis://host:port")
-        _print_layout(await admin.add(name.strip(), url.strip()), out)
+        _print_layout(await admin.add(name.strip(), url.strip(), weight), out)
     elif command == "remove":
         _print_layout(await admin.remove(arg or ""), out)
     elif command == "resume":
@@ -75,6 +78,7 @@ async def _run(admin: Admin, command: str, arg: str | None, s: Settings, out: Te
 def _print_layout(layout: Layout, out: TextIO) -> None:
     print(f"epoch {layout.epoch} {layout.phase}", file=out)
     for name, url in sorted(layout.shards.items()):
-        print(f"shard {name} {url}", file=out)
+        weight = layout.weights.get(name, 1)
+        print(f"shard {name} {url}" + (f" weight {weight}" if weight != 1 else ""), file=out)
     for name, url in sorted(layout.previous.items()):
         print(f"previous {name} {url}", file=out)

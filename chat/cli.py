@@ -57,7 +57,9 @@ def _shards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     action = shards.add_subparsers(dest="action", required=True)
     action.add_parser("list", help="the recorded shard set")
     action.add_parser("status", help="epoch, phase, each node's step, channels per shard")
-    action.add_parser("add", help="add a shard").add_argument("shard", metavar="NAME=URL")
+    add = action.add_parser("add", help="add a shard")
+    add.add_argument("shard", metavar="NAME=URL")
+    add.add_argument("--weight", type=int, default=1, help="its share of the ring, 1..100 [1]")
     action.add_parser("remove", help="remove a shard").add_argument("shard", metavar="NAME")
     action.add_parser("resume", help="finish a change that stopped half-way")
 
@@ -97,7 +99,8 @@ def shards(args: argparse.Namespace) -> int:
     except config.ConfigError as exc:
         print(f"chat shards: {exc}", file=sys.stderr)
         return 2
-    command = run_shards(settings, args.action, getattr(args, "shard", None), args.wait)
+    shard, weight = getattr(args, "shard", None), getattr(args, "weight", 1)
+    command = run_shards(settings, args.action, shard, wait=args.wait, weight=weight)
     return asyncio.run(command)
 
 

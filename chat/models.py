@@ -200,6 +200,7 @@ def to_wire(obj: msgspec.Struct) -> Any:
 
 STEADY, RECEIVE, PUBLISH = "steady", "receive", "publish"
 PHASES = (STEADY, RECEIVE, PUBLISH)
+MAX_SHARD_WEIGHT = 100  # shardring's bound
 
 
 @dataclass(frozen=True)
@@ -213,8 +214,12 @@ class Layout:
     #: name -> Redis URL: the set a running change leaves; empty when steady.
     previous: Mapping[str, str] = field(default_factory=dict)
     phase: str = STEADY
+    #: name -> ring weight, for the shards whose weight is not 1 (shardring: 1..100).
+    weights: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if any(not 1 <= w <= MAX_SHARD_WEIGHT for w in self.weights.values()):
+            raise ValueError(f"a shard's weight is 1..{MAX_SHARD_WEIGHT}")
         if self.phase not in PHASES:
             raise ValueError(f"unknown phase {self.phase!r}")
         if not self.shards:
@@ -230,6 +235,10 @@ class Layout:
         """Every shard a node needs a connection to."""
         return {**self.previous, **self.shards}
 
+    def ring(self, shards: Mapping[str, str]) -> dict[str, int]:
+        """``shards`` (this layout's set, or its previous one) as a ring's weighted names."""
+        return {name: self.weights.get(name, 1) for name in shards}
+
     @property
     def step(self) -> tuple[int, str]:
         """What a node acknowledges: the change (epoch) and how far it got (phase)."""
@@ -238,10 +247,11 @@ class Layout:
     def encode(self) -> bytes:
         return msgspec.json.encode(
             {"epoch": self.epoch, "phase": self.phase, "shards": dict(self.shards),
-             "previous": dict(self.previous)}
+             "previous": dict(self.previous), "weights": dict(self.weights)}
         )  # fmt: skip
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Layout:
         doc = msgspec.json.decode(raw)
-        return cls(int(doc["epoch"]), doc["shards"], doc.get("previous") or {}, doc["phase"])
+        previous, weights = doc.get("previous") or {}, doc.get("weights") or {}
+        return cls(int(doc["epoch"]), doc["shards"], previous, doc["phase"], weights)

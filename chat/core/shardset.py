@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 from chat.config import SHARD_NAME
-from chat.models import PUBLISH, RECEIVE, STEADY, Layout
+from chat.models import MAX_SHARD_WEIGHT, PUBLISH, RECEIVE, STEADY, Layout
 from chat.ports import Probe, ShardSetStore, ShardSwitch, Step
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,10 @@ class Admin:
         layout, acks, live = await asyncio.gather(self.current(), self._store.acks(), self._live())
         return layout, {node: acks.get(node) for node in live}
 
-    async def add(self, name: str, url: str) -> Layout:
+    async def add(self, name: str, url: str, weight: int = 1) -> Layout:
         check_url(name, url)
+        if not 1 <= weight <= MAX_SHARD_WEIGHT:
+            raise Refused(f"a weight is 1..{MAX_SHARD_WEIGHT} (the share of channels it takes)")
         current = await self._idle()
         if name in current.shards:
             raise Refused(f"shard {name!r} exists already ({current.shards[name]})")
@@ -90,7 +92,8 @@ class Admin:
             raise Refused(f"{url} is shard {_name_of(current, url)!r} already")
         if not await self._probe(url):
             raise Refused(f"{url} does not answer PING: not added")
-        return await self._change(current, {**current.shards, name: url})
+        weights = {**current.weights, name: weight} if weight != 1 else current.weights
+        return await self._change(current, {**current.shards, name: url}, weights)
 
     async def remove(self, name: str) -> Layout:
         current = await self._idle()
@@ -98,7 +101,8 @@ class Admin:
             raise Refused(f"no shard {name!r}; the shards are {', '.join(sorted(current.shards))}")
         if len(current.shards) == 1:
             raise Refused(f"{name!r} is the last shard: a deployment needs one")
-        return await self._change(current, {n: u for n, u in current.shards.items() if n != name})
+        kept = {n: u for n, u in current.shards.items() if n != name}
+        return await self._change(current, kept, current.weights)
 
     async def resume(self) -> Layout:
         """Drive an unfinished change to its end (after a timeout, or a lost coordinator)."""
@@ -113,8 +117,11 @@ class Admin:
             )
         return current
 
-    async def _change(self, current: Layout, shards: Mapping[str, str]) -> Layout:
-        first = Layout(current.epoch + 1, dict(shards), dict(current.shards), RECEIVE)
+    async def _change(
+        self, current: Layout, shards: Mapping[str, str], weights: Mapping[str, int]
+    ) -> Layout:
+        # The weights of both sets while the change runs: the old ring must stay the same.
+        first = Layout(current.epoch + 1, dict(shards), dict(current.shards), RECEIVE, weights)
         if not await self._store.write(first, current.step):
             raise Refused("another change started meanwhile: see `chat shards status`")
         log.info("shard set: epoch %d started: %s", first.epoch, sorted(shards))
@@ -126,9 +133,9 @@ class Admin:
             if layout.phase == STEADY:
                 return layout
             following = (
-                Layout(layout.epoch, layout.shards, layout.previous, PUBLISH)
+                Layout(layout.epoch, layout.shards, layout.previous, PUBLISH, layout.weights)
                 if layout.phase == RECEIVE
-                else Layout(layout.epoch, layout.shards)
+                else Layout(layout.epoch, layout.shards, weights=_kept(layout))
             )
             if not await self._store.write(following, layout.step):
                 raise Refused("the shard set changed meanwhile: see `chat shards status`")
@@ -151,6 +158,10 @@ class Admin:
                     "their leases to lapse), then run `chat shards resume`"
                 )
             await asyncio.sleep(self._poll)  # remote state: nothing to await but the store
+
+
+def _kept(layout: Layout) -> dict[str, int]:
+    return {n: w for n, w in layout.weights.items() if n in layout.shards}
 
 
 def _name_of(layout: Layout, url: str) -> str:

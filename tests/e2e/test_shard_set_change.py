@@ -162,6 +162,7 @@ async def test_every_refused_change_says_why_and_changes_nothing(make_fleet, tmp
             (("add", one), "exists already"),
             (("add", f"x={fleet.shard_urls[names[0]]}"), "already"),
             (("add", "x=redis://127.0.0.1:1"), "does not answer PING"),
+            (("add", "x=redis://127.0.0.1:1", "--weight", "0"), "1..100"),
             (("remove", "nope"), "no shard 'nope'"),
             (("remove", names[0]), "last shard"),
         ]

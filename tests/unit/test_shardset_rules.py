@@ -164,3 +164,19 @@ async def test_a_node_that_starts_during_a_change_starts_on_its_current_step(fle
     assert fleet.switches["n3"].layout == receive
     await late.start()
     assert (await fleet.store.acks())["n3"] == (2, RECEIVE)
+
+
+async def test_a_weight_is_carried_through_the_change_and_dropped_with_its_shard(fleet):
+    with pytest.raises(Refused, match=r"1\.\.100"):
+        await fleet.admin.add("c", C, weight=101)
+    assert (await fleet.admin.add("c", C, weight=3)).weights == {"c": 3}
+    assert all(layout.weights == {"c": 3} for layout in fleet.switches["n1"].applied)
+    removing = await fleet.admin.remove("c")
+    assert removing.weights == {}
+    assert fleet.switches["n2"].applied[-2].weights == {"c": 3}  # the old ring, while publishing
+
+
+def test_the_record_round_trips_with_its_weights():
+    layout = Layout(4, {"a": A, "c": C}, {"a": A}, PUBLISH, {"c": 3})
+    assert Layout.decode(layout.encode()) == layout
+    assert Layout.decode(b'{"epoch":1,"phase":"steady","shards":{"a":"redis://a"}}').weights == {}

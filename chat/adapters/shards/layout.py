@@ -37,8 +37,8 @@ class Routing:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._ring = HashRing(list(layout.shards))
-        self._previous = HashRing(list(layout.previous)) if layout.previous else None
+        self._ring = HashRing(layout.ring(layout.shards))
+        self._previous = HashRing(layout.ring(layout.previous)) if layout.previous else None
         self._publish = self._ring if layout.phase != RECEIVE else self._previous
 
     @property
