@@ -148,6 +148,55 @@ async def test_a_shard_is_added_then_another_removed_under_traffic(
         )
 
 
+async def test_a_node_killed_mid_change_stops_counting_when_its_lease_lapses(
+    make_fleet, tmp_path, jwt_secret
+):
+    fleet = make_fleet()
+    names = list(fleet.shard_urls)
+    leases = {"lease_ttl": "3", "lease_renew": "1"}
+    with start_stack(
+        fleet, tmp_path / "nodes", jwt_secret, nodes=2, shards=first_two(fleet), **LIMITS, **leases
+    ) as stack:
+        users = await moving_users(stack.url(0), fleet, names[:2], names)
+        clients: dict[str, Client] = {}
+        async with contextlib.AsyncExitStack() as closing:
+            for user in users:  # all on the node that survives
+                clients[user.id] = await Client().connect(stack.url(0), user.token)
+                closing.push_async_callback(clients[user.id].close)
+            traffic = Traffic(clients)
+            pairs = [(users[i].id, users[i + 1].id) for i in range(0, len(users) - 1, 2)]
+            senders = [asyncio.create_task(traffic.sender(a, b)) for a, b in pairs]
+            url = fleet.shard_urls[names[2]]
+            change = asyncio.create_task(chat_shards(fleet, jwt_secret, "add", f"{names[2]}={url}"))
+            await until_record(fleet, lambda layout: layout.epoch == 2)
+            stack.nodes[1].kill()  # mid-change: it never acknowledges another step
+            code, out, err = await change
+            assert code == 0, err
+            assert out.startswith("epoch 2 steady")
+            traffic.stop.set()
+            await asyncio.gather(*senders)
+            for me, client in clients.items():
+                rooms = {"lobby"} | {m["room"] for m in traffic.acked if me in m["room"]}
+                await traffic.received_everything(client, rooms)
+        assert readyz(stack.url(0))["shardset"] == {"epoch": 2, "phase": "steady", "acked": True}
+
+
+async def until_record(fleet: RedisFleet, reached, timeout: float = 30.0) -> None:
+    """Poll the record (the cluster has nothing to wait on) until ``reached(layout)``."""
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in fleet.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(fleet))
+    await cluster.start(10)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                layout = await ClusterShardSet(cluster).read()
+                if layout is not None and reached(layout):
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await cluster.stop()
+
+
 async def test_every_refused_change_says_why_and_changes_nothing(make_fleet, tmp_path, jwt_secret):
     fleet = make_fleet(shards=2, masters=3, replicas=0)
     names = list(fleet.shard_urls)
