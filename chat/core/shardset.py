@@ -32,7 +32,8 @@ class Refused(Exception):
 
 
 class NotAcknowledged(Exception):
-    """Some live nodes did not reach a step in time; the change stays at that step."""
+    """The change did not end here: some live nodes did not reach a step in time (it stays at
+    that step), or another coordinator drives it."""
 
 
 def reached(ack: Step | None, step: Step) -> bool:
@@ -138,7 +139,10 @@ class Admin:
                 else Layout(layout.epoch, layout.shards, weights=_kept(layout))
             )
             if not await self._store.write(following, layout.step):
-                raise Refused("the shard set changed meanwhile: see `chat shards status`")
+                # Not a refusal: the change runs on, driven by another `chat shards resume`.
+                raise NotAcknowledged(
+                    "another coordinator moved this change on meanwhile: see `chat shards status`"
+                )
             log.info("shard set: epoch %d now %s", layout.epoch, following.phase)
             layout = following
 
