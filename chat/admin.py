@@ -2,8 +2,8 @@
 set (the logic is ``chat/core/shardset.py``'s, the Redis the adapters').  It connects to the
 cluster and the shards with the same ``CHAT_*`` settings as ``chat serve``.
 
-Exit codes: 0 done, 1 the nodes did not all follow in time (the change stays where it is:
-``chat shards resume``), 2 refused (nothing changed).
+Exit codes: 0 done, 1 not done (the cluster unreachable, or the nodes did not all follow in
+time: the change stays where it is, ``chat shards resume``), 2 refused (nothing changed).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from chat.adapters.redis_common import redis_access
 from chat.adapters.shards.probe import channel_count, prober
 from chat.config import Settings
 from chat.core.shardset import Admin, NotAcknowledged, Refused
+from chat.errors import ChatError
 from chat.models import Layout
 
 CONNECT_TIMEOUT = 10.0
@@ -32,7 +33,11 @@ async def shards(
         settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
         replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
     )  # fmt: skip
-    await cluster.start(CONNECT_TIMEOUT)
+    try:
+        await cluster.start(CONNECT_TIMEOUT)
+    except RuntimeError as exc:  # unreachable, or credentials refused (never echoed)
+        print(f"chat shards {command}: {exc}", file=sys.stderr)
+        return 1
     presence = ClusterPresence(cluster, "admin", ClusterRoster(cluster))
     access = redis_access(settings, "shards")
     admin = Admin(ClusterShardSet(cluster), presence.live_nodes, prober(access), wait=wait)
@@ -41,7 +46,7 @@ async def shards(
     except Refused as exc:
         print(f"chat shards {command}: refused: {exc}", file=sys.stderr)
         return 2
-    except NotAcknowledged as exc:
+    except (NotAcknowledged, ChatError) as exc:  # ChatError: the cluster failing over
         print(f"chat shards {command}: {exc}", file=sys.stderr)
         return 1
     finally:

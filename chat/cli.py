@@ -50,8 +50,9 @@ def _shards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     shards = sub.add_parser(
         "shards",
         help="show or change the pub/sub shard set (nodes follow it live)",
-        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 the nodes did "
-        "not all follow in time (`resume` continues), 2 refused (nothing changed).",
+        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 not done (the "
+        "cluster unreachable, or the nodes did not all follow in time: `resume` continues), "
+        "2 refused (nothing changed).",
     )
     shards.add_argument("--wait", type=float, default=60.0, help="seconds per step [60]")
     action = shards.add_subparsers(dest="action", required=True)

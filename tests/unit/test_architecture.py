@@ -79,6 +79,7 @@ LAYERS = {
     ],
     "chat.admin": [
         "chat.config",
+        "chat.errors",
         "chat.models",
         "chat.core.*",
         "chat.adapters.*",
