@@ -1,7 +1,8 @@
 """Composition root: picks the concrete classes and wires them; nothing else.
 
 Every resource with a lifecycle is one aiohttp cleanup context (``resources``), registered in
-start order: the cluster client, the shard listeners, the presence leases, the token clock.
+start order: the cluster client, the shard set's record, the shard listeners, the presence
+leases, the shard set's follower, the token clock.
 The node is ready only once every shard is connected with all its channels subscribed and the
 cluster answers.  aiohttp stops the contexts in reverse order, each one even when another
 failed to stop, and after a failed start it stops those that had started.  Serving and the
@@ -28,6 +29,7 @@ from chat.adapters.cluster.presence import ClusterPresence
 from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.adapters.cluster.sessions import ClusterSessions
+from chat.adapters.cluster.shardset import ClusterShardSet
 from chat.adapters.http import (
     health_routes,
     hide_server_version,
@@ -62,6 +64,7 @@ from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
 from chat.core.sessions import Sessions
+from chat.core.shardset import Follower
 from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
 
@@ -82,6 +85,7 @@ class Node:
     rest: Rest
     inbound: InboundDispatcher
     lifetimes: Lifetimes
+    follower: Follower
     draining: bool = field(default=False)
     render_metrics: Callable[[], bytes] | None = None
 
@@ -93,7 +97,8 @@ class Node:
         cluster_ok = await self.cluster.healthy()
         ready = not self.draining and self.broker.is_ready() and cluster_ok
         detail = {"node": self.settings.node_id, "draining": self.draining}
-        return ready, {**detail, "shards": shards, "cluster": cluster_ok}
+        shardset = self.follower.status()
+        return ready, {**detail, "shards": shards, "shardset": shardset, "cluster": cluster_ok}
 
 
 NODE = web.AppKey("node", Node)
@@ -205,13 +210,20 @@ def build_node(s: Settings) -> Node:
         limiter=limiter, sessions=sessions,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
+    follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)
     node = Node(
         s, sockets, broker, db.cluster, hasher, order, presence, rest, inbound,
-        connections.lifetimes,
+        connections.lifetimes, follower,
     )  # fmt: skip
     node.render_metrics = metrics.exporter(
         metrics.node_collector(
-            presence, order, broker.status, inbound, messaging, lambda: broker.local_deliveries
+            presence,
+            order,
+            broker.status,
+            inbound,
+            messaging,
+            lambda: broker.local_deliveries,
+            lambda: broker.layout.step,
         )
     )
     return node
@@ -254,8 +266,12 @@ def resources(node: Node) -> list[CleanupCtx]:
         resource("cluster client", lambda: cluster.start(START_TIMEOUT), stop=cluster.stop),
         resource("ordering", stop=node.ordering.close),
         resource("inbound dispatcher", stop=node.inbound.close),
+        # The record of the shard set decides which shards the listeners start on.
+        resource("shard set record", node.follower.prepare, stop=lambda: None),
         resource("shard listeners", lambda: broker.start(START_TIMEOUT), stop=broker.stop),
         resource("presence leases", node.presence.start, stop=node.presence.stop),
+        # After the lease: from its first read on, a coordinator waits for this node's acks.
+        resource("shard set follower", node.follower.start, stop=node.follower.stop),
         resource("token lifetimes", node.lifetimes.start, stop=node.lifetimes.stop),
         # Stopped first: from then on readiness fails, whatever stops after it.
         resource("readiness", lambda: log.info("node %s started", name), stop=node.drain),

@@ -1,4 +1,5 @@
-"""``chat`` command: ``serve`` a node, mint a ``token`` with the local stack's secret.
+"""``chat`` command: ``serve`` a node, change the pub/sub ``shards``, mint a ``token`` with
+the local stack's secret.
 
 The local stack itself is not part of the server: ``python -m devstack`` (``make run``).
 """
@@ -45,10 +46,30 @@ def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     token.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR)
 
 
+def _shards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    shards = sub.add_parser(
+        "shards",
+        help="show or change the pub/sub shard set (nodes follow it live)",
+        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 not done (the "
+        "cluster unreachable, or the nodes did not all follow in time: `resume` continues), "
+        "2 refused (nothing changed).",
+    )
+    shards.add_argument("--wait", type=float, default=60.0, help="seconds per step [60]")
+    action = shards.add_subparsers(dest="action", required=True)
+    action.add_parser("list", help="the recorded shard set")
+    action.add_parser("status", help="epoch, phase, each node's step, channels per shard")
+    add = action.add_parser("add", help="add a shard")
+    add.add_argument("shard", metavar="NAME=URL")
+    add.add_argument("--weight", type=int, default=1, help="its share of the ring, 1..100 [1]")
+    action.add_parser("remove", help="remove a shard").add_argument("shard", metavar="NAME")
+    action.add_parser("resume", help="finish a change that stopped half-way")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    _shards_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -69,6 +90,19 @@ def serve(overrides: dict[str, str | None]) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run(settings))
     return 0
+
+
+def shards(args: argparse.Namespace) -> int:
+    from chat.admin import shards as run_shards
+
+    try:
+        settings = config.load(overrides={})
+    except config.ConfigError as exc:
+        print(f"chat shards: {exc}", file=sys.stderr)
+        return 2
+    shard, weight = getattr(args, "shard", None), getattr(args, "weight", 1)
+    command = run_shards(settings, args.action, shard, wait=args.wait, weight=weight)
+    return asyncio.run(command)
 
 
 def tune_gc() -> None:
@@ -111,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve({opt.name: getattr(args, opt.name) for opt in config.OPTIONS})
+    if args.command == "shards":
+        return shards(args)
     return token(args)
 
 

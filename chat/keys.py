@@ -159,3 +159,17 @@ def node_purge_key(node_id: str) -> str:
 def node_users_key(node_id: str, incarnation: str) -> str:
     """Users with connections registered by one incarnation of a node (what a purge visits)."""
     return f"{{n:{node_id}:{incarnation}}}:users"
+
+
+# --- the pub/sub shard set (issue 15): one slot, {shardset} -------------------------------------
+
+
+def shardset_key() -> str:
+    """The shard set in force: one JSON ``Layout`` (epoch, phase, shards, previous).  No
+    credentials: a node connects with its CHAT_* ones."""
+    return "{shardset}:layout"
+
+
+def shardset_acks_key() -> str:
+    """Per node, the step of the shard set it runs: field node id, value ``<epoch>:<phase>``."""
+    return "{shardset}:acks"

@@ -7,6 +7,8 @@ Leaf module: imports nothing of the project.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeGuard
 
 import msgspec
@@ -192,3 +194,64 @@ def message_delivery(message: Message) -> Delivery:
 def to_wire(obj: msgspec.Struct) -> Any:
     """Plain dict/list form for Socket.IO acks and events."""
     return msgspec.to_builtins(obj)
+
+
+# --- the shard set (issue 15) ----------------------------------------------------------------
+
+STEADY, RECEIVE, PUBLISH = "steady", "receive", "publish"
+PHASES = (STEADY, RECEIVE, PUBLISH)
+MAX_SHARD_WEIGHT = 100  # shardring's bound
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The pub/sub shard set in force and, while a change runs, the set it leaves (the phases
+    and their invariant: ``chat/adapters/shards/layout.py``)."""
+
+    epoch: int
+    #: name -> Redis URL: the set in force, or the one a running change moves to.
+    shards: Mapping[str, str]
+    #: name -> Redis URL: the set a running change leaves; empty when steady.
+    previous: Mapping[str, str] = field(default_factory=dict)
+    phase: str = STEADY
+    #: name -> ring weight, for the shards whose weight is not 1 (shardring: 1..100).
+    weights: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if any(not 1 <= w <= MAX_SHARD_WEIGHT for w in self.weights.values()):
+            raise ValueError(f"a shard's weight is 1..{MAX_SHARD_WEIGHT}")
+        if self.phase not in PHASES:
+            raise ValueError(f"unknown phase {self.phase!r}")
+        if not self.shards:
+            raise ValueError("a layout needs at least one shard")
+        if (self.phase == STEADY) != (not self.previous):
+            raise ValueError("a previous set exists exactly while a change runs")
+        for name in self.shards.keys() & self.previous.keys():
+            if self.shards[name] != self.previous[name]:
+                raise ValueError(f"shard {name} cannot change its URL during a change")
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """Every shard a node needs a connection to."""
+        return {**self.previous, **self.shards}
+
+    def ring(self, shards: Mapping[str, str]) -> dict[str, int]:
+        """``shards`` (this layout's set, or its previous one) as a ring's weighted names."""
+        return {name: self.weights.get(name, 1) for name in shards}
+
+    @property
+    def step(self) -> tuple[int, str]:
+        """What a node acknowledges: the change (epoch) and how far it got (phase)."""
+        return self.epoch, self.phase
+
+    def encode(self) -> bytes:
+        return msgspec.json.encode(
+            {"epoch": self.epoch, "phase": self.phase, "shards": dict(self.shards),
+             "previous": dict(self.previous), "weights": dict(self.weights)}
+        )  # fmt: skip
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Layout:
+        doc = msgspec.json.decode(raw)
+        previous, weights = doc.get("previous") or {}, doc.get("weights") or {}
+        return cls(int(doc["epoch"]), doc["shards"], previous, doc["phase"], weights)

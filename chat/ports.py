@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
-from chat.models import Account, Message, Room, UserRecord, UserRef
+from chat.models import Account, Layout, Message, Room, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -219,6 +219,9 @@ class PresenceStore(Protocol):
 
     async def dead_nodes(self) -> list[tuple[str, str]]: ...
 
+    async def live_nodes(self) -> list[str]:
+        """Every node whose lease is running, this one included."""
+
     async def claim_purge(self, node_id: str, incarnation: str) -> bool: ...
 
     async def users_of(self, node_id: str, incarnation: str) -> list[str]: ...
@@ -228,3 +231,43 @@ class PresenceStore(Protocol):
     ) -> tuple[int, bool]: ...
 
     async def forget_node(self, node_id: str, incarnation: str) -> None: ...
+
+
+#: A node's step of the shard set: ``(epoch, phase)`` (``Layout.step``).
+Step = tuple[int, str]
+
+
+class ShardSetStore(Protocol):
+    """The record of truth of the pub/sub shard set (one per deployment) and each node's
+    acknowledgement of the step it runs."""
+
+    async def read(self) -> Layout | None:
+        """The layout in force, None before the first node created it."""
+
+    async def write(self, layout: Layout, expected: Step | None) -> bool:
+        """Store ``layout`` only if the stored step is still ``expected`` (None: no record);
+        False, and nothing written, otherwise."""
+
+    async def ack(self, node_id: str, step: Step) -> None:
+        """Record that ``node_id`` runs ``step``."""
+
+    async def acks(self) -> dict[str, Step]:
+        """The step each node last acknowledged (dead nodes included: filter by lease)."""
+
+
+class ShardSwitch(Protocol):
+    """The node's broker as a follower of the shard set sees it."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def adopt(self, layout: Layout) -> None:
+        """Start on ``layout`` instead of the configured set (before the broker starts)."""
+
+    async def apply(self, layout: Layout) -> bool:
+        """Step a running broker to ``layout``; True once every followed channel is
+        subscribed where the step receives it (then the step may be acknowledged)."""
+
+
+#: PING of a shard URL with the deployment's credentials: True if it answered.
+Probe = Callable[[str], Awaitable[bool]]

@@ -48,6 +48,10 @@ class NodeCollector(Collector):
             yield family
 
 
+#: The phases of a change of the shard set as a gauge's values (chat/adapters/shards/layout.py).
+PHASE_CODES = {"steady": 0, "receive": 1, "publish": 2}
+
+
 def node_collector(
     presence: Presence,
     order: Ordering,
@@ -55,6 +59,7 @@ def node_collector(
     inbound: InboundDispatcher,
     messaging: Messaging,
     local_deliveries: Callable[[], int] = lambda: 0,
+    shard_step: Callable[[], tuple[int, str]] = lambda: (0, "steady"),
 ) -> NodeCollector:
     def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
         status = shards()
@@ -103,6 +108,16 @@ def node_collector(
         gauges=[
             ("chat_connections", "sockets connected to this node", lambda: presence.connections),
             ("chat_online_users", "users online, fleet-wide", lambda: presence.online_users),
+            (
+                "chat_shardset_epoch",
+                "epoch of the shard set this node runs",
+                lambda: shard_step()[0],
+            ),
+            (
+                "chat_shardset_phase",
+                "phase of the shard set change this node runs: 0 steady, 1 receive, 2 publish",
+                lambda: PHASE_CODES.get(shard_step()[1], -1),
+            ),
         ],
         labelled=labelled,
     )

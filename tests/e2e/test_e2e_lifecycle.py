@@ -65,6 +65,8 @@ async def test_metrics_are_served_in_prometheus_text(stack):
         'chat_presence_transitions_total{state="online"}',
         "chat_presence_purged_entries_total ",
         'chat_shard_ready{shard="shard0"} 1.0',
+        "chat_shardset_epoch ",
+        "chat_shardset_phase 0.0",
         "chat_messages_stored_total ",
         "process_resident_memory_bytes ",
     ):

@@ -11,6 +11,7 @@ from fakes.limits import MemoryLimits
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.rooms import MemoryRooms
 from fakes.sessions import MemorySessions
+from fakes.shardset import MemoryShardSet, MemorySwitch
 
 __all__ = [
     "Clock",
@@ -23,5 +24,7 @@ __all__ = [
     "MemoryPresence",
     "MemoryRooms",
     "MemorySessions",
+    "MemoryShardSet",
+    "MemorySwitch",
     "PresenceState",
 ]

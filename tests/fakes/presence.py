@@ -100,6 +100,9 @@ class MemoryPresence:
             if node != self.node_id and not self.state.lease_alive(node)
         ]
 
+    async def live_nodes(self) -> list[str]:
+        return sorted(node for node in self.state.nodes if self.state.lease_alive(node))
+
     async def claim_purge(self, node_id: str, incarnation: str) -> bool:
         claim = self.state.purges.get(node_id)
         if claim is not None and claim[1] > self.state.clock():

@@ -39,9 +39,13 @@ class Inbox:
 
 
 @contextlib.asynccontextmanager
-async def node(fleet: RedisFleet, name: str, urls: dict[str, str]) -> AsyncIterator[tuple]:
+async def node(
+    fleet: RedisFleet, name: str, urls: dict[str, str], adopt: Layout | None = None
+) -> AsyncIterator[tuple]:
     inbox = Inbox()
     broker = ShardedBroker(urls, inbox, node_id=name, access=access(fleet))
+    if adopt is not None:  # the shard set's record, read before the listeners start
+        broker.adopt(adopt)
     await broker.start(TIMEOUT)
     try:
         yield broker, inbox
@@ -100,3 +104,24 @@ async def test_adding_then_removing_a_shard_loses_and_doubles_nothing(redis_flee
         assert set(a[0].shards) == set(without)  # the removed shard's connections are gone
         for broker, _ in nodes:
             await broker.unsubscribe(channels)
+
+
+async def test_a_node_that_starts_during_a_change_joins_its_current_phase(redis_fleet):
+    urls = redis_fleet.shard_urls
+    first, added = dict(list(urls.items())[:2]), dict(urls)
+    channels = [f"user:{new_user_id()}" for _ in range(CHANNELS)]
+    receive = Layout(1, added, first, RECEIVE)
+    async with node(redis_fleet, "a", first) as a:
+        await a[0].subscribe(channels)
+        assert await a[0].apply(receive)
+        # Started with a stale CHAT_SHARDS (only the first shard): the record wins.
+        stale = dict(list(first.items())[:1])
+        async with node(redis_fleet, "late", stale, adopt=receive) as late:
+            assert late[0].layout == receive and set(late[0].shards) == set(added)
+            await late[0].subscribe(channels)
+            nodes = [a, late]
+            await exchange(nodes, channels, "joined")
+            await step(nodes, Layout(1, added, first, PUBLISH), channels, "join-publish")
+            await step(nodes, Layout(1, added), channels, "join-steady")
+            for broker, _ in nodes:
+                await broker.unsubscribe(channels)

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chat import keys
 from chat.core.tokens import TokenService
 from devstack.cluster import RedisFleet
 from devstack.net import pick_free_ports
 from devstack.nodes import ChatNodeProcess, node_env
+from devstack.redis_client import LocalRedisError
 
 
 @dataclass
@@ -58,6 +60,8 @@ REGISTER_TRIES = 30
 def start_stack(
     fleet: RedisFleet, log_dir: Path, secret: str, *, nodes: int = 2, **extra: str
 ) -> Iterator[Stack]:
+    if "shards" in extra:
+        forget_shard_set(fleet)
     ports = pick_free_ports(nodes)
     tag = secrets.token_hex(3)  # node ids are unique in a deployment; stacks share a fleet
     # A test may override how the fleet is reached, and the per-address limits.
@@ -76,6 +80,14 @@ def start_stack(
     finally:
         with ThreadPoolExecutor(len(procs)) as pool:
             list(pool.map(lambda p: p.stop(), procs))
+
+
+def forget_shard_set(fleet: RedisFleet) -> None:
+    """A stack given its own CHAT_SHARDS starts as a fresh deployment would: the recorded
+    shard set (which wins over CHAT_SHARDS) is an earlier test's, on the shared fleet."""
+    for master in fleet.masters():
+        with contextlib.suppress(LocalRedisError):  # MOVED from the masters not owning it
+            master.command("DEL", keys.shardset_key(), keys.shardset_acks_key())
 
 
 @dataclass

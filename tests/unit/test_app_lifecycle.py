@@ -45,12 +45,14 @@ def fake_node(journal, **faults):
     hasher.close = hasher.close_sync  # the hasher's close is synchronous
     lifetimes = part("lifetimes")
     lifetimes.start = lambda: journal.append("start lifetimes")
+    follower = part("follower")
+    follower.prepare = lambda: journal.append("read shard set")
     node = SimpleNamespace(
         settings=SimpleNamespace(node_id="n1"),
         sockets=SimpleNamespace(sio=SimpleNamespace(shutdown=part("sio").stop)),
         hasher=hasher, cluster=part("cluster"), ordering=part("ordering"),
         inbound=part("inbound"), broker=part("shards"), presence=part("presence"),
-        lifetimes=lifetimes, draining=False,
+        lifetimes=lifetimes, follower=follower, draining=False,
     )  # fmt: skip
     node.drain = lambda: journal.append("drain")
     return node
@@ -66,9 +68,12 @@ async def run_app(node):
         await runner.cleanup()
 
 
-STARTS = ["start cluster", "start shards", "start presence", "start lifetimes"]
+STARTS = [
+    "start cluster", "read shard set", "start shards", "start presence", "start follower",
+    "start lifetimes",
+]  # fmt: skip
 STOPS = [
-    "drain", "stop lifetimes", "stop presence", "stop shards", "stop inbound",
+    "drain", "stop lifetimes", "stop follower", "stop presence", "stop shards", "stop inbound",
     "stop ordering", "stop cluster", "stop hasher", "stop sio",
 ]  # fmt: skip
 
@@ -93,6 +98,6 @@ async def test_a_failed_start_stops_what_had_started_and_itself():
         await run_app(fake_node(journal, shards={"fail_start": True}))
     # The shards' own stop runs too: a start may leave connections behind.
     assert journal == [
-        "start cluster", "start shards", "stop shards", "stop inbound", "stop ordering",
-        "stop cluster", "stop hasher", "stop sio",
+        "start cluster", "read shard set", "start shards", "stop shards", "stop inbound",
+        "stop ordering", "stop cluster", "stop hasher", "stop sio",
     ]  # fmt: skip

@@ -77,8 +77,22 @@ LAYERS = {
         "chat.core.*",
         "chat.adapters.*",
     ],
+    "chat.admin": [
+        "chat.config",
+        "chat.errors",
+        "chat.models",
+        "chat.core.*",
+        "chat.adapters.*",
+    ],
     "chat.serve": ["chat.app", "chat.config", "chat.adapters.*"],
-    "chat.cli": ["chat", "chat.config", "chat.logs", "chat.serve", "chat.core.tokens"],
+    "chat.cli": [
+        "chat",
+        "chat.config",
+        "chat.logs",
+        "chat.serve",
+        "chat.admin",
+        "chat.core.tokens",
+    ],
 }
 
 #: The development stack (devstack/, not in the wheel): its modules and the devstack modules

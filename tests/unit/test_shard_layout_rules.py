@@ -37,8 +37,18 @@ def test_a_moving_channel_is_received_on_both_owners_and_published_on_one(phase)
         ((1, NEW, {}, RECEIVE), "exactly while a change runs"),
         ((1, NEW, OLD, "halfway"), "unknown phase"),
         ((1, {"s0": "redis://elsewhere:1"}, OLD, RECEIVE), "cannot change its URL"),
+        ((1, OLD, {}, "steady", {"s0": 0}), "weight"),
     ],
 )
 def test_a_layout_that_cannot_be_routed_is_refused(args, why):
     with pytest.raises(ValueError, match=why):
         Layout(*args)
+
+
+def test_a_heavier_shard_takes_its_share_of_the_channels():
+    light = Routing(Layout(1, NEW))
+    heavy = Routing(Layout(1, NEW, weights={"s3": 3}))
+    share = [sum(r.publish_on(c) == "s3" for c in CHANNELS) / len(CHANNELS) for r in (light, heavy)]
+    assert 0.15 < share[0] < 0.35 and 0.4 < share[1] < 0.6  # 1/4, then 3/6
+    # Only towards the heavier shard: every other channel stays.
+    assert all(heavy.publish_on(c) in ("s3", light.publish_on(c)) for c in CHANNELS)

@@ -192,6 +192,17 @@ class ClusterPresence:
         await self._cluster.send(lease, "DEL", lease, what="lease")
         await self._forget(self.node_id, incarnation)
 
+    async def live_nodes(self) -> list[str]:
+        """Nodes (us included) whose lease is running: those a change of the shard set waits
+        for (a node that died stops counting when its lease lapses)."""
+        key = keys.nodes_key()
+        nodes = [_text(n) for n in await self._cluster.send(key, "HKEYS", key)]
+        leases = await asyncio.gather(
+            *(self._cluster.send(keys.node_lease_key(n), "EXISTS", keys.node_lease_key(n))
+              for n in nodes)
+        )  # fmt: skip
+        return sorted(n for n, alive in zip(nodes, leases, strict=True) if alive)
+
     async def dead_nodes(self) -> list[tuple[str, str]]:
         """Nodes (other than us) whose lease lapsed: ``(node, incarnation)``."""
         key = keys.nodes_key()

@@ -60,6 +60,14 @@ class ShardedBroker:
         shard.on_resubscribed = self._resubscribed
         return shard
 
+    def adopt(self, layout: Layout) -> None:
+        """Start on ``layout`` (the shard set's record, which wins over ``CHAT_SHARDS``), maybe
+        in the middle of a change: then this node receives and publishes as the others do."""
+        if any(shard.connected for shard in self.shards.values()) or self.refs.channels():
+            raise RuntimeError("adopt() is for a broker that has not started")
+        self._routing = Routing(layout)
+        self.shards = {name: self._new_shard(name, url) for name, url in layout.urls.items()}
+
     async def start(self, timeout: float) -> None:
         """Start every shard's listener and wait until each one is connected, or refused us
         (a wrong password or an untrusted certificate is reported at once: waiting would not

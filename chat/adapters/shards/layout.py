@@ -23,39 +23,13 @@ once.  Only channels whose owner changes take part: consistent hashing moves abo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-
+from chat.models import PHASES, PUBLISH, RECEIVE, STEADY, Layout
 from shardring import HashRing
 
-STEADY, RECEIVE, PUBLISH = "steady", "receive", "publish"
-PHASES = (STEADY, RECEIVE, PUBLISH)
+# The record itself is a model (chat/models.py): the core (chat/core/shardset.py) reads and
+# writes it; the rings are this adapter's.
 
-
-@dataclass(frozen=True)
-class Layout:
-    epoch: int
-    #: name -> Redis URL: the set in force, or the one a running change moves to.
-    shards: Mapping[str, str]
-    #: name -> Redis URL: the set a running change leaves; empty when steady.
-    previous: Mapping[str, str] = field(default_factory=dict)
-    phase: str = STEADY
-
-    def __post_init__(self) -> None:
-        if self.phase not in PHASES:
-            raise ValueError(f"unknown phase {self.phase!r}")
-        if not self.shards:
-            raise ValueError("a layout needs at least one shard")
-        if (self.phase == STEADY) != (not self.previous):
-            raise ValueError("a previous set exists exactly while a change runs")
-        for name in self.shards.keys() & self.previous.keys():
-            if self.shards[name] != self.previous[name]:
-                raise ValueError(f"shard {name} cannot change its URL during a change")
-
-    @property
-    def urls(self) -> dict[str, str]:
-        """Every shard a node needs a connection to."""
-        return {**self.previous, **self.shards}
+__all__ = ["PHASES", "PUBLISH", "RECEIVE", "STEADY", "Layout", "Routing"]
 
 
 class Routing:
@@ -63,8 +37,8 @@ class Routing:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self._ring = HashRing(list(layout.shards))
-        self._previous = HashRing(list(layout.previous)) if layout.previous else None
+        self._ring = HashRing(layout.ring(layout.shards))
+        self._previous = HashRing(layout.ring(layout.previous)) if layout.previous else None
         self._publish = self._ring if layout.phase != RECEIVE else self._previous
 
     @property

@@ -1,0 +1,89 @@
+"""Composition root of ``chat shards``: the operator's view and changes of the pub/sub shard
+set (the logic is ``chat/core/shardset.py``'s, the Redis the adapters').  It connects to the
+cluster and the shards with the same ``CHAT_*`` settings as ``chat serve``.
+
+Exit codes: 0 done, 1 not done (the cluster unreachable, or the nodes did not all follow in
+time: the change stays where it is, ``chat shards resume``), 2 refused (nothing changed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.roster import ClusterRoster
+from chat.adapters.cluster.shardset import ClusterShardSet
+from chat.adapters.redis_common import redis_access
+from chat.adapters.shards.probe import channel_count, prober
+from chat.config import Settings
+from chat.core.shardset import Admin, NotAcknowledged, Refused
+from chat.errors import ChatError
+from chat.models import Layout
+
+CONNECT_TIMEOUT = 10.0
+
+
+async def shards(
+    settings: Settings, command: str, arg: str | None, *, wait: float, weight: int = 1
+) -> int:
+    cluster = Cluster(
+        settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
+        replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
+    )  # fmt: skip
+    try:
+        await cluster.start(CONNECT_TIMEOUT)
+    except RuntimeError as exc:  # unreachable, or credentials refused (never echoed)
+        print(f"chat shards {command}: {exc}", file=sys.stderr)
+        return 1
+    presence = ClusterPresence(cluster, "admin", ClusterRoster(cluster))
+    access = redis_access(settings, "shards")
+    admin = Admin(ClusterShardSet(cluster), presence.live_nodes, prober(access), wait=wait)
+    try:
+        return await _run(admin, command, arg, weight, settings)
+    except Refused as exc:
+        print(f"chat shards {command}: refused: {exc}", file=sys.stderr)
+        return 2
+    except (NotAcknowledged, ChatError) as exc:  # ChatError: the cluster failing over
+        print(f"chat shards {command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await cluster.stop()
+
+
+async def _run(admin: Admin, command: str, arg: str | None, weight: int, s: Settings) -> int:
+    out = sys.stdout
+    if command == "list":
+        _print_layout(await admin.current(), out)
+    elif command == "status":
+        layout, nodes = await admin.status()
+        _print_layout(layout, out)
+        access = redis_access(s, "shards")
+        urls = layout.urls
+        counts = await asyncio.gather(*(channel_count(url, access) for url in urls.values()))
+        for name, count in zip(urls, counts, strict=True):
+            print(f"channels {name} {'unreachable' if count is None else count}", file=out)
+        for node, step in sorted(nodes.items()):
+            acked = "none" if step is None else f"{step[0]} {step[1]}"
+            print(f"node {node} {acked}", file=out)
+    elif command == "add":
+        name, sep, url = (arg or "").partition("=")
+        if not sep:
+            raise Refused(f"{arg!r} is not NAME=redis://host:port")
+        _print_layout(await admin.add(name.strip(), url.strip(), weight), out)
+    elif command == "remove":
+        _print_layout(await admin.remove(arg or ""), out)
+    elif command == "resume":
+        _print_layout(await admin.resume(), out)
+    return 0
+
+
+def _print_layout(layout: Layout, out: TextIO) -> None:
+    print(f"epoch {layout.epoch} {layout.phase}", file=out)
+    for name, url in sorted(layout.shards.items()):
+        weight = layout.weights.get(name, 1)
+        print(f"shard {name} {url}" + (f" weight {weight}" if weight != 1 else ""), file=out)
+    for name, url in sorted(layout.previous.items()):
+        print(f"previous {name} {url}", file=out)
