@@ -73,6 +73,7 @@ class Traffic:
         self.clients = clients
         self.acked: list[dict] = []
         self.stop = asyncio.Event()
+        self.progress = asyncio.Condition()
 
     async def sender(self, me: str, peer: str) -> None:
         client, n = self.clients[me], 0
@@ -83,6 +84,14 @@ class Traffic:
             for ack in (dm, room):
                 assert ack["ok"], ack
                 self.acked.append(ack["message"])
+            async with self.progress:
+                self.progress.notify_all()
+
+    async def more(self, count: int) -> None:
+        """Until ``count`` more messages were acknowledged."""
+        target = len(self.acked) + count
+        async with asyncio.timeout(20), self.progress:
+            await self.progress.wait_for(lambda: len(self.acked) >= target)
 
     async def received_everything(self, client: Client, rooms: set[str]) -> None:
         """Every message acknowledged in ``rooms`` reaches the socket once, in order."""
@@ -124,7 +133,7 @@ async def test_a_shard_is_added_then_another_removed_under_traffic(
             code, out, err = await chat_shards(fleet, jwt_secret, "remove", names[0])
             assert code == 0, err
             assert out.startswith("epoch 3 steady") and names[0] not in out
-            await asyncio.sleep(0.5)  # a little traffic on the final layout too
+            await traffic.more(20)  # some traffic on the final layout too
             traffic.stop.set()
             await asyncio.gather(*senders)
 
