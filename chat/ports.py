@@ -254,6 +254,10 @@ class ShardSetStore(Protocol):
     async def acks(self) -> dict[str, Step]:
         """The step each node last acknowledged (dead nodes included: filter by lease)."""
 
+    async def forget(self, node_ids: Collection[str]) -> None:
+        """Drop the acknowledgements of these nodes (gone ones; a live one writes its own
+        again within a second)."""
+
 
 class ShardSwitch(Protocol):
     """The node's broker as a follower of the shard set sees it."""

@@ -130,8 +130,10 @@ class Admin:
 
     async def _drive(self, layout: Layout) -> Layout:
         while True:
-            await self.wait_for(layout.step)
+            live = await self.wait_for(layout.step)
             if layout.phase == STEADY:
+                # Nodes gone since: their acknowledgements would pile up over the deployments.
+                await self._store.forget(set(await self._store.acks()) - set(live))
                 return layout
             following = (
                 Layout(layout.epoch, layout.shards, layout.previous, PUBLISH, layout.weights)
@@ -146,15 +148,16 @@ class Admin:
             log.info("shard set: epoch %d now %s", layout.epoch, following.phase)
             layout = following
 
-    async def wait_for(self, step: Step) -> None:
-        """Until every live node acknowledged ``step`` (or a later one), at most ``wait`` s."""
+    async def wait_for(self, step: Step) -> list[str]:
+        """Until every live node acknowledged ``step`` (or a later one), at most ``wait`` s;
+        the live nodes."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + self.wait
         while True:
             acks, live = await asyncio.gather(self._store.acks(), self._live())
             missing = [node for node in live if not reached(acks.get(node), step)]
             if not missing:
-                return
+                return live
             if loop.time() >= give_up:
                 raise NotAcknowledged(
                     f"nodes {', '.join(missing)} did not reach epoch {step[0]} phase {step[1]} "

@@ -4,6 +4,8 @@ broker as the follower of the shard set sees it (``ShardSwitch``)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from chat.models import Layout
 
 
@@ -29,6 +31,10 @@ class MemoryShardSet:
 
     async def acks(self) -> dict[str, tuple[int, str]]:
         return dict(self.acked)
+
+    async def forget(self, node_ids: Collection[str]) -> None:
+        for node_id in node_ids:
+            self.acked.pop(node_id, None)
 
 
 class MemorySwitch:

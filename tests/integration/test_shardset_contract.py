@@ -72,6 +72,8 @@ async def test_acknowledgements_are_kept_per_node(stores):
     await store.ack("n2", (1, "steady"))
     await store.ack("n1", (2, RECEIVE))
     assert await store.acks() == {"n1": (2, RECEIVE), "n2": (1, "steady")}
+    await store.forget(["n2", "never-acked"])
+    assert await store.acks() == {"n1": (2, RECEIVE)}
 
 
 async def test_live_nodes_are_those_with_a_running_lease(stores):

@@ -136,6 +136,17 @@ async def test_a_dead_node_stops_counting_when_its_lease_lapses(fleet):
     assert (await fleet.admin.add("c", C)).step == (2, STEADY)
 
 
+async def test_a_finished_change_forgets_the_acknowledgements_of_gone_nodes(fleet):
+    gone = await fleet.node("n3", {"a": A, "b": B})
+    await gone.stop()  # it acknowledged epoch 1, then died
+    fleet.leases.clock.advance(31)
+    for name in ("n1", "n2"):
+        await MemoryPresence(fleet.leases, name).renew("i1", 30_000)
+    assert "n3" in await fleet.store.acks()
+    await fleet.admin.add("c", C)
+    assert set(await fleet.store.acks()) == {"n1", "n2"}
+
+
 async def test_a_step_the_broker_could_not_confirm_is_tried_again_and_acked_only_then(fleet):
     switch, follower = fleet.switches["n1"], fleet.followers["n1"]
     await follower.stop()

@@ -8,6 +8,8 @@ coordinator that lost a race learns it instead of overwriting the other's step.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
@@ -63,6 +65,11 @@ class ClusterShardSet:
     async def ack(self, node_id: str, step: tuple[int, str]) -> None:
         key = keys.shardset_acks_key()
         await self._cluster.send(key, "HSET", key, node_id, step_text(step), what="shard set ack")
+
+    async def forget(self, node_ids: Collection[str]) -> None:
+        if node_ids:
+            key = keys.shardset_acks_key()
+            await self._cluster.send(key, "HDEL", key, *node_ids, what="shard set acks")
 
     async def acks(self) -> dict[str, tuple[int, str]]:
         key = keys.shardset_acks_key()
