@@ -2,18 +2,14 @@
 
     .venv/bin/python bench/shard_change.py [--users 300] [--rate 200] [--seconds 10]
 
-Starts its own Redis fleet (3 shards, a 3+3 cluster) and 3 chat nodes whose CHAT_SHARDS names
-the first two shards, writes the users straight into the cluster (no password hashing) and
-connects one python-socketio socket per user, spread over the nodes.  Pairs of users on
-different nodes exchange DMs and a share of the sends go to the lobby, at ``--rate`` sends per
-second in total (paced: a send is started when it is due, whether or not the others were
-acknowledged, so a stall shows in the latencies).  After ``--seconds`` of load, ``chat shards
-add`` the third shard, ``--seconds`` later ``chat shards remove`` one of the first two (the one
-owning the lobby's channel, so it moves), ``--seconds`` more, stop.  Every socket must then hold
-every acknowledged message addressed to it (its DMs, the lobby) exactly once, each room's seqs
-gap-free, without ``sync``.  Prints a Markdown table, writes bench/results/shard_change.json;
-exit code 1 if a check failed.  Timing (p99 under 1 s during the changes) is reported, not
-checked: it depends on the machine.
+A fresh fleet (3 shards, a 3+3 cluster), 3 nodes on the first two shards, one python-socketio
+socket per user (written straight into the cluster: no password hashing).  Pairs on different
+nodes exchange DMs, a share of the sends go to the lobby, paced at ``--rate`` in all (a send
+leaves when due, acknowledged or not, so a stall shows).  ``--seconds`` of load, ``chat shards
+add`` the third shard, ``--seconds``, ``chat shards remove`` the one of the first two owning the
+lobby's channel, ``--seconds``.  Then every socket must hold every acknowledged message meant
+for it once, each room's seqs gap-free, without ``sync``; exit 1 if not.  Timing (p99 under 1 s
+during the changes) is reported, not checked: it is the machine's.
 """
 
 from __future__ import annotations
@@ -209,23 +205,29 @@ def moved(socks: list[Sock], before: list[str], after: list[str]) -> dict[str, A
     return {"user_channels": users, "lobby": old.get("room:lobby") != new.get("room:lobby")}
 
 
-async def run(fleet: RedisFleet, nodes: list[ChatNodeProcess], env: dict[str, str],
-              args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
-    names = list(fleet.shard_urls)
+async def connect(
+    fleet: RedisFleet, nodes: list[ChatNodeProcess], n: int, secret: str
+) -> list[Sock]:
     socks = []
-    for i, (uid, token) in enumerate(await make_users(fleet, args.users, env["CHAT_JWT_SECRET"])):
+    for i, (uid, token) in enumerate(await make_users(fleet, n, secret)):
         socks.append(Sock(uid))
         await socks[-1].sio.connect(
             nodes[(i // 2 + i % 2) % len(nodes)].url,  # a pair's two users on different nodes
             auth={"token": token}, transports=["websocket"], wait_timeout=30,
         )  # fmt: skip
+    return socks
+
+
+async def run(fleet: RedisFleet, nodes: list[ChatNodeProcess], env: dict[str, str],
+              args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    names = list(fleet.shard_urls)
+    socks = await connect(fleet, nodes, args.users, env["CHAT_JWT_SECRET"])
     load = Load(socks, args.rate, args.lobby)
     sender = asyncio.create_task(load.run())
-    seconds: dict[str, float] = {}
     gone = HashRing(names).get("room:lobby")  # after the add; the lobby's shard moves
     gone = gone if gone in names[:2] else names[0]
     steps = {"add": ("add", f"{names[2]}={fleet.shard_urls[names[2]]}"), "remove": ("remove", gone)}
-    changes = []
+    changes, seconds = [], {}
     for phase in PHASES:
         load.phase, started = phase, time.monotonic()
         if phase in steps:
@@ -236,18 +238,17 @@ async def run(fleet: RedisFleet, nodes: list[ChatNodeProcess], env: dict[str, st
     load.stop.set()
     await sender
     await settle(load)
-    checks = check(load)
-    expected = sum(map(len, wanted(load).values()))
-    for s in socks:
-        await s.sio.disconnect()
-    return {
+    result = {
         "users": args.users, "rate": args.rate, "lobby_share": args.lobby, "nodes": len(nodes),
-        "phases": phase_rows(load, seconds), "changes": changes, "checks": checks,
-        "deliveries_checked": expected, "slow_acks": load.slow,
+        "phases": phase_rows(load, seconds), "changes": changes, "checks": check(load),
+        "deliveries_checked": sum(map(len, wanted(load).values())), "slow_acks": load.slow,
         "moved": {"add": moved(socks, names[:2], names),
                   "remove": moved(socks, names, [n for n in names if n != gone])},
         "readyz": [readyz(n.url) for n in nodes],
     }  # fmt: skip
+    for s in socks:  # after the checks: a closed socket counts as dropped
+        await s.sio.disconnect()
+    return result
 
 
 def readyz(url: str) -> Any:
