@@ -33,6 +33,7 @@ class Probe(PasswordHasher):
         super().__init__(**kwargs)
         self.calls = 0
         self.gate = threading.Event()
+        self.entered = threading.Semaphore(0)  # released as each call starts in the pool
         self.threads: list[int] = []
         if not gated:
             self.gate.set()
@@ -42,6 +43,7 @@ class Probe(PasswordHasher):
 
         def gated() -> T:
             self.threads.append(threading.get_ident())
+            self.entered.release()
             if not self.gate.wait(10):
                 raise TimeoutError("the gate never opened: was the event loop blocked?")
             return call()
@@ -226,7 +228,7 @@ async def test_waiting_is_bounded():
 async def test_cancelled_caller_keeps_its_slot_until_the_work_ends():
     hasher = Probe(gated=True, workers=1, max_waiting=0, **FAST)
     running = asyncio.create_task(hasher.hash(GOOD))
-    await asyncio.sleep(0)  # let it submit
+    assert await asyncio.to_thread(hasher.entered.acquire, True, 10)  # running in the pool
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
