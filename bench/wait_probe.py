@@ -57,7 +57,8 @@ async def report(host: str, port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--master", help="HOST:PORT of a master with a replica (in a cluster: the one serving {probe}x)"
+        "--master",
+        help="HOST:PORT of a master with a replica (in a cluster: the one serving {probe}x)",
     )
     args = parser.parse_args()
     if args.master:
