@@ -51,6 +51,37 @@ def room_idem_key(room_id: str, sender_id: str, token: str) -> str:
     return f"{{r:{room_id}}}:idem:{sender_id}:{token}"
 
 
+def room_state_key(room_id: str) -> str:
+    """Current state of changed messages: field ``<seq>`` -> JSON overlay ``{text?, edited_ts?,
+    deleted?, reactions?}``, written with the change entry that caused it."""
+    return f"{{r:{room_id}}}:state"
+
+
+def room_reactors_key(room_id: str, seq: int) -> str:
+    """Who reacted to message ``seq`` with what: a set of ``<emoji>\\n<user id>``."""
+    return f"{{r:{room_id}}}:rx:{seq}"
+
+
+def room_mcount_key(room_id: str) -> str:
+    """How many plain messages (not change entries) the room has had: unread counting."""
+    return f"{{r:{room_id}}}:mcount"
+
+
+def room_own_key(room_id: str, user_id: str) -> str:
+    """Seqs of the user's own plain messages in the room (newest 128): not unread to them."""
+    return f"{{r:{room_id}}}:own:{user_id}"
+
+
+def room_mention_key(room_id: str, user_id: str) -> str:
+    """Seqs of the room's plain messages that mention the user (newest 128)."""
+    return f"{{r:{room_id}}}:mention:{user_id}"
+
+
+def room_read_key(room_id: str) -> str:
+    """Read positions: user id -> ``"<read_seq> <mcount as of read_seq>"``."""
+    return f"{{r:{room_id}}}:read"
+
+
 def public_rooms_key() -> str:
     """Ids of the public rooms (one small set for the whole deployment)."""
     return "{g}:public_rooms"
