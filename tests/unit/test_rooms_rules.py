@@ -10,7 +10,6 @@ from fakes.node import MemoryNode
 
 from chat.errors import ChatError
 
-
 #: The counts of issue 16 on the joiner's own ``joined``: nothing read yet.
 NOTHING_READ = {"read_seq": 0, "unread": 0, "mentions": 0}
 
