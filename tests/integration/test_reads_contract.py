@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fakes import MemoryAccounts, MemoryHistory, MemoryRooms
-from fakes.reads import MemoryReads
+from fakes import MemoryAccounts, MemoryHistory, MemoryReads, MemoryRooms
 from redis_fixtures import access
 
 from chat.adapters.cluster.accounts import ClusterAccounts
