@@ -10,12 +10,13 @@ who turned them off neither sends nor sees them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
 from chat import channels
 from chat.core.connections import Conn
-from chat.core.controls import Receipt, SettingsChanged, control
+from chat.core.controls import Receipt, SettingsChanged
 from chat.core.rooms import Rooms
 from chat.errors import ChatError
 from chat.models import (
@@ -28,6 +29,8 @@ from chat.models import (
     peer_of,
 )
 from chat.ports import AccountStore, Broker, ReadStore, RoomStore
+
+log = logging.getLogger(__name__)
 
 
 class Reading:
@@ -66,20 +69,24 @@ class Reading:
         """After the write: the user's sockets everywhere, then the receipt for the others."""
         seen = {"room": room.id, "seq": counts.read_seq, "unread": counts.unread,
                 "mentions": counts.mentions}  # fmt: skip
-        notice = encode_envelope(Envelope("emit", "read", seen))
-        await self._broker.publish(channels.user_channel(user.id), notice)
+        await self._publish(channels.user_channel(user.id), Envelope("emit", "read", seen))
         if not user.receipts or not self._receipts_allowed(room.id, members):
             return
         receipt = Receipt(room.id, user.id, counts.read_seq)
-        if room.is_dm:
-            peer = peer_of(room.id, user.id)
-            if peer != user.id:  # a note to oneself has nobody to tell
-                await self._broker.publish(*control(peer, receipt))
+        if not room.is_dm:
+            channel = channels.room_channel(room.id)
+        elif (peer := peer_of(room.id, user.id)) != user.id:
+            channel = channels.user_channel(peer)
         else:
-            await self._broker.publish(
-                channels.room_channel(room.id),
-                encode_envelope(Envelope("ctl", receipt.ACTION, receipt)),
-            )
+            return  # a note to oneself has nobody to tell
+        await self._publish(channel, Envelope("ctl", receipt.ACTION, receipt))
+
+    async def _publish(self, channel: str, envelope: Envelope) -> None:
+        """The position is stored: a shard that fails only costs the live copy (the other
+        devices learn the position with their next session or read)."""
+        [failed] = await self._broker.publish_each([channel], encode_envelope(envelope))
+        if failed is not None:
+            log.warning("publish of %s on %s failed: %r", envelope.event, channel, failed)
 
     def _receipts_allowed(self, room_id: str, members: int) -> bool:
         return is_dm_room(room_id) or members <= self._receipts_max
@@ -99,7 +106,10 @@ class Reading:
         """Store the setting, then tell every node with sockets of the user (``sid``, the
         socket that asked, is answered by its ack instead)."""
         await self._users.set_receipts(user.id, on)
-        await self._broker.publish(*control(user.id, SettingsChanged(on, sid)))
+        changed = SettingsChanged(on, sid)
+        await self._publish(
+            channels.user_channel(user.id), Envelope("ctl", changed.ACTION, changed)
+        )
         return {"receipts": on}
 
     # --- positions of the other members (members, history) ------------------------------------
