@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from fakes.node import MemoryNode
 
+from chat import config
 from chat.core.mentions import mention_words
 
 
@@ -195,3 +196,23 @@ async def test_bad_read_payloads_change_nothing(node, world, seq):
     ann = await node.connect("ann")
     ack = await ann.call("read", {"room": "lobby", "seq": seq})
     assert ack["error"]["code"] == "invalid_request" and world.reads.positions_of == {}
+
+
+def test_read_has_its_own_row_set_by_its_own_settings():
+    env = {"CHAT_SHARDS": "s=redis://h:1", "CHAT_CLUSTER": "h:2", "CHAT_JWT_SECRET": "x" * 40}
+    default = config.load(env)
+    assert default.event_limit_table()["read"] == (20.0, 40)
+    assert default.receipts_max_members == 20
+    tuned = config.load({**env, "CHAT_READ_RATE": "5", "CHAT_READ_BURST": "7"})
+    assert tuned.event_limit_table()["read"] == (5.0, 7)
+    assert tuned.event_limit_table()["send"] == default.event_limit_table()["send"]
+
+
+async def test_reads_spend_their_own_bucket_not_the_senders(world):
+    node = MemoryNode(world, "n1", limits={"read": (0.001, 1)})
+    ann = await node.connect("ann")
+    await send(ann, "lobby", "one")
+    assert (await ann.call("read", {"room": "lobby", "seq": 1}))["ok"]
+    refused = await ann.call("read", {"room": "lobby", "seq": 1})
+    assert refused["error"]["code"] == "rate_limited"
+    await send(ann, "lobby", "two")  # sending is not held by reading
