@@ -58,14 +58,16 @@ local n = 0
 if want == before[1] then
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 else
-  -- The count as of ``want``: the ``n`` of the newest entry at or below it (none, or an entry
-  -- stored before counting existed: 0, which counts more unread, never fewer).
-  local found = redis.call('XREVRANGE', KEYS[6], want .. '-0', '-', 'COUNT', 1)
-  if found[1] then
-    local fields = found[1][2]
+  -- The count as of ``want``: the ``n`` of the newest entry at or below it that has one
+  -- (every entry should; a few are looked at in case one does not).  None: 0, which counts
+  -- more unread, never fewer (entries stored before counting existed, or trimmed).
+  local found = redis.call('XREVRANGE', KEYS[6], want .. '-0', '-', 'COUNT', 16)
+  for _, entry in ipairs(found) do
+    local fields = entry[2]
     for i = 1, #fields, 2 do
       if fields[i] == 'n' then n = tonumber(fields[i + 1]) end
     end
+    if n > 0 then break end
   end
 end
 redis.call('HSET', KEYS[3], ARGV[1], want .. ' ' .. n)
