@@ -26,6 +26,7 @@ from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.limits import ClusterLimits
 from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.reads import ClusterReads
 from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.adapters.cluster.sessions import ClusterSessions
@@ -60,6 +61,7 @@ from chat.core.messaging import Messaging
 from chat.core.ordering import Ordering
 from chat.core.passwords import PasswordHasher
 from chat.core.presence import Presence
+from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
@@ -138,6 +140,7 @@ class Storage:
     users: ClusterAccounts
     rooms: ClusterRooms
     presence: ClusterPresence
+    reads: ClusterReads
 
 
 def storage(s: Settings) -> Storage:
@@ -156,7 +159,7 @@ def storage(s: Settings) -> Storage:
     )  # fmt: skip
     return Storage(
         cluster, history, limits, ClusterAccounts(cluster, roster), rooms,
-        ClusterPresence(cluster, s.node_id, roster),
+        ClusterPresence(cluster, s.node_id, roster), ClusterReads(cluster),
     )  # fmt: skip
 
 
@@ -193,21 +196,25 @@ def build_node(s: Settings) -> Node:
     subscriptions = Subscriptions(broker, order, history_baselines(db.rooms, db.history))
     limiter = EventLimiter(db.limits, s.event_limit_table())
     connections = Connections(
-        accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter
-    )
+        accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter,
+        counts=db.reads.counts,
+    )  # fmt: skip
     rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
     messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
     recovery = Recovery(db.history, rooms, connections)
     member_presence = MemberPresence(presence, connections, rooms, db.rooms)
     renaming = Renaming(accounts, db.rooms, broker)
+    reading = Reading(
+        db.reads, rooms, db.rooms, db.users, broker, receipts_max=s.receipts_max_members
+    )
     controls.register(inbound, connections)
     # Every event spends its row of the limit table first (an event without one: no start).
-    events = ClientEvents(messaging, rooms, recovery, member_presence, renaming).events()
+    events = ClientEvents(messaging, rooms, recovery, member_presence, renaming, reading).events()
     sockets.serve(connections, limiter.guard(events))
     rest = Rest(
         accounts, renaming, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
-        limiter=limiter, sessions=sessions,
+        limiter=limiter, sessions=sessions, reading=reading,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)

@@ -160,13 +160,14 @@ def _bool(text: str) -> bool:
 #: Every Socket.IO event and signed-in REST route spends one row (``dm`` and the REST posts
 #: spend ``send``), cluster-wide.  What the web client does (bursts of ``watch``/``members``
 #: on a room switch, ``sync`` and ``history`` pages after a reconnect) stays far below.
-#: ``send`` defaults to ``CHAT_SEND_RATE``/``CHAT_SEND_BURST``; ``CHAT_EVENT_LIMITS`` overrides.
+#: ``send`` defaults to ``CHAT_SEND_RATE``/``CHAT_SEND_BURST``, ``read`` to ``CHAT_READ_RATE``/
+#: ``CHAT_READ_BURST``; ``CHAT_EVENT_LIMITS`` overrides.
 EVENT_LIMITS: dict[str, tuple[float, int]] = {
     "send": (10, 20), "connect": (1, 30), "join": (1, 30), "leave": (1, 30),
     "invite": (1, 30), "create_room": (0.1, 10), "rename": (0.2, 10), "typing": (2, 20),
     "history": (20, 200), "sync": (1, 20), "members": (5, 50), "online": (5, 50),
     "watch": (10, 100), "unwatch": (10, 100), "me": (1, 20), "user": (5, 50),
-    "rooms": (2, 30), "logout": (1, 10),
+    "rooms": (2, 30), "logout": (1, 10), "read": (20, 40), "settings": (1, 20),
 }  # fmt: skip
 
 
@@ -243,6 +244,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("register_ip_burst", _positive(int), "registration burst per client address", "30"),
     Option("send_rate", _positive(float), "messages per second per user", "10"),
     Option("send_burst", _positive(int), "message burst per user", "20"),
+    Option("read_rate", _positive(float), "read position updates per second per user", "20"),
+    Option("read_burst", _positive(int), "read position update burst per user", "40"),
+    Option("receipts_max_members", _non_negative(int), "largest room with read receipts", "20"),
     Option("event_limits", _event_limits, "per-user limits: event=rate/burst,... (*: all)", ""),
     Option("rooms_per_user", _positive(int), "rooms (not DMs) a user may belong to", "500"),
     Option("rooms_created_per_user", _positive(int), "rooms a user may ever create", "100"),
@@ -311,6 +315,9 @@ class Settings:
     register_ip_burst: int
     send_rate: float
     send_burst: int
+    read_rate: float
+    read_burst: int
+    receipts_max_members: int
     event_limits: dict[str, tuple[float, int]]
     rooms_per_user: int
     rooms_created_per_user: int
@@ -342,7 +349,11 @@ class Settings:
     def event_limit_table(self) -> dict[str, tuple[float, int]]:
         """Every row: named in ``CHAT_EVENT_LIMITS``, else its ``*``, else the default."""
         every = self.event_limits.get("*")
-        table = {**EVENT_LIMITS, "send": (self.send_rate, self.send_burst)}
+        table = {
+            **EVENT_LIMITS,
+            "send": (self.send_rate, self.send_burst),
+            "read": (self.read_rate, self.read_burst),
+        }
         table = {name: every or row for name, row in table.items()}
         return {**table, **{k: v for k, v in self.event_limits.items() if k != "*"}}
 

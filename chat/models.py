@@ -28,6 +28,8 @@ class UserRecord(msgspec.Struct, frozen=True):
     email: str
     name: str
     created: int = 0
+    #: The user's setting: send and see read receipts (``receipt`` events, positions).
+    receipts: bool = True
 
     @property
     def ref(self) -> UserRef:
@@ -55,6 +57,26 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str
     ts: int
     cid: str | None = None
+    #: Ids of the room's members the message mentions (explicitly or by ``@name``).
+    mentions: list[str] | None = None
+
+
+class RoomCounts(msgspec.Struct, frozen=True):
+    """A user's reading of one room: the room's last seq, the user's read position, and the
+    plain messages of others (``unread``) and mentions of the user after it, each exact up to
+    ``COUNT_CAP - 1`` (``COUNT_CAP``: more than that, "99+")."""
+
+    last_seq: int
+    read_seq: int
+    unread: int
+    mentions: int
+
+    def wire(self) -> dict[str, int]:
+        return {"read_seq": self.read_seq, "unread": self.unread, "mentions": self.mentions}
+
+
+#: Unread and mention counts stop here: 100 reads "more than 99".
+COUNT_CAP = 100
 
 
 def dm_room_id(a: str, b: str) -> str:

@@ -6,10 +6,10 @@ of the logic above them use the in-memory implementations.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from chat.models import Account, Layout, Message, Room, UserRecord, UserRef
+from chat.models import Account, Layout, Message, Room, RoomCounts, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -68,6 +68,9 @@ class LocalDelivery(Protocol):
 
     async def emit_to(self, sid: str, event: str, data: Any) -> None: ...
 
+    def sids(self, local_room: str) -> list[str]:
+        """The sockets of this node in a local room."""
+
     def enter(self, sid: str, local_room: str) -> None: ...
 
     def leave(self, sid: str, local_room: str) -> None: ...
@@ -79,10 +82,21 @@ class History(Protocol):
     """Durable, ordered message log per room."""
 
     async def append(
-        self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
+        self,
+        message_id: str,
+        room: str,
+        sender: UserRef,
+        text: str,
+        cid: str | None,
+        token: str,
+        *,
+        mentions: Sequence[str] = (),
+        names: Sequence[str] = (),
     ) -> tuple[Message, bool]:
         """Store with the room's next seq; a repeated ``token`` returns the first result
-        (and False)."""
+        (and False).  The message mentions the room's members among ``mentions`` (user ids)
+        and those whose lowercased name is one of ``names`` (DMs: no roster, ``mentions``
+        only), never the sender; it counts for unread (``ReadStore``)."""
 
     async def last_seq(self, room: str) -> int: ...
 
@@ -108,6 +122,26 @@ class AccountStore(Protocol):
     async def users(self, user_ids: Iterable[str]) -> dict[str, UserRecord]: ...
 
     async def set_name(self, user_id: str, name: str) -> None: ...
+
+    async def set_receipts(self, user_id: str, on: bool) -> None:
+        """The user's receipts setting (``UserRecord.receipts``)."""
+
+
+class ReadStore(Protocol):
+    """Read positions and the unread and mention counts derived from them, per room, without
+    reading the history (the counters the history's append keeps)."""
+
+    async def mark(self, room: str, user_id: str, seq: int) -> tuple[str, RoomCounts, int]:
+        """Move the user's read position forward to ``seq``: ``(outcome, counts after,
+        how many members the room's member set has)``; outcome ``moved``, ``same`` (``seq``
+        not above the position: nothing changed) or ``beyond`` (``seq`` above the room's
+        last seq: nothing changed)."""
+
+    async def counts(self, user_id: str, rooms: Collection[str]) -> dict[str, RoomCounts]:
+        """Each room's counts for the user (sent together: one round trip per master)."""
+
+    async def positions(self, room: str, user_ids: Collection[str]) -> dict[str, int]:
+        """The read positions of those users who have one in the room."""
 
 
 class Limits(Protocol):

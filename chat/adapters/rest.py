@@ -17,7 +17,8 @@ from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
-from chat.core.payloads import HistoryQuery, MessageBody, parse
+from chat.core.payloads import HistoryQuery, MessageBody, ReadBody, SettingsIn, parse
+from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import LOBBY, Rooms
@@ -46,6 +47,9 @@ ROUTE_ROWS = {
     "POST /api/rooms": "create_room",
     "GET /api/rooms/{id}/messages": "history",
     "POST /api/rooms/{id}/messages": "send",
+    "POST /api/rooms/{id}/read": "read",
+    "GET /api/me/settings": "settings",
+    "PATCH /api/me/settings": "settings",
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -81,6 +85,7 @@ class Rest:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
     limiter: EventLimiter
     sessions: Sessions
+    reading: Reading
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -95,6 +100,9 @@ class Rest:
             web.post("/api/rooms", self.rooms_create),
             web.get("/api/rooms/{id}/messages", self.room_messages),
             web.post("/api/rooms/{id}/messages", self.room_send),
+            web.post("/api/rooms/{id}/read", self.room_read),
+            web.get("/api/me/settings", self.settings_get),
+            web.patch("/api/me/settings", self.settings_set),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -224,7 +232,9 @@ class Rest:
         return await self.accounts.me((await self._claims(request)).sub)
 
     async def rooms_list(self, request: web.Request) -> web.Response:
-        return web.json_response({"rooms": await self.rooms.visible(await self._user(request))})
+        user = await self._user(request)
+        rooms = await self.reading.with_counts(user.id, await self.rooms.visible(user))
+        return web.json_response({"rooms": rooms})
 
     async def rooms_create(self, request: web.Request) -> web.Response:
         user = await self._user(request)
@@ -249,8 +259,27 @@ class Rest:
     async def room_send(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         body = parse(await json_body(request), MessageBody)
-        message = await self.messaging.send(user, request.match_info["id"], body.text, body.cid)
+        message = await self.messaging.send(
+            user, request.match_info["id"], body.text, body.cid, mentions=body.mentions
+        )
         return web.json_response({"message": to_wire(message)}, status=201)
+
+    async def room_read(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = parse(await json_body(request), ReadBody)
+        room = await self.reading.read(user, request.match_info["id"], body.seq)
+        return web.json_response({"room": room})
+
+    async def settings_get(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        return web.json_response({"settings": {"receipts": user.receipts}})
+
+    async def settings_set(self, request: web.Request) -> web.Response:
+        user = await self._user(request)
+        body = parse(await json_body(request), SettingsIn)
+        if body.receipts is None:
+            return web.json_response({"settings": {"receipts": user.receipts}})
+        return web.json_response({"settings": await self.reading.set_receipts(user, body.receipts)})
 
     # --- compatibility routes (seed 000's single-room REST chat) ----------------------------
 

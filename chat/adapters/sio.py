@@ -214,6 +214,9 @@ class SocketServer:
         if eio_sid is not None:
             await self.sio.eio.send_packet(eio_sid, _event_packet(event, encode_json(data)))
 
+    def sids(self, local_room: str) -> list[str]:
+        return [sid for sid, _ in self._participants(local_room)]
+
     def enter(self, sid: str, local_room: str) -> None:
         self.sio.manager.basic_enter_room(sid, NAMESPACE, local_room)
 

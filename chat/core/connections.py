@@ -8,8 +8,11 @@ non-DM room it belongs to.  DM rooms travel on the two users' channels.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from chat import channels
 from chat.core.accounts import Accounts
@@ -18,8 +21,11 @@ from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
 from chat.core.subscriptions import Subscriptions
-from chat.models import UserRecord, is_dm_room, peer_of
+from chat.models import RoomCounts, UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
+
+#: A user's counts in some rooms (``ReadStore.counts``).
+Counts = Callable[[str, Collection[str]], Awaitable[dict[str, RoomCounts]]]
 
 
 @dataclass(slots=True)
@@ -78,7 +84,10 @@ class Connections:
         limiter: EventLimiter | None = None,
         *,
         lifetimes: Lifetimes | None = None,
+        counts: Counts | None = None,
     ) -> None:
+        #: Read position and unread counts of the user's rooms (``session``, ``joined``).
+        self._counts = counts
         #: Ends the sockets whose token expires or is revoked.
         self.lifetimes = lifetimes or Lifetimes(delivery)
         self._presence = presence
@@ -107,6 +116,9 @@ class Connections:
         conn.session_rooms = await self._describe(user.id, conn.rooms)
         conn.channels = {conn.user_channel, *filter(None, map(room_channel, conn.rooms))}
         await self._subscriptions.acquire(conn.channels)
+        # Counted once the channels are live: a message stored meanwhile is counted here and
+        # may arrive live too (a client takes the counts of a session as of its last_seq).
+        await self._add_counts(user.id, conn.session_rooms)
         self.by_sid[sid] = conn
         self.by_user.setdefault(user.id, set()).add(sid)
         self.lifetimes.track(conn)
@@ -132,6 +144,11 @@ class Connections:
             for room_id, room in rooms.items()
         }
 
+    async def _add_counts(self, user_id: str, described: dict[str, dict[str, Any]]) -> None:
+        if self._counts is not None and described:
+            for room_id, counts in (await self._counts(user_id, described)).items():
+                described[room_id].update(counts.wire())
+
     def enter(self, conn: Conn) -> dict[str, Any]:
         """Put the socket in its local rooms and return its ``session``.
 
@@ -149,7 +166,8 @@ class Connections:
             if described is not None:
                 rooms.append({**described, "last_seq": self.pointer(conn, room_id)})
         conn.session_rooms = {}
-        return {"user": conn.user.private(), "rooms": rooms}
+        settings = {"receipts": conn.user.receipts}
+        return {"user": conn.user.private(), "rooms": rooms, "settings": settings}
 
     def pointer(self, conn: Conn, room_id: str) -> int:
         channel = room_channel(room_id) or conn.user_channel
@@ -190,7 +208,7 @@ class Connections:
     async def renamed(self, user_id: str, name: str) -> None:
         """The user's new name, for the messages their local sockets send from now on."""
         for conn in self.local(user_id):
-            conn.user = UserRecord(user_id, conn.user.email, name, conn.user.created)
+            conn.user = msgspec.structs.replace(conn.user, name=name)
         await self._delivery.emit(
             channels.user_sio_room(user_id), "user", {"id": user_id, "name": name}
         )
@@ -220,11 +238,33 @@ class Connections:
     async def room_added(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         """Follow the room for each local socket of the user and tell each from which seq it
         receives the room live (``last_seq``, as in ``session``: what lies below, it syncs)."""
-        for conn in self.local(user_id):
+        local = self.local(user_id)
+        counts: dict[str, Any] = {}
+        if local and self._counts is not None:
+            found = await self._counts(user_id, [room_id])
+            counts = found[room_id].wire() if room_id in found else {}
+        for conn in local:
             pointer = await self.add_room(conn, room_id)
-            await self._delivery.emit_to(conn.sid, "joined", {**notice, "last_seq": pointer})
+            joined = {**notice, "last_seq": pointer, **counts}
+            await self._delivery.emit_to(conn.sid, "joined", joined)
 
     async def room_removed(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         for conn in self.local(user_id):
             await self.remove_room(conn, room_id)
         await self._delivery.emit(channels.user_sio_room(user_id), "left", notice)
+
+    # --- receipts --------------------------------------------------------------------------
+
+    async def receipt(self, channel: str, reader: str, data: dict[str, Any]) -> None:
+        """A receipt, to the local sockets on ``channel`` of users with receipts on (never to
+        the reader's own)."""
+        for sid in self._delivery.sids(channel):
+            conn = self.by_sid.get(sid)
+            if conn is not None and conn.user.receipts and conn.user.id != reader:
+                await self._delivery.emit_to(sid, "receipt", data)
+
+    async def settings_changed(self, user_id: str, receipts: bool, origin: str) -> None:
+        for conn in self.local(user_id):
+            conn.user = msgspec.structs.replace(conn.user, receipts=receipts)
+            if conn.sid != origin:
+                await self._delivery.emit_to(conn.sid, "settings", {"receipts": receipts})

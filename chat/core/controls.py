@@ -70,6 +70,29 @@ class Renamed(Control, frozen=True):
     name: str
 
 
+class Receipt(Control, frozen=True):
+    """``user`` read ``room`` up to ``seq`` (core/reading.py), on the room's channel or, in a
+    DM, the other user's: each node shows it to the local sockets of the other members whose
+    user has receipts on (a control, so that no node delivers it unfiltered)."""
+
+    ACTION: ClassVar[str] = "receipt"
+    room: str
+    user: str
+    seq: int
+
+    def wire(self) -> dict[str, Any]:
+        return {"room": self.room, "user": self.user, "seq": self.seq}
+
+
+class SettingsChanged(Control, frozen=True, omit_defaults=True):
+    """The user's receipts setting (core/reading.py): their sockets filter receipts by it and
+    are told with ``settings`` (but ``sid``, the socket that changed it: its ack tells it)."""
+
+    ACTION: ClassVar[str] = "settings"
+    receipts: bool
+    sid: str = ""
+
+
 def control(user_id: str, message: Control) -> tuple[str, bytes]:
     """The channel and payload that tell every node following ``user_id`` (the producer side)."""
     return user_channel(user_id), encode_envelope(Envelope("ctl", message.ACTION, message))
@@ -96,6 +119,15 @@ def register(inbound: InboundDispatcher, connections: Connections) -> None:
     async def renamed(channel: str, message: Renamed) -> None:
         await connections.renamed(message.id, message.name)
 
+    async def receipt(channel: str, message: Receipt) -> None:
+        await connections.receipt(channel, message.user, message.wire())
+
+    async def settings(channel: str, message: SettingsChanged) -> None:
+        _, user_id = channel_entity(channel)
+        await connections.settings_changed(user_id, message.receipts, message.sid)
+
+    inbound.on_control(Receipt, receipt)
+    inbound.on_control(SettingsChanged, settings)
     inbound.on_control(Revoke, revoke)
     inbound.on_control(RoomAdded, room_added)
     inbound.on_control(RoomRemoved, room_removed)

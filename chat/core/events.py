@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from chat.core.connections import Conn
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
@@ -18,13 +20,16 @@ from chat.core.payloads import (
     InviteIn,
     JoinIn,
     MembersIn,
+    ReadIn,
     RenameIn,
     RoomIn,
     SendIn,
+    SettingsIn,
     SyncIn,
     UsersIn,
     parse,
 )
+from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
@@ -41,7 +46,9 @@ class ClientEvents:
         recovery: Recovery,
         member_presence: MemberPresence,
         renaming: Renaming,
+        reading: Reading | None = None,
     ) -> None:
+        self._reading = reading
         self._messaging = messaging
         self._rooms = rooms
         self._recovery = recovery
@@ -63,16 +70,20 @@ class ClientEvents:
             "members": self.members,
             "rename": self.rename,
             "typing": self.typing,
+            "read": self.read,
+            "settings": self.settings,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, SendIn)
-        message = await self._messaging.send(conn.user, req.room, req.text, req.cid, conn)
+        message = await self._messaging.send(
+            conn.user, req.room, req.text, req.cid, conn, req.mentions
+        )
         return {"message": to_wire(message)}
 
     async def dm(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, DmIn)
-        message = await self._messaging.dm(conn.user, req.to, req.text, req.cid, conn)
+        message = await self._messaging.dm(conn.user, req.to, req.text, req.cid, conn, req.mentions)
         return {"message": to_wire(message)}
 
     async def join(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -83,8 +94,9 @@ class ClientEvents:
             missed: dict[str, Any] = {"messages": [], "has_more": pointer > 0}
         else:
             missed = await self._recovery.missed(room.id, req.since, pointer)
+        counts = await self._counts(conn, room.id)
         return {
-            "room": room.wire(pointer),
+            "room": {**room.wire(pointer), **counts},
             "missed": missed["messages"],
             "has_more": missed["has_more"],
         }
@@ -100,9 +112,14 @@ class ClientEvents:
 
     async def history(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, HistoryIn)
-        return await self._recovery.page(
+        page = await self._recovery.page(
             conn.user.id, req.room, before=req.before, after=req.after, limit=req.limit, conn=conn
         )
+        if self._reading is not None and req.room in conn.rooms:
+            receipts = await self._reading.receipts(conn.user, req.room)
+            if receipts:
+                page["receipts"] = receipts
+        return page
 
     async def sync(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, SyncIn)
@@ -120,7 +137,12 @@ class ClientEvents:
 
     async def members(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         req = parse(payload, MembersIn)
-        return await self._member_presence.members(conn, req.room, req.offset, req.limit)
+        answer = await self._member_presence.members(conn, req.room, req.offset, req.limit)
+        if self._reading is not None and req.room in conn.rooms:
+            answer["members"] = await self._reading.member_positions(
+                conn.user, req.room, answer["members"], answer["count"]
+            )
+        return answer
 
     async def rename(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         user = await self._renaming.rename(conn.user.id, parse(payload, RenameIn).name)
@@ -128,3 +150,27 @@ class ClientEvents:
 
     async def typing(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         return {"sent": await self._rooms.typing(conn, parse(payload, RoomIn).room)}
+
+    async def read(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, ReadIn)
+        return {"room": await self._reader.read(conn.user, req.room, req.seq, conn)}
+
+    async def settings(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, SettingsIn)
+        if req.receipts is None:
+            return {"settings": {"receipts": conn.user.receipts}}
+        # This socket's own view changes at once; the others' by the control.
+        conn.user = msgspec.structs.replace(conn.user, receipts=req.receipts)
+        return {"settings": await self._reader.set_receipts(conn.user, req.receipts, conn.sid)}
+
+    @property
+    def _reader(self) -> Reading:
+        if self._reading is None:
+            raise RuntimeError("ClientEvents was built without reading")
+        return self._reading
+
+    async def _counts(self, conn: Conn, room_id: str) -> dict[str, Any]:
+        if self._reading is None:
+            return {}
+        found = await self._reading.counts(conn.user.id, [room_id])
+        return found[room_id].wire() if room_id in found else {}

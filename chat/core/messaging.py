@@ -13,10 +13,11 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from chat import channels
 from chat.core.connections import Conn
+from chat.core.mentions import dm_mentions, mention_words
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
 from chat.errors import not_found
@@ -28,6 +29,7 @@ from chat.models import (
     dm_room_id,
     encode_envelope,
     is_dm_room,
+    peer_of,
 )
 from chat.ports import AccountStore, Broker, History, RoomStore
 
@@ -64,35 +66,51 @@ class Messaging:
         text: object,
         cid: str | None,
         conn: Conn | None = None,
+        mentions: Sequence[str] = (),
     ) -> Message:
-        """Store a message in a room the sender belongs to, then publish it."""
+        """Store a message in a room the sender belongs to, then publish it.  ``mentions``:
+        user ids (the shape checked by the payload); members among them are mentioned."""
         text = clean_text(text, self._text_max)
         room = await self._rooms.member_of(sender.id, room_id, conn)
         if room.is_dm:
-            return await self._dm_message(sender, room.id, text, cid, conn)
-        return await self._store_and_publish(sender, room.id, text, cid)
+            return await self._dm_message(sender, room.id, text, cid, conn, mentions)
+        return await self._store_and_publish(sender, room.id, text, cid, mentions)
 
     async def dm(
-        self, sender: UserRecord, to: str, text: object, cid: str | None, conn: Conn | None = None
+        self,
+        sender: UserRecord,
+        to: str,
+        text: object,
+        cid: str | None,
+        conn: Conn | None = None,
+        mentions: Sequence[str] = (),
     ) -> Message:
         """A direct message: the DM room of the two users is made on first use."""
         text = clean_text(text, self._text_max)
         if not await self._rooms.users_exist([to]):
             raise not_found("no_user", "no such user")
-        return await self._dm_message(sender, dm_room_id(sender.id, to), text, cid, conn)
+        room_id = dm_room_id(sender.id, to)
+        return await self._dm_message(sender, room_id, text, cid, conn, mentions)
 
     async def _dm_message(
-        self, sender: UserRecord, room_id: str, text: str, cid: str | None, conn: Conn | None
+        self,
+        sender: UserRecord,
+        room_id: str,
+        text: str,
+        cid: str | None,
+        conn: Conn | None,
+        mentions: Sequence[str],
     ) -> Message:
         """List the room for both users on the conversation's first message through this node,
         while the message is stored (no need to wait).  Only this node's own record of having
         listed it skips that: whatever the socket read before (an empty ``history``) must not
         make the first message look like a later one, or the DM is listed for nobody."""
+        mentions = await self._dm_mentions(sender, room_id, text, mentions)
         if room_id in self._known_dms:
-            return await self._store_and_publish(sender, room_id, text, cid)
+            return await self._store_and_publish(sender, room_id, text, cid, mentions)
         listing = asyncio.ensure_future(self._room_store.ensure_dm(room_id))
         try:
-            message = await self._store(sender, room_id, text, cid)
+            message = await self._store(sender, room_id, text, cid, mentions, dm=True)
         finally:
             await asyncio.wait([listing])
             if not listing.cancelled():
@@ -105,20 +123,40 @@ class Messaging:
         _remember(self._known_dms, room_id)
         return message
 
+    async def _dm_mentions(
+        self, sender: UserRecord, room_id: str, text: str, explicit: Sequence[str]
+    ) -> list[str]:
+        """The other user, when mentioned (a DM has no roster for the append to search)."""
+        peer = peer_of(room_id, sender.id)
+        if peer == sender.id or not (explicit or "@" in text):
+            return []
+        name = None if peer in explicit else getattr(await self._users.user(peer), "name", None)
+        return dm_mentions(peer, name, explicit, text)
+
     async def _store_and_publish(
-        self, sender: UserRecord, room_id: str, text: str, cid: str | None
+        self, sender: UserRecord, room_id: str, text: str, cid: str | None, mentions: Sequence[str]
     ) -> Message:
-        message = await self._store(sender, room_id, text, cid)
+        message = await self._store(sender, room_id, text, cid, mentions, dm=is_dm_room(room_id))
         await self._publish(message, _channels(room_id))
         return message
 
-    async def _store(self, sender: UserRecord, room_id: str, text: str, cid: str | None) -> Message:
+    async def _store(
+        self,
+        sender: UserRecord,
+        room_id: str,
+        text: str,
+        cid: str | None,
+        mentions: Sequence[str],
+        *,
+        dm: bool,
+    ) -> Message:
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
         message, created = await self._history.append(
-            secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token
-        )
+            secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token,
+            mentions=mentions, names=() if dm else mention_words(text),
+        )  # fmt: skip
         self.sent += created
         return message
 

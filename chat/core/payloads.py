@@ -25,18 +25,39 @@ Seq = Annotated[int, msgspec.Meta(ge=0)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 # Long enough for any configured limit; the text rules check the real one after trimming.
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+#: Users a message mentions explicitly (members among them; the sender never).
+Mentions = Annotated[list[UserId], msgspec.Meta(max_length=20)]
 
 
 class DmIn(msgspec.Struct, frozen=True):
     to: UserId
     text: Text
     cid: ClientId | None = None
+    mentions: Mentions = msgspec.field(default_factory=list)
 
 
 class SendIn(msgspec.Struct, frozen=True):
     room: RoomId
     text: Text
     cid: ClientId | None = None
+    mentions: Mentions = msgspec.field(default_factory=list)
+
+
+class ReadIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    seq: Seq
+
+
+class ReadBody(msgspec.Struct, frozen=True):
+    """``POST /api/rooms/{id}/read``."""
+
+    seq: Seq
+
+
+class SettingsIn(msgspec.Struct, frozen=True):
+    """``settings`` and ``PATCH /api/me/settings``: what is absent stays as it is."""
+
+    receipts: bool | None = None
 
 
 class JoinIn(msgspec.Struct, frozen=True):
@@ -89,6 +110,7 @@ class HistoryQuery(msgspec.Struct, frozen=True):
 class MessageBody(msgspec.Struct, frozen=True):
     text: Text
     cid: ClientId | None = None
+    mentions: Mentions = msgspec.field(default_factory=list)
 
 
 def parse(payload: Any, shape: type[T], *, strict: bool = True) -> T:

@@ -82,10 +82,12 @@ ROOM_EVENTS: dict[str, dict[tuple[str, str], str]] = {
     "sync": WRITE,
     "members": READ,
     "typing": WRITE,
+    "read": WRITE,
 }
 ROOM_ROUTES: dict[tuple[str, str], dict[tuple[str, str], str]] = {
     ("GET", "/api/rooms/{id}/messages"): READ,
     ("POST", "/api/rooms/{id}/messages"): WRITE,
+    ("POST", "/api/rooms/{id}/read"): WRITE,
 }
 
 # Events and routes that name a user: the caller themselves, another user, nobody.
@@ -107,6 +109,9 @@ USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
 #: account (or the lobby, for the compatibility routes) and need no rows.
 NAMES_NOTHING = {
     "rename",
+    "settings",
+    ("GET", "/api/me/settings"),
+    ("PATCH", "/api/me/settings"),
     ("POST", "/api/register"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
@@ -217,6 +222,8 @@ async def _room_event(world: World, person: Person, event: str, room: str) -> st
         payload["user"] = world.people["guest"].user.id
     elif event == "sync":
         payload = {"rooms": {room: 0}}
+    elif event == "read":
+        payload["seq"] = 0
     ack = await _ack(person, event, payload)
     if event == "sync" and ack["ok"]:
         entry = ack["rooms"][room]
@@ -227,6 +234,8 @@ async def _room_event(world: World, person: Person, event: str, room: str) -> st
 async def _route(world: World, person: Person, method: str, path: str, ident: str) -> str:
     url = world.stack.url(1) + path.replace("{id}", quote(ident, safe=""))
     body = {"text": "matrix"} if method == "POST" else None
+    if path.endswith("/read"):
+        body = {"seq": 0}
     status, answer, _ = await call(method, url, body, person.user.token)
     return OK if status < 300 else answer["error"]["code"]
 

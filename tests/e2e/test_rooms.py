@@ -130,7 +130,10 @@ async def test_a_dm_reaches_every_device_of_both_users_and_their_sessions(stack:
     for user, peer in ((alice, "Bob"), (bob, "Alice")):
         async with connected(stack.url(1), user.token) as again:
             rooms = {r["id"]: r for r in (await again.next("session"))["rooms"]}
-            assert rooms[dm] == {"id": dm, "name": peer, "private": True, "last_seq": 2}
+            assert rooms[dm] == {
+                "id": dm, "name": peer, "private": True, "last_seq": 2,
+                "read_seq": 0, "unread": 1, "mentions": 0,  # each sent one, read none
+            }  # fmt: skip
     _, body, _ = await call("GET", stack.url(0) + "/api/rooms", token=alice.token)
     assert dm in {r["id"] for r in body["rooms"]}
 
@@ -171,6 +174,9 @@ async def test_private_rooms_admit_members_only_and_invitations_work(stack: Stac
             "room": rid,
             "user": {"id": guest.id, "name": guest.name},
             "last_seq": 1,
+            "read_seq": 0,
+            "unread": 1,
+            "mentions": 0,
         }
         assert await o.next("joined") == {"room": rid, "user": {"id": guest.id, "name": guest.name}}
         page = await g.call("history", {"room": rid})

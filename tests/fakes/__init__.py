@@ -9,6 +9,7 @@ from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
 from fakes.presence import MemoryPresence, PresenceState
+from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
 from fakes.sessions import MemorySessions
 from fakes.shardset import MemoryShardSet, MemorySwitch
@@ -22,6 +23,7 @@ __all__ = [
     "MemoryHub",
     "MemoryLimits",
     "MemoryPresence",
+    "MemoryReads",
     "MemoryRooms",
     "MemorySessions",
     "MemoryShardSet",

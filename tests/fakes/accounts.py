@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
+
 from chat.models import Account, UserRecord
 
 
@@ -38,5 +40,7 @@ class MemoryAccounts:
         return {u: self.records[u] for u in user_ids if u in self.records}
 
     async def set_name(self, user_id: str, name: str) -> None:
-        user = self.records[user_id]
-        self.records[user_id] = UserRecord(user.id, user.email, name, user.created)
+        self.records[user_id] = msgspec.structs.replace(self.records[user_id], name=name)
+
+    async def set_receipts(self, user_id: str, on: bool) -> None:
+        self.records[user_id] = msgspec.structs.replace(self.records[user_id], receipts=on)

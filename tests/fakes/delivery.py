@@ -35,6 +35,9 @@ class MemoryDelivery:
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
         self.received.setdefault(sid, []).append((event, decode_json(encode_json(data))))
 
+    def sids(self, local_room: str) -> list[str]:
+        return sorted(self.rooms.get(local_room, set()))
+
     def enter(self, sid: str, local_room: str) -> None:
         self.rooms.setdefault(local_room, set()).add(sid)
 

@@ -4,12 +4,17 @@ the first message (and False) for as long as its record lives (refreshed by each
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
 
-from chat.models import Message, UserRef
+from chat.models import Message, UserRef, is_dm_room
 from fakes.clock import Clock
 
 IDEMPOTENCY_S = 10 * 60  # as IDEMPOTENCY_MS of the Redis adapter
+OWN_MAX = 128  # as the Redis adapter's
+NAMESAKES_MAX, MENTIONS_MAX = 20, 50
+
+#: A room's members as the append's mention lookup sees them: id -> display name.
+Roster = Callable[[str], dict[str, str]]
 
 
 class MemoryHistory:
@@ -17,9 +22,27 @@ class MemoryHistory:
         self.clock = clock or Clock()
         self.logs: dict[str, list[Message]] = {}  # per room, index = seq - 1
         self._retries: dict[tuple[str, str, str], tuple[Message, float]] = {}
+        #: Unread counting, as the append script keeps it (see ``chat/adapters/cluster/
+        #: reads.py``): plain messages per room, ``n`` per (room, seq), and per (room, user)
+        #: the newest ``OWN_MAX`` seqs of their own messages and of mentions of them.
+        self.mcount: dict[str, int] = {}
+        self.n: dict[tuple[str, int], int] = {}
+        self.own: dict[tuple[str, str], list[int]] = {}
+        self.mentioned: dict[tuple[str, str], list[int]] = {}
+        #: Set by the world: the room's members (the lobby: everyone), for mentions.
+        self.roster: Roster = lambda room: {}
 
     async def append(
-        self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
+        self,
+        message_id: str,
+        room: str,
+        sender: UserRef,
+        text: str,
+        cid: str | None,
+        token: str,
+        *,
+        mentions: Sequence[str] = (),
+        names: Sequence[str] = (),
     ) -> tuple[Message, bool]:
         key = (room, sender.id, token)
         found = self._retries.get(key)
@@ -27,10 +50,30 @@ class MemoryHistory:
             self._retries[key] = (found[0], self.clock() + IDEMPOTENCY_S)
             return found[0], False
         log = self.logs.setdefault(room, [])
-        message = Message(message_id, room, len(log) + 1, sender, text, self.clock.ms(), cid)
+        seq = len(log) + 1
+        ids = self._mentions(room, sender.id, mentions, names)
+        message = Message(
+            message_id, room, seq, sender, text, self.clock.ms(), cid, mentions=ids or None
+        )
         log.append(message)
+        self.mcount[room] = self.n[(room, seq)] = self.mcount.get(room, 0) + 1
+        for user_id, kept in [(sender.id, self.own), *((u, self.mentioned) for u in ids)]:
+            seqs = kept.setdefault((room, user_id), [])
+            seqs.append(seq)
+            del seqs[:-OWN_MAX]
         self._retries[key] = (message, self.clock() + IDEMPOTENCY_S)
         return message, True
+
+    def _mentions(
+        self, room: str, sender: str, explicit: Sequence[str], names: Sequence[str]
+    ) -> list[str]:
+        members = {} if is_dm_room(room) else self.roster(room)
+        ids = [u for u in explicit if is_dm_room(room) or u in members]
+        for word in names:
+            ids += sorted(u for u, name in members.items() if name.lower() == word)[
+                : 2 * NAMESAKES_MAX
+            ]
+        return [u for u in dict.fromkeys(ids) if u != sender][:MENTIONS_MAX]
 
     async def last_seq(self, room: str) -> int:
         return len(self.logs.get(room, ()))

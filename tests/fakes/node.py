@@ -23,6 +23,7 @@ from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.passwords import PasswordHasher
 from chat.core.presence import Presence
+from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
@@ -36,6 +37,7 @@ from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
 from fakes.presence import MemoryPresence, PresenceState
+from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
 from fakes.sessions import MemorySessions
 
@@ -57,6 +59,21 @@ class World:
         self.limits = MemoryLimits(self.clock)
         self.sessions = MemorySessions(self.clock)
         self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
+        self.history.roster = self._roster
+        self.reads = MemoryReads(self.history, self._member_count)
+
+    def _member_ids(self, room: str) -> set[str]:
+        return (
+            set(self.accounts.records) if room == "lobby" else self.rooms.members.get(room, set())
+        )
+
+    def _roster(self, room: str) -> dict[str, str]:
+        records = self.accounts.records
+        return {u: records[u].name for u in self._member_ids(room) if u in records}
+
+    def _member_count(self, room: str) -> int:
+        """As the member set's SCARD: a DM has none (its members are in its id)."""
+        return 0 if room.startswith("dm:") else len(self._member_ids(room))
 
 
 class MemoryNode:
@@ -69,6 +86,7 @@ class MemoryNode:
         *,
         limits: dict[str, Any] | None = None,
         per_user: int = 0,
+        receipts_max: int = 20,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -87,7 +105,7 @@ class MemoryNode:
         self.limiter = EventLimiter(w.limits, {**OPEN_LIMITS, **(limits or {})}, clock=w.clock)
         self.connections = Connections(
             self.accounts, w.accounts, w.rooms, follow, self.ordering, self.delivery,
-            self.presence, self.limiter,
+            self.presence, self.limiter, counts=w.reads.counts,
         )  # fmt: skip
         self.rooms = Rooms(w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits)
         self.messaging = Messaging(
@@ -97,7 +115,12 @@ class MemoryNode:
         self.watch = MemberPresence(self.presence, self.connections, self.rooms, w.rooms)
         self.profile = Renaming(self.accounts, w.rooms, self.broker)
         controls.register(self.fanout, self.connections)
-        api = ClientEvents(self.messaging, self.rooms, self.recovery, self.watch, self.profile)
+        self.reading = Reading(
+            w.reads, self.rooms, w.rooms, w.accounts, self.broker, receipts_max=receipts_max
+        )
+        api = ClientEvents(
+            self.messaging, self.rooms, self.recovery, self.watch, self.profile, self.reading
+        )
         self.events = self.limiter.guard(api.events())
 
     async def settle(self) -> None:

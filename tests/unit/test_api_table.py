@@ -25,6 +25,9 @@ BAD = {
     "members": [{}, {"room": "lobby", "limit": 201}, {"room": "lobby", "offset": -1}],
     "rename": [{}, {"name": 5}, {"name": "x" * 1001}],
     "typing": [{}, {"room": None}],
+    "read": [None, {}, {"room": "lobby"}, {"room": "lobby", "seq": -1},
+             {"room": "lobby", "seq": "1"}, {"room": "lobby", "seq": 1.5}],
+    "settings": [None, {"receipts": "no"}, {"receipts": 1}],
 }  # fmt: skip
 
 

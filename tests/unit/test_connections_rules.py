@@ -49,11 +49,13 @@ async def test_the_session_lists_the_rooms_with_pointers_and_dm_peer_names(node)
     ann = await node.connect("ann")
     [session] = ann.events("session")
     assert session["user"] == {"id": "ann", "email": "ann@example.com", "name": "Ann"}
+    counts = {"read_seq": 0, "mentions": 0}  # issue 16: ann has read nothing yet
     assert session["rooms"] == [
-        {"id": "books", "name": "Books", "private": True, "last_seq": 1},
-        {"id": "dm:ann:bob", "name": "Bob", "private": True, "last_seq": 1},
-        {"id": "lobby", "name": "Lobby", "private": False, "last_seq": 0},
+        {"id": "books", "name": "Books", "private": True, "last_seq": 1, "unread": 1, **counts},
+        {"id": "dm:ann:bob", "name": "Bob", "private": True, "last_seq": 1, "unread": 1, **counts},
+        {"id": "lobby", "name": "Lobby", "private": False, "last_seq": 0, "unread": 0, **counts},
     ]
+    assert session["settings"] == {"receipts": True}
     assert followed(node) >= {channels.user_channel("ann"), channels.room_channel("books")}
     assert channels.room_channel("dm:ann:bob") not in followed(node)  # DMs use the users' channels
 

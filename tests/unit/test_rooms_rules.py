@@ -10,6 +10,9 @@ from fakes.node import MemoryNode
 
 from chat.errors import ChatError
 
+#: The counts of issue 16 on the joiner's own ``joined``: nothing read yet.
+NOTHING_READ = {"read_seq": 0, "unread": 0, "mentions": 0}
+
 
 async def make(node, owner, room_id, private=False):
     return await node.rooms.create(owner.conn.user, room_id, None, private)
@@ -23,7 +26,7 @@ async def test_a_created_room_has_its_creator_as_member_on_every_node(node, othe
     assert await world.rooms.is_member("books", "ann")
     for client in (ann, ann_phone):
         assert client.events("joined") == [
-            {"room": "books", "user": {"id": "ann", "name": "Ann"}, "last_seq": 0}
+            {"room": "books", "user": {"id": "ann", "name": "Ann"}, "last_seq": 0, **NOTHING_READ}
         ]
     sent = await ann_phone.call("send", {"room": "books", "text": "first"})
     assert ann.events("message") == [sent["message"]]  # the room is followed on both nodes
@@ -57,8 +60,9 @@ async def test_joining_a_public_room_tells_the_members_once_and_the_joiner_its_p
     await node.settle()
     assert ann.events("joined")[-1] == {"room": "books", "user": {"id": "bob", "name": "Bob"}}
     assert bob.events("joined") == [
-        {"room": "books", "user": {"id": "bob", "name": "Bob"}, "last_seq": 1}
-    ]
+        {"room": "books", "user": {"id": "bob", "name": "Bob"}, "last_seq": 1, **NOTHING_READ,
+         "unread": 1}
+    ]  # fmt: skip
     assert await world.rooms.is_member("books", "bob")
     again = await bob.call("join", {"room": "books"})
     assert again["ok"] and len(ann.events("joined")) == 2  # no second notice

@@ -32,7 +32,8 @@ redis.call('HSET', KEYS[1], 'name', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'nv', 1)
 """
 
-USER_FIELDS = ("email", "name", "created")
+#: ``receipts``: the user's receipts setting, "0" when off (absent: on, the default).
+USER_FIELDS = ("email", "name", "created", "receipts")
 
 
 def _text(value: bytes | str | None) -> str:
@@ -75,14 +76,7 @@ class ClusterAccounts:
     async def user(self, user_id: str) -> UserRecord | None:
         key = keys.user_key(user_id)
         fields = await self._cluster.send(key, "HMGET", key, *USER_FIELDS, what="user")
-        if not fields[1]:
-            return None
-        return UserRecord(
-            id=user_id,
-            email=_text(fields[0]),
-            name=_text(fields[1]),
-            created=int(_text(fields[2]) or 0),
-        )
+        return _record(user_id, fields)
 
     async def users(self, user_ids: Iterable[str]) -> dict[str, UserRecord]:
         """Many users at once (one round trip per cluster node, not per user)."""
@@ -93,14 +87,22 @@ class ClusterAccounts:
                 for u in ids
             )
         )
-        return {
-            uid: UserRecord(uid, _text(row[0]), _text(row[1]), int(_text(row[2]) or 0))
-            for uid, row in zip(ids, rows, strict=True)
-            if row[1]
-        }
+        found = {uid: _record(uid, row) for uid, row in zip(ids, rows, strict=True)}
+        return {uid: record for uid, record in found.items() if record is not None}
 
     async def set_name(self, user_id: str, name: str) -> None:
         """Store the name, then update it in the rosters of the user's rooms."""
         key = keys.user_key(user_id)
         version = await self._set_name([key], [name], what="rename")
         await self._roster.renamed(user_id, name, int(version))
+
+    async def set_receipts(self, user_id: str, on: bool) -> None:
+        key = keys.user_key(user_id)
+        await self._cluster.send(key, "HSET", key, "receipts", int(on), what="settings")
+
+
+def _record(user_id: str, fields: list[bytes | None]) -> UserRecord | None:
+    if not fields[1]:
+        return None
+    created, receipts = int(_text(fields[2]) or 0), _text(fields[3]) != "0"
+    return UserRecord(user_id, _text(fields[0]), _text(fields[1]), created, receipts)

@@ -10,7 +10,7 @@ seq below it exists too: a reader never sees a hole that a later read would fill
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import msgspec
@@ -18,11 +18,55 @@ import msgspec
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
-from chat.models import Message, UserRef
+from chat.models import Message, UserRef, is_dm_room
 
 IDEMPOTENCY_MS = 10 * 60 * 1000
+#: Seqs kept per user and room in ``own`` and ``mention`` sets: above the count cap (100), so
+#: mention counts are exact up to it.
+OWN_MAX = 128
+#: Members found per ``@word`` (names are not unique), and mentions per message in all.
+NAMESAKES_MAX = 20
+MENTIONS_MAX = 50
 
-APPEND = """
+# Mentions: KEYS[6] the roster, KEYS[7] the members; ARGV[7] the mention keys' prefix,
+# ARGV[8] the sender, ARGV[9] 'members' (keep members only) or 'any' (a DM: decided by the
+# caller), ARGV[10] how many explicit ids follow, then the ids, then the lowercased @words.
+# A word finds members by the roster's entries ``<0|1><lowercased name>\0<id>\0<name>``.
+# Returns the ``,"mentions":[...]`` of the message JSON, or ''.
+MENTIONS = """
+local function mentions(seq)
+  local found, ids = {}, {}
+  local function mention(id)
+    if id == ARGV[8] or found[id] or #ids >= MENTIONS_MAX then return end
+    if ARGV[9] == 'members' and redis.call('SISMEMBER', KEYS[7], id) == 0 then return end
+    found[id] = true
+    ids[#ids + 1] = id
+  end
+  local k = tonumber(ARGV[10])
+  for i = 11, 10 + k do mention(ARGV[i]) end
+  for i = 11 + k, #ARGV do
+    for _, flag in ipairs({'0', '1'}) do
+      local low = flag .. ARGV[i] .. '\\0'
+      local hits = redis.call('ZRANGEBYLEX', KEYS[6], '[' .. low, '(' .. flag .. ARGV[i] .. '\\1',
+        'LIMIT', 0, NAMESAKES_MAX)
+      for _, entry in ipairs(hits) do
+        local rest = string.sub(entry, #low + 1)
+        mention(string.sub(rest, 1, string.find(rest, '\\0', 1, true) - 1))
+      end
+    end
+  end
+  if #ids == 0 then return '' end
+  for _, id in ipairs(ids) do
+    redis.call('ZADD', ARGV[7] .. id, seq, seq)
+    redis.call('ZREMRANGEBYRANK', ARGV[7] .. id, 0, -OWN_MAX - 1)
+  end
+  return ',"mentions":["' .. table.concat(ids, '","') .. '"]'
+end
+"""
+
+APPEND = (
+    MENTIONS
+    + """
 local prev = redis.call('GET', KEYS[3])
 if prev then
   -- A write, so that a WAIT after this script covers the original message too.
@@ -32,12 +76,18 @@ end
 local seq = redis.call('INCR', KEYS[1])
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local msg = ARGV[1] .. seq .. ARGV[2] .. ts .. ARGV[3]
+-- Unread counting (reads.py): the plain message count after this one, this sender's own
+-- seqs and each mentioned member's seqs (the newest OWN_MAX of each).
+local n = redis.call('INCR', KEYS[4])
+local mentioned = mentions(seq)
+redis.call('ZADD', KEYS[5], seq, seq)
+redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -OWN_MAX - 1)
+local msg = ARGV[1] .. seq .. ARGV[2] .. ts .. ARGV[3] .. mentioned .. '}'
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, seq .. '-0', 'm', msg, 't', ts)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, seq .. '-0', 'm', msg, 't', ts, 'n', n)
 else
-  redis.call('XADD', KEYS[2], seq .. '-0', 'm', msg, 't', ts)
+  redis.call('XADD', KEYS[2], seq .. '-0', 'm', msg, 't', ts, 'n', n)
 end
 redis.call('SET', KEYS[3], msg, 'PX', ARGV[4])
 local max_age = tonumber(ARGV[6])
@@ -53,6 +103,12 @@ if max_age > 0 and seq % 64 == 0 then
 end
 return {1, msg}
 """
+)
+APPEND = (
+    APPEND.replace("OWN_MAX", str(OWN_MAX))
+    .replace("NAMESAKES_MAX", str(NAMESAKES_MAX))
+    .replace("MENTIONS_MAX", str(MENTIONS_MAX))
+)
 
 _encode = msgspec.json.Encoder().encode
 _decode_message = msgspec.json.Decoder(Message).decode
@@ -72,7 +128,16 @@ class ClusterHistory:
         self._max_age_ms = int(max_age_s * 1000)
 
     async def append(
-        self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
+        self,
+        message_id: str,
+        room: str,
+        sender: UserRef,
+        text: str,
+        cid: str | None,
+        token: str,
+        *,
+        mentions: Sequence[str] = (),
+        names: Sequence[str] = (),
     ) -> tuple[Message, bool]:
         """Store a message; return it and whether it is new (False: a retry of ``token``).
 
@@ -81,13 +146,15 @@ class ClusterHistory:
         """
         head = b'{"id":' + _encode(message_id) + b',"room":' + _encode(room) + b',"seq":'
         tail = b',"from":' + _encode(sender) + b',"text":' + _encode(text)
-        tail += (b',"cid":' + _encode(cid) if cid is not None else b"") + b"}"
+        tail += b',"cid":' + _encode(cid) if cid is not None else b""
         script_keys = (
             keys.room_seq_key(room),
             keys.room_log_key(room),
             keys.room_idem_key(room, sender.id, token),
+            *_counter_keys(room, sender.id),
         )
         args = (head, b',"ts":', tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
+        args += _mention_args(room, sender.id, mentions, names)
         created, raw = await self._append(script_keys, args, durable=True, what="append")
         return _decode_message(raw), bool(created)
 
@@ -130,6 +197,26 @@ class ClusterHistory:
             key, command, key, start, end, "COUNT", count, what="history"
         )
         return list(found or [])
+
+
+def _counter_keys(room: str, sender: str) -> tuple[str, ...]:
+    """The keys of unread counting and mentions an append writes (see ``MENTIONS``)."""
+    return (
+        keys.room_mcount_key(room),
+        keys.room_own_key(room, sender),
+        keys.room_roster_key(room),
+        keys.room_members_key(room),
+    )
+
+
+def _mention_args(
+    room: str, sender: str, mentions: Sequence[str], names: Sequence[str]
+) -> tuple[Any, ...]:
+    # Hazard: the mentioned members' keys are found inside the script (by @name), so they are
+    # spelled there from this prefix (same hash tag as the room's other keys: same slot).
+    prefix = keys.room_mention_key(room, "")
+    scope = "any" if is_dm_room(room) else "members"
+    return (prefix, sender, scope, len(mentions), *mentions, *names)
 
 
 def _messages(entries: Any) -> list[Message]:
