@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from typing import Any, Protocol
 
-from chat.models import Account, Layout, Message, Room, UserRecord, UserRef
+from chat.models import Account, ChangeRequest, Layout, Message, Room, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -81,18 +81,38 @@ class History(Protocol):
     async def append(
         self, message_id: str, room: str, sender: UserRef, text: str, cid: str | None, token: str
     ) -> tuple[Message, bool]:
-        """Store with the room's next seq; a repeated ``token`` returns the first result
-        (and False)."""
+        """Store with the room's next seq, under the id ``"<seq>.<message_id>"``; a repeated
+        ``token`` returns the first result (and False)."""
 
     async def last_seq(self, room: str) -> int: ...
 
     async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]: ...
 
     async def page(
-        self, room: str, *, before: int | None, after: int | None, limit: int
-    ) -> tuple[list[Message], bool]: ...
+        self,
+        room: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        viewer: str | None = None,
+    ) -> tuple[list[Message], bool]:
+        """Entries (messages and changes) ascending by seq, plain messages in their current
+        state (``models.with_state``), ``my_reactions`` those of ``viewer``."""
 
-    async def between(self, room: str, after: int, upto: int, limit: int) -> list[Message]: ...
+    async def between(
+        self, room: str, after: int, upto: int, limit: int, viewer: str | None = None
+    ) -> list[Message]: ...
+
+
+class MessageChanges(Protocol):
+    """Edits, deletes and reactions: entries of the room's stream, with their own seq."""
+
+    async def change(self, req: ChangeRequest) -> tuple[Message | None, bool]:
+        """Check the target and the rules, append the change entry and update the target's
+        state, at once and durably.  ``(entry, True)``; ``(first entry, False)`` for a
+        repeated token; ``(None, False)`` for a reaction already on (off).  A refusal raises
+        ``errors.refusal(code)`` and changes nothing."""
 
 
 class AccountStore(Protocol):

@@ -9,15 +9,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from chat.core.changes import Changes
 from chat.core.connections import Conn
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.payloads import (
+    DeleteIn,
     DmIn,
+    EditIn,
     HistoryIn,
     InviteIn,
     JoinIn,
     MembersIn,
+    ReactIn,
     RenameIn,
     RoomIn,
     SendIn,
@@ -41,12 +45,14 @@ class ClientEvents:
         recovery: Recovery,
         member_presence: MemberPresence,
         renaming: Renaming,
+        changes: Changes,
     ) -> None:
         self._messaging = messaging
         self._rooms = rooms
         self._recovery = recovery
         self._member_presence = member_presence
         self._renaming = renaming
+        self._changes = changes
 
     def events(self) -> dict[str, Handler]:
         return {
@@ -63,6 +69,9 @@ class ClientEvents:
             "members": self.members,
             "rename": self.rename,
             "typing": self.typing,
+            "edit": self.edit,
+            "delete": self.delete,
+            "react": self.react,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +91,7 @@ class ClientEvents:
             # Nothing asked for: tell the client whether the room has messages it lacks.
             missed: dict[str, Any] = {"messages": [], "has_more": pointer > 0}
         else:
-            missed = await self._recovery.missed(room.id, req.since, pointer)
+            missed = await self._recovery.missed(room.id, req.since, pointer, conn.user.id)
         return {
             "room": room.wire(pointer),
             "missed": missed["messages"],
@@ -128,3 +137,20 @@ class ClientEvents:
 
     async def typing(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
         return {"sent": await self._rooms.typing(conn, parse(payload, RoomIn).room)}
+
+    async def edit(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, EditIn)
+        entry = await self._changes.edit(conn.user, req.room, req.id, req.text, req.cid, conn)
+        return {"message": to_wire(entry)}
+
+    async def delete(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, DeleteIn)
+        entry = await self._changes.delete(conn.user, req.room, req.id, req.cid, conn)
+        return {"message": to_wire(entry)}
+
+    async def react(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, ReactIn)
+        entry = await self._changes.react(
+            conn.user, req.room, req.id, req.emoji, req.on, req.cid, conn
+        )
+        return {"message": None if entry is None else to_wire(entry)}

@@ -148,6 +148,7 @@ CONFINED = {
     "cryptography": ["devstack.tls"],  # TLS files for local servers; the server uses jwt's
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],
+    "emoji": ["chat.core.changes"],
     "prometheus_client": ["chat.adapters.metrics"],
     "mmh3": ["shardring.*"],
 }
