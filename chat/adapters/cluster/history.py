@@ -85,7 +85,7 @@ for w, state in ipairs(states) do
       if ok and type(decoded.reactions) == 'table' then
         local mine = {}
         for emoji, _ in pairs(decoded.reactions) do
-          local member = emoji .. '\n' .. ARGV[5]
+          local member = emoji .. '\\n' .. ARGV[5]
           if redis.call('SISMEMBER', ARGV[6] .. fields[i], member) == 1 then
             mine[#mine + 1] = emoji
           end
