@@ -112,26 +112,6 @@ def message_seq(message_id: str) -> int | None:
     return int(head)
 
 
-@dataclass(frozen=True)
-class ChangeRequest:
-    """One change of a message, as the use case hands it to ``MessageChanges.change``."""
-
-    kind: str  # "edit" | "delete" | "react"
-    room: str
-    target: str  # the message id
-    target_seq: int
-    sender: UserRef
-    random: str  # the new entry's id is "<seq>.<random>"
-    token: str  # idempotency (the cid, or a server-made one)
-    cid: str | None = None
-    text: str | None = None  # edit
-    emoji: str | None = None  # react
-    on: bool = True  # react
-    edit_window_ms: int = 0  # 0: no limit
-    max_emoji: int = 20  # distinct emoji on one message
-    max_per_user: int = 10  # reactions of one user on one message
-
-
 def dm_room_id(a: str, b: str) -> str:
     """The DM room of two users: ``dm:<a>:<b>`` with the ids sorted, the same from both sides."""
     first, second = sorted((a, b))

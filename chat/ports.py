@@ -7,9 +7,10 @@ of the logic above them use the in-memory implementations.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chat.models import Account, ChangeRequest, Layout, Message, Room, UserRecord, UserRef
+from chat.models import Account, Layout, Message, Room, UserRecord, UserRef
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -103,6 +104,26 @@ class History(Protocol):
     async def between(
         self, room: str, after: int, upto: int, limit: int, viewer: str | None = None
     ) -> list[Message]: ...
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """One change of a message, as the use case hands it to ``MessageChanges.change``."""
+
+    kind: str  # "edit" | "delete" | "react"
+    room: str
+    target: str  # the message id
+    target_seq: int
+    sender: UserRef
+    random: str  # the new entry's id is "<seq>.<random>"
+    token: str  # idempotency (the cid, or a server-made one)
+    cid: str | None = None
+    text: str | None = None  # edit
+    emoji: str | None = None  # react
+    on: bool = True  # react
+    edit_window_ms: int = 0  # 0: no limit
+    max_emoji: int = 20  # distinct emoji on one message
+    max_per_user: int = 10  # reactions of one user on one message
 
 
 class MessageChanges(Protocol):

@@ -12,20 +12,15 @@ from typing import Any
 from aiohttp import web
 
 from chat.adapters.http import client_address, error_response, json_body, request_token
+from chat.adapters.rest_changes import ROWS as CHANGE_ROWS
+from chat.adapters.rest_changes import ChangeRoutes
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
-from chat.core.payloads import (
-    DeleteBody,
-    EditBody,
-    HistoryQuery,
-    MessageBody,
-    ReactBody,
-    parse,
-)
+from chat.core.payloads import HistoryQuery, MessageBody, parse
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import LOBBY, Rooms
@@ -54,9 +49,7 @@ ROUTE_ROWS = {
     "POST /api/rooms": "create_room",
     "GET /api/rooms/{id}/messages": "history",
     "POST /api/rooms/{id}/messages": "send",
-    "PATCH /api/rooms/{id}/messages/{message}": "send",
-    "DELETE /api/rooms/{id}/messages/{message}": "send",
-    "POST /api/rooms/{id}/messages/{message}/reactions": "send",
+    **CHANGE_ROWS,
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -79,7 +72,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest:
+class Rest(ChangeRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -107,9 +100,7 @@ class Rest:
             web.post("/api/rooms", self.rooms_create),
             web.get("/api/rooms/{id}/messages", self.room_messages),
             web.post("/api/rooms/{id}/messages", self.room_send),
-            web.patch("/api/rooms/{id}/messages/{message}", self.message_edit),
-            web.delete("/api/rooms/{id}/messages/{message}", self.message_delete),
-            web.post("/api/rooms/{id}/messages/{message}/reactions", self.message_react),
+            *self.change_routes(),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -266,27 +257,6 @@ class Rest:
         body = parse(await json_body(request), MessageBody)
         message = await self.messaging.send(user, request.match_info["id"], body.text, body.cid)
         return web.json_response({"message": to_wire(message)}, status=201)
-
-    async def message_edit(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request), EditBody)
-        room, message_id = request.match_info["id"], request.match_info["message"]
-        entry = await self.changes.edit(user, room, message_id, body.text, body.cid)
-        return web.json_response({"message": to_wire(entry)})
-
-    async def message_delete(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request) if request.can_read_body else {}, DeleteBody)
-        room, message_id = request.match_info["id"], request.match_info["message"]
-        entry = await self.changes.delete(user, room, message_id, body.cid)
-        return web.json_response({"message": to_wire(entry)})
-
-    async def message_react(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request), ReactBody)
-        room, message_id = request.match_info["id"], request.match_info["message"]
-        entry = await self.changes.react(user, room, message_id, body.emoji, body.on, body.cid)
-        return web.json_response({"message": None if entry is None else to_wire(entry)})
 
     # --- compatibility routes (seed 000's single-room REST chat) ----------------------------
 

@@ -20,8 +20,8 @@ from chat.core.messaging import Messaging
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
 from chat.errors import refusal
-from chat.models import ChangeRequest, Message, UserRecord, message_seq
-from chat.ports import MessageChanges
+from chat.models import Message, UserRecord, message_seq
+from chat.ports import ChangeRequest, MessageChanges
 
 #: Distinct emoji on one message; reactions of one user on one message.
 MAX_EMOJI = 20

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from chat.errors import refusal
-from chat.models import ChangeRequest, Message
+from chat.models import Message
+from chat.ports import ChangeRequest
 from fakes.history import MemoryHistory
 
 

@@ -18,7 +18,8 @@ from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.errors import ChatError
-from chat.models import ChangeRequest, Message, UserRef
+from chat.models import Message, UserRef
+from chat.ports import ChangeRequest
 
 ANN, BOB, CID = UserRef("ann", "Ann"), UserRef("bob", "Bob"), UserRef("cid", "Cid")
 

@@ -135,6 +135,7 @@ CONFINED = {
         "chat.serve",
         "chat.adapters.http",
         "chat.adapters.rest",
+        "chat.adapters.rest_changes",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],

@@ -19,7 +19,8 @@ from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import IDEMPOTENCY_MS
 from chat.adapters.cluster.scripts import Script
 from chat.errors import refusal
-from chat.models import ChangeRequest, Message
+from chat.models import Message
+from chat.ports import ChangeRequest
 
 # KEYS: seq, log, idem, state, reactors of the target, mcount.
 # ARGV: kind, target id, target seq, user, JSON head, middle and tail, idempotency ms, maxlen,
