@@ -28,12 +28,12 @@ class MemoryChanges:
             raise refusal("no_message")
         if req.kind != "react" and target.sender.id != req.sender.id:
             raise refusal("forbidden")
-        states = h.state.setdefault(req.room, {})
+        states = h.state.get(req.room, {})
         state: dict[str, Any] = dict(states.get(req.target_seq, {}))
         if state.get("deleted"):
             raise refusal("message_deleted")
         ts = h.clock.ms()
-        rx = h.reactors.setdefault((req.room, req.target_seq), set())
+        rx = set(h.reactors.get((req.room, req.target_seq), set()))  # written back if stored
         if req.kind == "edit":
             if req.edit_window_ms and ts - target.ts > req.edit_window_ms:
                 raise refusal("edit_window_closed")
@@ -51,7 +51,11 @@ class MemoryChanges:
             emoji=req.emoji if req.kind == "react" else None,
             on=req.on if req.kind == "react" else None,
         )  # fmt: skip
-        states[req.target_seq] = {**state, "v": seq}
+        h.state.setdefault(req.room, states)[req.target_seq] = {**state, "v": seq}
+        if rx:  # an empty set is no key in Redis
+            h.reactors[(req.room, req.target_seq)] = rx
+        else:
+            h.reactors.pop((req.room, req.target_seq), None)
         h.logs.setdefault(req.room, log).append(entry)
         h.remember(req.room, req.sender.id, req.token, entry)
         return entry, True

@@ -137,12 +137,14 @@ async def test_the_edit_window_closes(world):
     node = MemoryNode(world, edit_window_s=60)
     ann = await node.connect("ann")
     mid = (await sent(ann))["id"]
+    untouched = (await sent(ann, "never changed"))["id"]
     world.clock.advance(59)
     assert (await ann.call("edit", {"room": "lobby", "id": mid, "text": "in time"}))["ok"]
     world.clock.advance(2)
     before = _state(world)
-    ack = await ann.call("edit", {"room": "lobby", "id": mid, "text": "too late"})
-    assert ack["error"]["code"] == "edit_window_closed" and _state(world) == before
+    for target in (mid, untouched):
+        ack = await ann.call("edit", {"room": "lobby", "id": target, "text": "too late"})
+        assert ack["error"]["code"] == "edit_window_closed" and _state(world) == before
     assert (await ann.call("delete", {"room": "lobby", "id": mid}))["ok"]  # deletes: always
 
 
