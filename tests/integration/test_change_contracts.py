@@ -14,6 +14,7 @@ import pytest
 from fakes import MemoryChanges, MemoryHistory
 from redis_fixtures import access
 
+from chat import keys
 from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
@@ -217,3 +218,33 @@ async def test_pages_count_change_entries_like_messages(stores):
     assert page[0].kind == "edit" and page[1].kind is None and page[1].text == "m2"
     older, has_more = await stores.history.page(r, before=4, after=None, limit=10)
     assert [m.seq for m in older] == [1, 2, 3] and not has_more and older[0].text == "v2"
+
+
+async def test_the_state_of_messages_trimmed_away_is_forgotten(redis_clean):
+    """Redis only (the fake keeps everything): retention trims the stream, and the change
+    script drops the state and reactors of what it trimmed, so they do not pile up."""
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_clean.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(redis_clean))
+    await cluster.start(10)
+    try:
+        stores = Stores(ClusterHistory(cluster, max_len=100), ClusterChanges(cluster, max_len=100))
+        r = room()
+        reacted = []
+        for n in range(300):
+            message = await post(stores, r, f"m{n}")
+            assert await change(stores, "react", message, BOB, emoji="👍", on=True)
+            reacted.append(message.seq)
+        kept, _ = await stores.history.page(r, before=None, after=0, limit=1)
+        first = kept[0].seq
+        assert first > 300  # MAXLEN ~ trimmed whole stream nodes
+        state = keys.room_state_key(r)
+        fields = {int(f) for f in await cluster.send(state, "HKEYS", state) if f != b"floor"}
+        assert fields and min(fields) >= first - 128  # at most two rounds behind the trim
+        for seq in reacted:
+            rx = keys.room_reactors_key(r, seq)
+            assert await cluster.send(rx, "EXISTS", rx) == (1 if seq in fields else 0), seq
+        page, _ = await stores.history.page(r, before=None, after=None, limit=2, viewer="bob")
+        newest = page[0]
+        assert newest.seq == 599 and newest.reactions == {"👍": 1} and newest.my_reactions == ["👍"]
+    finally:
+        await cluster.stop()

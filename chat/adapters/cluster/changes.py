@@ -24,7 +24,8 @@ from chat.ports import ChangeRequest
 
 # KEYS: seq, log, idem, state, reactors of the target, mcount.
 # ARGV: kind, target id, target seq, user, JSON head, middle and tail, idempotency ms, maxlen,
-# max age ms, edit window ms, text or emoji, on (1/0), most emoji, most reactions per user.
+# max age ms, edit window ms, text or emoji, on (1/0), most emoji, most reactions per user,
+# the reactor keys' prefix (the script completes it with the seqs of trimmed messages).
 CHANGE = """
 local prev = redis.call('GET', KEYS[3])
 if prev then
@@ -101,6 +102,20 @@ if max_age > 0 and seq % 64 == 0 then
     end
   end
 end
+-- Forget the state and reactors of messages retention trimmed away, once 64 more seqs left
+-- the stream since the last time (field 'floor': the first seq kept then).
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+local kept = tonumber(string.match(first[1], '^(%d+)'))
+if kept >= tonumber(redis.call('HGET', KEYS[4], 'floor') or '1') + 64 then
+  for _, field in ipairs(redis.call('HKEYS', KEYS[4])) do
+    local old = tonumber(field)
+    if old and old < kept then
+      redis.call('HDEL', KEYS[4], field)
+      redis.call('DEL', ARGV[16] .. field)
+    end
+  end
+  redis.call('HSET', KEYS[4], 'floor', kept)
+end
 return {1, msg}
 """
 
@@ -133,7 +148,7 @@ class ClusterChanges:
             req.kind, req.target, req.target_seq, req.sender.id, head, middle, _tail(req),
             IDEMPOTENCY_MS, self._max_len, self._max_age_ms, req.edit_window_ms,
             (req.text if req.kind == "edit" else req.emoji) or "", int(req.on),
-            req.max_emoji, req.max_per_user,
+            req.max_emoji, req.max_per_user, keys.room_reactors_prefix(room),
         )  # fmt: skip
         answer = await self._script(script_keys, args, durable=True, what=req.kind)
         status = int(answer[0])
