@@ -59,11 +59,14 @@ async def test_sync_after_a_long_absence_brings_every_change_in_order_and_no_del
         assert [m["seq"] for m in entries] == list(range(known + 1, last + 1))
         assert [m["kind"] for m in entries if "kind" in m] == kinds
         assert "SECRET" not in str(entries)
+        newest_change = {e["target_seq"]: e["seq"] for e in entries if "kind" in e}
         for entry in entries:
             if "kind" not in entry:
                 want = expected[entry["seq"]]
                 assert {k: entry.get(k) for k in want} == want, entry
                 assert ("edited_ts" in entry) == want.get("text", "").startswith("edited")
+                # What a client needs to skip the changes this state already counts.
+                assert entry.get("changed_seq") == newest_change.get(entry["seq"]), entry
         # And live from there on: a change made now arrives as an event.
         async with connected(stack.url(1), ann.token) as a:
             await ok(a, "react", {"room": room, "id": sent[1]["id"], "emoji": "🙂", "on": True})
