@@ -22,6 +22,7 @@ from aiohttp import web
 
 from chat.adapters import metrics
 from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.limits import ClusterLimits
@@ -49,6 +50,7 @@ from chat.adapters.sio import SocketServer
 from chat.config import Settings
 from chat.core import controls
 from chat.core.accounts import Accounts
+from chat.core.changes import Changes
 from chat.core.connections import Connections
 from chat.core.devices import DeviceCookies
 from chat.core.events import ClientEvents
@@ -141,6 +143,7 @@ class Storage:
     rooms: ClusterRooms
     presence: ClusterPresence
     reads: ClusterReads
+    changes: ClusterChanges
 
 
 def storage(s: Settings) -> Storage:
@@ -160,6 +163,7 @@ def storage(s: Settings) -> Storage:
     return Storage(
         cluster, history, limits, ClusterAccounts(cluster, roster), rooms,
         ClusterPresence(cluster, s.node_id, roster), ClusterReads(cluster),
+        ClusterChanges(cluster, max_len=s.history_max, max_age_s=s.history_max_age),
     )  # fmt: skip
 
 
@@ -202,6 +206,9 @@ def build_node(s: Settings) -> Node:
     rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
     messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
     recovery = Recovery(db.history, rooms, connections)
+    changes = Changes(
+        db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s
+    )
     member_presence = MemberPresence(presence, connections, rooms, db.rooms)
     renaming = Renaming(accounts, db.rooms, broker)
     reading = Reading(
@@ -209,12 +216,14 @@ def build_node(s: Settings) -> Node:
     )
     controls.register(inbound, connections)
     # Every event spends its row of the limit table first (an event without one: no start).
-    events = ClientEvents(messaging, rooms, recovery, member_presence, renaming, reading).events()
+    events = ClientEvents(
+        messaging, rooms, recovery, member_presence, renaming, changes, reading
+    ).events()
     sockets.serve(connections, limiter.guard(events))
     rest = Rest(
         accounts, renaming, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
-        limiter=limiter, sessions=sessions, reading=reading,
+        limiter=limiter, sessions=sessions, reading=reading, changes=changes,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)

@@ -254,6 +254,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
     Option("ws_compression", _bool, "accept permessage-deflate (~260 KiB per socket)", "false"),
     Option("text_max", _positive(int), "longest message text in characters", "4000"),
+    Option(
+        "edit_window_s", _non_negative(int), "seconds a message may be edited (0: always)", "86400"
+    ),
     Option("history_max", _non_negative(int), "messages kept per room (0: all)", "10000"),
     Option("history_max_age", _non_negative(float), "seconds messages are kept (0: always)", "0"),
     Option("order_hold_ms", _positive(int), "ms an early message waits for a missing one", "200"),
@@ -325,6 +328,7 @@ class Settings:
     max_payload: int
     ws_compression: bool
     text_max: int
+    edit_window_s: int
     history_max: int
     history_max_age: float
     order_hold_ms: int

@@ -81,3 +81,20 @@ def unavailable(message: str = "temporarily unavailable, retry") -> ChatError:
 def internal() -> ChatError:
     # Never carries the exception text: it may hold secrets or internals.
     return ChatError("internal", "internal server error", 500)
+
+
+#: Why a change of a message (edit, delete, react) was refused: code -> (status, message).
+#: The change scripts answer these codes; the core and the in-memory fake raise them alike.
+REFUSALS = {
+    "no_message": (404, "no such message"),
+    "forbidden": (403, "only its author may change a message"),
+    "message_deleted": (409, "the message was deleted"),
+    "edit_window_closed": (403, "the message is too old to be edited"),
+    "too_many_reactions": (409, "too many reactions on this message"),
+    "invalid_emoji": (400, "emoji must be one Unicode emoji"),
+}
+
+
+def refusal(code: str) -> ChatError:
+    status, message = REFUSALS[code]
+    return ChatError(code, message, status)

@@ -59,7 +59,13 @@ def room_state_key(room_id: str) -> str:
 
 def room_reactors_key(room_id: str, seq: int) -> str:
     """Who reacted to message ``seq`` with what: a set of ``<emoji>\\n<user id>``."""
-    return f"{{r:{room_id}}}:rx:{seq}"
+    return f"{room_reactors_prefix(room_id)}{seq}"
+
+
+def room_reactors_prefix(room_id: str) -> str:
+    """``room_reactors_key`` without the seq: the read script, which learns the seqs as it
+    reads the page, completes it (the same slot, so the script may touch them)."""
+    return f"{{r:{room_id}}}:rx:"
 
 
 def room_mcount_key(room_id: str) -> str:

@@ -50,15 +50,32 @@ class Account(msgspec.Struct, frozen=True):
 
 
 class Message(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A stream entry: a plain message (no ``kind``), or a change of one (``kind`` ``edit``,
+    ``delete``, ``react``, naming its ``target`` message and ``target_seq``).  Read paths add
+    the target's current state to plain messages (``with_state``)."""
+
     id: str
     room: str
     seq: int
     sender: UserRef = msgspec.field(name="from")
-    text: str
     ts: int
+    text: str | None = None  # absent: delete and react entries, deleted messages
     cid: str | None = None
     #: Ids of the room's members the message mentions (explicitly or by ``@name``).
     mentions: list[str] | None = None
+    kind: str | None = None
+    target: str | None = None
+    target_seq: int | None = None
+    emoji: str | None = None
+    on: bool | None = None
+    # Current state, on plain messages in read paths only (never in the stream itself):
+    edited_ts: int | None = None
+    deleted: bool = False
+    reactions: dict[str, int] | None = None
+    my_reactions: list[str] | None = None
+    #: The seq of the newest change entry reflected in this state: a client that applies the
+    #: change entries it receives skips those at or below it (already counted here).
+    changed_seq: int | None = None
 
 
 class RoomCounts(msgspec.Struct, frozen=True):
@@ -77,6 +94,44 @@ class RoomCounts(msgspec.Struct, frozen=True):
 
 #: Unread and mention counts stop here: 100 reads "more than 99".
 COUNT_CAP = 100
+
+
+#: What a deleted message never shows again, in any read path (the fields that exist).
+DELETED_HIDES = ("text", "mentions", "edited_ts", "reactions", "my_reactions")
+
+
+def with_state(message: Message, state: Mapping[str, Any] | None, mine: list[str]) -> Message:
+    """``message`` as read paths show it.  ``state`` is the overlay of its target (plain
+    message: its own) as the change scripts store it: ``{text?, edited_ts?, deleted?,
+    reactions?, v}``; ``mine``: the caller's reactions to it.  A deleted message loses its
+    text; so does an edit entry whose target is deleted."""
+    if not state:
+        return message
+    if message.kind is not None:  # a change entry: only a deleted target's text is hidden
+        if message.kind == "edit" and state.get("deleted"):
+            return msgspec.structs.replace(message, text=None)
+        return message
+    if state.get("deleted"):
+        hidden = {f: None for f in DELETED_HIDES if f in Message.__struct_fields__}
+        return msgspec.structs.replace(message, **hidden, deleted=True, changed_seq=state["v"])
+    counts = {e: c for e, c in (state.get("reactions") or {}).items() if c > 0}
+    return msgspec.structs.replace(
+        message,
+        text=state.get("text", message.text),
+        edited_ts=state.get("edited_ts"),
+        reactions=counts or None,
+        my_reactions=[e for e in counts if e in mine] or None,
+        changed_seq=state["v"],
+    )
+
+
+def message_seq(message_id: str) -> int | None:
+    """The seq an id names (``"<seq>.<random>"``); None for anything else (ids stored before
+    ids carried their seq, or not an id at all)."""
+    head, dot, _ = message_id.partition(".")
+    if not dot or not head.isdigit() or head.startswith("0") or len(head) > 18:
+        return None
+    return int(head)
 
 
 def dm_room_id(a: str, b: str) -> str:

@@ -7,6 +7,7 @@ of the logic above them use the in-memory implementations.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chat.models import Account, Layout, Message, Room, RoomCounts, UserRecord, UserRef
@@ -93,20 +94,61 @@ class History(Protocol):
         mentions: Sequence[str] = (),
         names: Sequence[str] = (),
     ) -> tuple[Message, bool]:
-        """Store with the room's next seq; a repeated ``token`` returns the first result
-        (and False).  The message mentions the room's members among ``mentions`` (user ids)
-        and those whose lowercased name is one of ``names`` (DMs: no roster, ``mentions``
-        only), never the sender; it counts for unread (``ReadStore``)."""
+        """Store with the room's next seq, under the id ``"<seq>.<message_id>"``; a repeated
+        ``token`` returns the first result (and False).  The message mentions the room's
+        members among ``mentions`` (user ids) and those whose lowercased name is one of
+        ``names`` (DMs: no roster, ``mentions`` only), never the sender; it counts for unread
+        (``ReadStore``)."""
 
     async def last_seq(self, room: str) -> int: ...
 
     async def last_seqs(self, rooms: Collection[str]) -> dict[str, int]: ...
 
     async def page(
-        self, room: str, *, before: int | None, after: int | None, limit: int
-    ) -> tuple[list[Message], bool]: ...
+        self,
+        room: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        viewer: str | None = None,
+    ) -> tuple[list[Message], bool]:
+        """Entries (messages and changes) ascending by seq, plain messages in their current
+        state (``models.with_state``), ``my_reactions`` those of ``viewer``."""
 
-    async def between(self, room: str, after: int, upto: int, limit: int) -> list[Message]: ...
+    async def between(
+        self, room: str, after: int, upto: int, limit: int, viewer: str | None = None
+    ) -> list[Message]: ...
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """One change of a message, as the use case hands it to ``MessageChanges.change``."""
+
+    kind: str  # "edit" | "delete" | "react"
+    room: str
+    target: str  # the message id
+    target_seq: int
+    sender: UserRef
+    random: str  # the new entry's id is "<seq>.<random>"
+    token: str  # idempotency (the cid, or a server-made one)
+    cid: str | None = None
+    text: str | None = None  # edit
+    emoji: str | None = None  # react
+    on: bool = True  # react
+    edit_window_ms: int = 0  # 0: no limit
+    max_emoji: int = 20  # distinct emoji on one message
+    max_per_user: int = 10  # reactions of one user on one message
+
+
+class MessageChanges(Protocol):
+    """Edits, deletes and reactions: entries of the room's stream, with their own seq."""
+
+    async def change(self, req: ChangeRequest) -> tuple[Message | None, bool]:
+        """Check the target and the rules, append the change entry and update the target's
+        state, at once and durably.  ``(entry, True)``; ``(first entry, False)`` for a
+        repeated token; ``(None, False)`` for a reaction already on (off).  A refusal raises
+        ``errors.refusal(code)`` and changes nothing."""
 
 
 class AccountStore(Protocol):

@@ -12,7 +12,10 @@ from typing import Any
 from aiohttp import web
 
 from chat.adapters.http import client_address, error_response, json_body, request_token
+from chat.adapters.rest_changes import ROWS as CHANGE_ROWS
+from chat.adapters.rest_changes import ChangeRoutes
 from chat.core.accounts import Accounts
+from chat.core.changes import Changes
 from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
@@ -50,6 +53,7 @@ ROUTE_ROWS = {
     "POST /api/rooms/{id}/read": "read",
     "GET /api/me/settings": "settings",
     "PATCH /api/me/settings": "settings",
+    **CHANGE_ROWS,
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -72,7 +76,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest:
+class Rest(ChangeRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -86,6 +90,7 @@ class Rest:
     limiter: EventLimiter
     sessions: Sessions
     reading: Reading
+    changes: Changes
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -103,6 +108,7 @@ class Rest:
             web.post("/api/rooms/{id}/read", self.room_read),
             web.get("/api/me/settings", self.settings_get),
             web.patch("/api/me/settings", self.settings_set),
+            *self.change_routes(),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -247,7 +253,7 @@ class Rest:
     async def room_messages(self, request: web.Request) -> web.Response:
         user = await self._user(request)
         query = parse(dict(request.query), HistoryQuery, strict=False)
-        page = await self.recovery.page(
+        page = await self.recovery.page(  # ``my_reactions`` are the caller's
             user.id,
             request.match_info["id"],
             before=query.before,

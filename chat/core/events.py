@@ -11,15 +11,19 @@ from typing import Any
 
 import msgspec
 
+from chat.core.changes import Changes
 from chat.core.connections import Conn
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.payloads import (
+    DeleteIn,
     DmIn,
+    EditIn,
     HistoryIn,
     InviteIn,
     JoinIn,
     MembersIn,
+    ReactIn,
     ReadIn,
     RenameIn,
     RoomIn,
@@ -46,6 +50,7 @@ class ClientEvents:
         recovery: Recovery,
         member_presence: MemberPresence,
         renaming: Renaming,
+        changes: Changes,
         reading: Reading | None = None,
     ) -> None:
         self._reading = reading
@@ -54,6 +59,7 @@ class ClientEvents:
         self._recovery = recovery
         self._member_presence = member_presence
         self._renaming = renaming
+        self._changes = changes
 
     def events(self) -> dict[str, Handler]:
         return {
@@ -72,6 +78,9 @@ class ClientEvents:
             "typing": self.typing,
             "read": self.read,
             "settings": self.settings,
+            "edit": self.edit,
+            "delete": self.delete,
+            "react": self.react,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +102,7 @@ class ClientEvents:
             # Nothing asked for: tell the client whether the room has messages it lacks.
             missed: dict[str, Any] = {"messages": [], "has_more": pointer > 0}
         else:
-            missed = await self._recovery.missed(room.id, req.since, pointer)
+            missed = await self._recovery.missed(room.id, req.since, pointer, conn.user.id)
         counts = await self._counts(conn, room.id)
         return {
             "room": {**room.wire(pointer), **counts},
@@ -174,3 +183,20 @@ class ClientEvents:
             return {}
         found = await self._reading.counts(conn.user.id, [room_id])
         return found[room_id].wire() if room_id in found else {}
+
+    async def edit(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, EditIn)
+        entry = await self._changes.edit(conn.user, req.room, req.id, req.text, req.cid, conn)
+        return {"message": to_wire(entry)}
+
+    async def delete(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, DeleteIn)
+        entry = await self._changes.delete(conn.user, req.room, req.id, req.cid, conn)
+        return {"message": to_wire(entry)}
+
+    async def react(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, ReactIn)
+        entry = await self._changes.react(
+            conn.user, req.room, req.id, req.emoji, req.on, req.cid, conn
+        )
+        return {"message": None if entry is None else to_wire(entry)}

@@ -29,8 +29,9 @@ if TYPE_CHECKING:  # connections uses the limiter for handshakes
 LEASE_SECONDS = 60.0
 LEASES_MAX = 100_000
 
-#: Events that spend another event's row: a message is a message, however it is sent.
-SHARED_ROWS = {"dm": "send"}
+#: Events that spend another event's row: a message is a message, however it is sent, and
+#: a change of one (edit, delete, reaction) is one more entry in the room's stream.
+SHARED_ROWS = {"dm": "send", "edit": "send", "delete": "send", "react": "send"}
 
 Handler = Callable[["Conn", dict[str, Any]], Awaitable[dict[str, Any]]]
 

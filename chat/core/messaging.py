@@ -160,6 +160,10 @@ class Messaging:
         self.sent += created
         return message
 
+    async def publish(self, message: Message) -> None:
+        """Publish a stored stream entry where its room's messages go (changes use it)."""
+        await self._publish(message, _channels(message.room))
+
     async def _publish(self, message: Message, channels: Collection[str]) -> None:
         envelope = Envelope("emit", "message", message, room=message.room, seq=message.seq)
         payload = encode_envelope(envelope)

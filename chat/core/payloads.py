@@ -113,6 +113,55 @@ class MessageBody(msgspec.Struct, frozen=True):
     mentions: Mentions = msgspec.field(default_factory=list)
 
 
+# A message id ("<seq>.<random>"); an unknown one is ``no_message``, not a shape error.
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+# One emoji is a few code points (a family with skin tones: about a dozen); the emoji rule
+# (``invalid_emoji``) is checked by the use case.
+Emoji = Annotated[str, msgspec.Meta(max_length=64)]
+
+
+class EditIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    id: MessageId
+    text: Text
+    cid: ClientId | None = None
+
+
+class DeleteIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    id: MessageId
+    cid: ClientId | None = None
+
+
+class ReactIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    id: MessageId
+    emoji: Emoji
+    on: bool
+    cid: ClientId | None = None
+
+
+class EditBody(msgspec.Struct, frozen=True):
+    """``PATCH /api/rooms/{id}/messages/{message}``."""
+
+    text: Text
+    cid: ClientId | None = None
+
+
+class DeleteBody(msgspec.Struct, frozen=True):
+    """``DELETE /api/rooms/{id}/messages/{message}`` (a body is optional)."""
+
+    cid: ClientId | None = None
+
+
+class ReactBody(msgspec.Struct, frozen=True):
+    """``POST /api/rooms/{id}/messages/{message}/reactions``."""
+
+    emoji: Emoji
+    on: bool
+    cid: ClientId | None = None
+
+
 def parse(payload: Any, shape: type[T], *, strict: bool = True) -> T:
     """``strict=False`` converts strings to numbers (query strings carry only text)."""
     try:

@@ -41,13 +41,16 @@ class Recovery:
     ) -> dict[str, Any]:
         room = await self._rooms.readable(user_id, room_id, conn)
         messages, has_more = await self._history.page(
-            room.id, before=before, after=after, limit=limit
+            room.id, before=before, after=after, limit=limit, viewer=user_id
         )
         return _page(messages, has_more)
 
-    async def missed(self, room_id: str, since: int, pointer: int) -> dict[str, Any]:
-        """Messages ``since < seq <= pointer``, the first 100, and whether there are more."""
-        messages = await self._history.between(room_id, since, pointer, PAGE_MAX + 1)
+    async def missed(
+        self, room_id: str, since: int, pointer: int, viewer: str | None = None
+    ) -> dict[str, Any]:
+        """Messages ``since < seq <= pointer``, the first 100, and whether there are more
+        (in their current state, ``my_reactions`` those of ``viewer``)."""
+        messages = await self._history.between(room_id, since, pointer, PAGE_MAX + 1, viewer)
         return _page(messages[:PAGE_MAX], len(messages) > PAGE_MAX)
 
     async def sync(self, conn: Conn, known: dict[str, int]) -> dict[str, Any]:
@@ -56,7 +59,8 @@ class Recovery:
                 await self._rooms.member_of(conn.user.id, room_id, conn)
             except ChatError as exc:
                 return {"messages": [], "has_more": False, "error": exc.to_wire()}
-            return await self.missed(room_id, since, self._connections.pointer(conn, room_id))
+            pointer = self._connections.pointer(conn, room_id)
+            return await self.missed(room_id, since, pointer, conn.user.id)
 
         answers = await asyncio.gather(*(one(r, s) for r, s in known.items()))
         return dict(zip(known, answers, strict=True))

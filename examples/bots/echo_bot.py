@@ -225,9 +225,12 @@ class EchoBot:
     def _handle(self, message: dict) -> None:
         """Decide, once per message, whether it gets an answer (never awaits: the order of
         the events is kept)."""
-        room, seq, sender, text = message["room"], message["seq"], message["from"], message["text"]
+        room, seq, sender = message["room"], message["seq"], message["from"]
         if not self.cursors.first_time(room, seq) or sender["id"] == self.me.get("id"):
             return
+        text = message.get("text")
+        if "kind" in message or text is None:
+            return  # an edit, delete or reaction (entries with a seq too), or a deleted message
         if text.startswith(PREFIX.strip()):
             return  # an echo itself: two bots must not ping-pong
         reply = PREFIX + text[: TEXT_MAX - len(PREFIX)]

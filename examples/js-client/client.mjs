@@ -81,7 +81,11 @@ function show(message) {
   lastSeq.set(message.room, Math.max(lastSeq.get(message.room) ?? 0, message.seq));
   const time = new Date(message.ts).toLocaleTimeString("en-GB", { hour12: false });
   const where = message.room === opts.room ? "" : `(${message.room}) `;
-  console.log(`[${time}] ${where}${message.from.name}: ${message.text}`);
+  // Edits, deletes and reactions are entries of the room too, with a `kind`.
+  const what = message.kind ? `(${message.kind} of #${message.target_seq}) ` : "";
+  const body =
+    message.kind === "react" ? `${message.on ? "+" : "-"}${message.emoji}` : (message.text ?? "");
+  console.log(`[${time}] ${where}${message.from.name}: ${what}${body}`);
   received += 1;
   if (received >= limit || (opts.once && message.cid === cid && message.from.id === user.id)) {
     stop(0);

@@ -27,6 +27,7 @@ OK = "ok"
 FORBIDDEN = "forbidden"
 NO_ROOM = "no_room"
 NO_USER = "no_user"
+NO_MESSAGE = "no_message"
 
 # --- the table ---------------------------------------------------------------------------------
 # Room kinds and the caller's relations to a room of that kind:
@@ -72,6 +73,15 @@ JOIN = _answers(OK, ANYONE, MEMBERS_ONLY, PARTIES)
 LEAVE = _answers(FORBIDDEN, ANYONE, ANYONE, NOBODY)
 #: invite someone: members of a room; nobody into the lobby or a DM.
 INVITE = _answers(FORBIDDEN, MEMBERS_ONLY, MEMBERS_ONLY, NOBODY)
+#: Change a message (edit, delete, react) of an id that names none (MESSAGE_ID): members only,
+#: and only members learn that the message does not exist (a non-member is refused first).
+MEMBERS_FIND_NOTHING = {"member": NO_MESSAGE, "invited": NO_MESSAGE, "former": FORBIDDEN,
+                        "outsider": FORBIDDEN}  # fmt: skip
+CHANGE = _answers(
+    NO_MESSAGE, MEMBERS_FIND_NOTHING, MEMBERS_FIND_NOTHING,
+    {"party": NO_MESSAGE, "other_party": NO_MESSAGE, "third": FORBIDDEN},
+)  # fmt: skip
+MESSAGE_ID = "1.matrix"
 
 ROOM_EVENTS: dict[str, dict[tuple[str, str], str]] = {
     "join": JOIN,
@@ -83,11 +93,17 @@ ROOM_EVENTS: dict[str, dict[tuple[str, str], str]] = {
     "members": READ,
     "typing": WRITE,
     "read": WRITE,
+    "edit": CHANGE,
+    "delete": CHANGE,
+    "react": CHANGE,
 }
 ROOM_ROUTES: dict[tuple[str, str], dict[tuple[str, str], str]] = {
     ("GET", "/api/rooms/{id}/messages"): READ,
     ("POST", "/api/rooms/{id}/messages"): WRITE,
     ("POST", "/api/rooms/{id}/read"): WRITE,
+    ("PATCH", "/api/rooms/{id}/messages/{message}"): CHANGE,
+    ("DELETE", "/api/rooms/{id}/messages/{message}"): CHANGE,
+    ("POST", "/api/rooms/{id}/messages/{message}/reactions"): CHANGE,
 }
 
 # Events and routes that name a user: the caller themselves, another user, nobody.
@@ -214,6 +230,10 @@ async def _room(world: World, kind: str) -> str:
     return rid
 
 
+CHANGE_FIELDS = {"edit": {"room", "id", "text"}, "delete": {"room", "id"},
+                 "react": {"room", "id", "emoji", "on"}}  # fmt: skip
+
+
 async def _room_event(world: World, person: Person, event: str, room: str) -> str:
     payload: dict[str, Any] = {"room": room}
     if event == "send":
@@ -224,6 +244,9 @@ async def _room_event(world: World, person: Person, event: str, room: str) -> st
         payload = {"rooms": {room: 0}}
     elif event == "read":
         payload["seq"] = 0
+    elif event in ("edit", "delete", "react"):
+        payload = {**payload, "id": MESSAGE_ID, "text": "matrix", "emoji": "👍", "on": True}
+        payload = {k: v for k, v in payload.items() if k in CHANGE_FIELDS[event]}
     ack = await _ack(person, event, payload)
     if event == "sync" and ack["ok"]:
         entry = ack["rooms"][room]
@@ -233,7 +256,10 @@ async def _room_event(world: World, person: Person, event: str, room: str) -> st
 
 async def _route(world: World, person: Person, method: str, path: str, ident: str) -> str:
     url = world.stack.url(1) + path.replace("{id}", quote(ident, safe=""))
-    body = {"text": "matrix"} if method == "POST" else None
+    url = url.replace("{message}", MESSAGE_ID)
+    body: dict[str, Any] | None = {"text": "matrix"} if method in ("POST", "PATCH") else None
+    if path.endswith("/reactions"):
+        body = {"emoji": "👍", "on": True}
     if path.endswith("/read"):
         body = {"seq": 0}
     status, answer, _ = await call(method, url, body, person.user.token)

@@ -182,6 +182,24 @@ async def test_echo_bot_decides_once_per_message_and_never_answers_itself(monkey
     assert bot.outbox.empty()
 
 
+async def test_echo_bot_answers_no_edit_delete_reaction_or_deleted_message(monkeypatch):
+    module = import_echo_bot(monkeypatch)
+    bot = module.EchoBot(["http://unused"], module.Account(None, "e@example.com", "pw"))
+    bot.me = {"id": "bot1", "name": "Echo Bot"}
+    ann, room = {"id": "ann", "name": "Ann"}, "dm:ann:bot1"
+    target = {"target": "1.x", "target_seq": 1}
+    for entry in (
+        {"seq": 2, "kind": "edit", "text": "hello again", **target},
+        {"seq": 3, "kind": "react", "emoji": "👍", "on": True, **target},
+        {"seq": 4, "kind": "delete", **target},
+        {"seq": 5, "deleted": True},  # a deleted message in a history page: no text
+    ):
+        bot._handle({"room": room, "from": ann, "ts": 1, "id": "x", **entry})
+    assert bot.outbox.empty()
+    bot._handle({"room": room, "seq": 6, "from": ann, "text": "hi"})
+    assert bot.outbox.get_nowait()[1]["text"] == "echo: hi"
+
+
 async def test_echo_bot_answers_dms_and_lobby_mentions_only(stack: Stack):
     user = await register(stack.url(1))
     async with (

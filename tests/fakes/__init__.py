@@ -4,6 +4,7 @@ that runs the same checks over a fake and its Redis adapter (tests/integration).
 
 from fakes.accounts import MemoryAccounts
 from fakes.broker import MemoryBroker, MemoryHub
+from fakes.changes import MemoryChanges
 from fakes.clock import Clock
 from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
@@ -18,6 +19,7 @@ __all__ = [
     "Clock",
     "MemoryAccounts",
     "MemoryBroker",
+    "MemoryChanges",
     "MemoryDelivery",
     "MemoryHistory",
     "MemoryHub",

@@ -15,6 +15,7 @@ from typing import Any
 from chat import config
 from chat.core import controls
 from chat.core.accounts import Accounts
+from chat.core.changes import Changes
 from chat.core.connections import Conn, Connections
 from chat.core.events import ClientEvents
 from chat.core.inbound import InboundDispatcher, room_ordering
@@ -32,6 +33,7 @@ from chat.core.tokens import TokenService
 from chat.errors import ChatError
 from fakes.accounts import MemoryAccounts
 from fakes.broker import MemoryBroker, MemoryHub
+from fakes.changes import MemoryChanges
 from fakes.clock import Clock
 from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
@@ -54,6 +56,7 @@ class World:
 
     def __post_init__(self) -> None:
         self.history = MemoryHistory(self.clock)
+        self.changes = MemoryChanges(self.history)
         self.presence = PresenceState(self.clock)
         self.rooms = MemoryRooms(self.accounts, self.presence, clock=self.clock)
         self.limits = MemoryLimits(self.clock)
@@ -87,6 +90,7 @@ class MemoryNode:
         limits: dict[str, Any] | None = None,
         per_user: int = 0,
         receipts_max: int = 20,
+        edit_window_s: int = 86400,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -112,6 +116,9 @@ class MemoryNode:
             self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
         )
         self.recovery = Recovery(w.history, self.rooms, self.connections)
+        self.changes = Changes(
+            w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s
+        )
         self.watch = MemberPresence(self.presence, self.connections, self.rooms, w.rooms)
         self.profile = Renaming(self.accounts, w.rooms, self.broker)
         controls.register(self.fanout, self.connections)
@@ -119,7 +126,13 @@ class MemoryNode:
             w.reads, self.rooms, w.rooms, w.accounts, self.broker, receipts_max=receipts_max
         )
         api = ClientEvents(
-            self.messaging, self.rooms, self.recovery, self.watch, self.profile, self.reading
+            self.messaging,
+            self.rooms,
+            self.recovery,
+            self.watch,
+            self.profile,
+            self.changes,
+            self.reading,
         )
         self.events = self.limiter.guard(api.events())
 

@@ -28,6 +28,15 @@ BAD = {
     "read": [None, {}, {"room": "lobby"}, {"room": "lobby", "seq": -1},
              {"room": "lobby", "seq": "1"}, {"room": "lobby", "seq": 1.5}],
     "settings": [None, {"receipts": "no"}, {"receipts": 1}],
+    "edit": [{}, {"room": "lobby", "id": "1.x"}, {"room": "lobby", "text": "x"},
+             {"room": "lobby", "id": "", "text": "x"}, {"room": "lobby", "id": 1, "text": "x"},
+             {"room": "lobby", "id": "1.x", "text": "x", "cid": ""}],
+    "delete": [{}, {"room": "lobby"}, {"room": "lobby", "id": None}, {"id": "1.x"},
+               {"room": "lobby", "id": "1.x", "cid": "c" * 65}],
+    "react": [{}, {"room": "lobby", "id": "1.x", "emoji": "👍"},
+              {"room": "lobby", "id": "1.x", "on": True}, {"room": "lobby", "id": "1.x",
+              "emoji": "👍", "on": "yes"}, {"room": "lobby", "id": "1.x", "emoji": 1, "on": True},
+              {"room": "lobby", "id": "1.x", "emoji": "x" * 65, "on": True}],
 }  # fmt: skip
 
 
@@ -40,6 +49,7 @@ def _state(world) -> dict:
     return copy.deepcopy(
         {
             "logs": world.history.logs,
+            "state": (world.history.state, world.history.reactors),
             "rooms": (world.rooms.rooms, world.rooms.members, world.rooms.lists),
             "users": world.accounts.records,
             "online": world.presence.online,
@@ -85,6 +95,15 @@ async def test_a_refused_event_names_the_offending_field(node):
         ("members", {"room": "nowhere"}, "no_room"),
         ("rename", {"name": "\u200b"}, "invalid_name"),
         ("typing", {"room": "nowhere"}, "no_room"),
+        ("edit", {"room": "lobby", "id": "1.x", "text": " "}, "invalid_text"),
+        ("edit", {"room": "nowhere", "id": "1.x", "text": "x"}, "no_room"),
+        ("edit", {"room": "lobby", "id": "1.x", "text": "x"}, "no_message"),
+        ("edit", {"room": "lobby", "id": "legacy-id", "text": "x"}, "no_message"),
+        ("delete", {"room": "lobby", "id": "7.x"}, "no_message"),
+        ("delete", {"room": "dm:ann:nobody", "id": "1.x"}, "no_room"),
+        ("react", {"room": "lobby", "id": "1.x", "emoji": "x", "on": True}, "invalid_emoji"),
+        ("react", {"room": "lobby", "id": "1.x", "emoji": "👍👍", "on": True}, "invalid_emoji"),
+        ("react", {"room": "lobby", "id": "1.x", "emoji": "👍", "on": True}, "no_message"),
     ],
 )
 async def test_a_rule_broken_is_answered_with_its_code_and_changes_nothing(

@@ -135,6 +135,7 @@ CONFINED = {
         "chat.serve",
         "chat.adapters.http",
         "chat.adapters.rest",
+        "chat.adapters.rest_changes",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],
@@ -148,6 +149,7 @@ CONFINED = {
     "cryptography": ["devstack.tls"],  # TLS files for local servers; the server uses jwt's
     "jwt": ["chat.core.tokens"],
     "argon2": ["chat.core.passwords"],
+    "emoji": ["chat.core.changes"],
     "prometheus_client": ["chat.adapters.metrics"],
     "mmh3": ["shardring.*"],
 }

@@ -18,7 +18,7 @@ import msgspec
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
-from chat.models import Message, UserRef, is_dm_room
+from chat.models import Message, UserRef, is_dm_room, with_state
 
 IDEMPOTENCY_MS = 10 * 60 * 1000
 #: Seqs kept per user and room in ``own`` and ``mention`` sets: above the count cap (100), so
@@ -82,7 +82,7 @@ local n = redis.call('INCR', KEYS[4])
 local mentioned = mentions(seq)
 redis.call('ZADD', KEYS[5], seq, seq)
 redis.call('ZREMRANGEBYRANK', KEYS[5], 0, -OWN_MAX - 1)
-local msg = ARGV[1] .. seq .. ARGV[2] .. ts .. ARGV[3] .. mentioned .. '}'
+local msg = ARGV[1] .. seq .. ',"id":"' .. seq .. ARGV[2] .. ts .. ARGV[3] .. mentioned .. '}'
 local maxlen = tonumber(ARGV[5])
 if maxlen > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, seq .. '-0', 'm', msg, 't', ts, 'n', n)
@@ -110,8 +110,53 @@ APPEND = (
     .replace("MENTIONS_MAX", str(MENTIONS_MAX))
 )
 
+READ = """
+local entries = redis.call(ARGV[1], KEYS[1], ARGV[2], ARGV[3], 'COUNT', ARGV[4])
+-- Whose state each entry needs: a plain message its own, an edit its target's (a deleted
+-- target hides the edit's text too); deletes and reactions none.
+local fields, out = {}, {}
+for i, entry in ipairs(entries) do
+  local f, m, kind, target = entry[2], nil, nil, nil
+  for j = 1, #f, 2 do
+    if f[j] == 'm' then m = f[j + 1] elseif f[j] == 'k' then kind = f[j + 1]
+    elseif f[j] == 'g' then target = f[j + 1] end
+  end
+  local seq = string.match(entry[1], '^(%d+)')
+  out[i] = {m, '', {}}
+  if not kind then fields[i] = seq elseif kind == 'edit' then fields[i] = target end
+end
+local wanted, where = {}, {}
+for i = 1, #entries do
+  if fields[i] then wanted[#wanted + 1] = fields[i]; where[#wanted] = i end
+end
+if #wanted == 0 then return out end
+local states = redis.call('HMGET', KEYS[2], unpack(wanted))
+for w, state in ipairs(states) do
+  if state then
+    local i = where[w]
+    out[i][2] = state
+    if ARGV[5] ~= '' and fields[i] == string.match(entries[i][1], '^(%d+)') then
+      -- The caller's own reactions: one SISMEMBER per emoji the message has (at most 20).
+      local ok, decoded = pcall(cjson.decode, state)
+      if ok and type(decoded.reactions) == 'table' then
+        local mine = {}
+        for emoji, _ in pairs(decoded.reactions) do
+          local member = emoji .. '\\n' .. ARGV[5]
+          if redis.call('SISMEMBER', ARGV[6] .. fields[i], member) == 1 then
+            mine[#mine + 1] = emoji
+          end
+        end
+        out[i][3] = mine
+      end
+    end
+  end
+end
+return out
+"""
+
 _encode = msgspec.json.Encoder().encode
 _decode_message = msgspec.json.Decoder(Message).decode
+_decode_state = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 class ClusterHistory:
@@ -124,6 +169,7 @@ class ClusterHistory:
     ) -> None:
         self._cluster = cluster
         self._append = Script(cluster, APPEND)
+        self._read_script = Script(cluster, READ)
         self._max_len = max_len
         self._max_age_ms = int(max_age_s * 1000)
 
@@ -144,7 +190,8 @@ class ClusterHistory:
         Acknowledged only once a replica has it where the master has replicas, so an acked
         message survives the loss of its master.
         """
-        head = b'{"id":' + _encode(message_id) + b',"room":' + _encode(room) + b',"seq":'
+        # The id is "<seq>.<message_id>" (a message is found by its id with one XRANGE).
+        head = b'{"room":' + _encode(room) + b',"seq":'
         tail = b',"from":' + _encode(sender) + b',"text":' + _encode(text)
         tail += b',"cid":' + _encode(cid) if cid is not None else b""
         script_keys = (
@@ -153,7 +200,8 @@ class ClusterHistory:
             keys.room_idem_key(room, sender.id, token),
             *_counter_keys(room, sender.id),
         )
-        args = (head, b',"ts":', tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
+        middle = b"." + message_id.encode() + b'","ts":'
+        args = (head, middle, tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
         args += _mention_args(room, sender.id, mentions, names)
         created, raw = await self._append(script_keys, args, durable=True, what="append")
         return _decode_message(raw), bool(created)
@@ -171,32 +219,41 @@ class ClusterHistory:
         return {room: int(v or 0) for room, v in zip(names, values, strict=True)}
 
     async def page(
-        self, room: str, *, before: int | None, after: int | None, limit: int
+        self,
+        room: str,
+        *,
+        before: int | None,
+        after: int | None,
+        limit: int,
+        viewer: str | None = None,
     ) -> tuple[list[Message], bool]:
-        """Messages ascending by seq.  ``after`` (with or without ``before``): the first
-        ``limit`` above it; only ``before``: the last ``limit`` below it; neither: the newest.
-        ``has_more``: more messages exist beyond the page in the direction of paging."""
-        log_key = keys.room_log_key(room)
+        """Entries ascending by seq, plain messages in their current state (``with_state``;
+        ``my_reactions`` those of ``viewer``).  ``after`` (with or without ``before``): the
+        first ``limit`` above it; only ``before``: the last ``limit`` below it; neither: the
+        newest.  ``has_more``: more entries exist beyond the page in the direction of paging."""
         upper = f"({before}-0" if before is not None else "+"
         if after is not None:
-            lower = f"({after}-0"
-            entries = await self._read(log_key, "XRANGE", lower, upper, limit + 1)
-            return _messages(entries[:limit]), len(entries) > limit
-        entries = await self._read(log_key, "XREVRANGE", upper, "-", limit + 1)
-        return _messages(reversed(entries[:limit])), len(entries) > limit
+            entries = await self._read(room, "XRANGE", f"({after}-0", upper, limit + 1, viewer)
+            return entries[:limit], len(entries) > limit
+        entries = await self._read(room, "XREVRANGE", upper, "-", limit + 1, viewer)
+        return entries[:limit][::-1], len(entries) > limit
 
-    async def between(self, room: str, after: int, upto: int, limit: int) -> list[Message]:
-        """Messages with ``after < seq <= upto``, ascending, at most ``limit``."""
+    async def between(
+        self, room: str, after: int, upto: int, limit: int, viewer: str | None = None
+    ) -> list[Message]:
+        """Entries with ``after < seq <= upto``, ascending, at most ``limit`` (as ``page``)."""
         if upto <= after:
             return []
-        log_key = keys.room_log_key(room)
-        return _messages(await self._read(log_key, "XRANGE", f"({after}-0", f"{upto}-0", limit))
+        return await self._read(room, "XRANGE", f"({after}-0", f"{upto}-0", limit, viewer)
 
-    async def _read(self, key: str, command: str, start: str, end: str, count: int) -> list[Any]:
-        found = await self._cluster.send(
-            key, command, key, start, end, "COUNT", count, what="history"
-        )
-        return list(found or [])
+    async def _read(
+        self, room: str, command: str, start: str, end: str, count: int, viewer: str | None
+    ) -> list[Message]:
+        """One script: the entries and the state of the messages they are or name."""
+        script_keys = (keys.room_log_key(room), keys.room_state_key(room))
+        args = (command, start, end, count, viewer or "", keys.room_reactors_prefix(room))
+        found = await self._read_script(script_keys, args, what="history")
+        return [_with_state(entry) for entry in found or ()]
 
 
 def _counter_keys(room: str, sender: str) -> tuple[str, ...]:
@@ -219,6 +276,10 @@ def _mention_args(
     return (prefix, sender, scope, len(mentions), *mentions, *names)
 
 
-def _messages(entries: Any) -> list[Message]:
-    """Stream entries ``[id, [field, value, ...]]``: the message is the value of ``m``."""
-    return [_decode_message(fields[fields.index(b"m") + 1]) for _, fields in entries]
+def _with_state(entry: Any) -> Message:
+    """``[message JSON, state JSON or "", the viewer's emoji]`` from the read script."""
+    raw, state, mine = entry
+    message = _decode_message(raw)
+    if not state:
+        return message
+    return with_state(message, _decode_state(state), [e.decode() for e in mine])
