@@ -88,6 +88,44 @@ def room_read_key(room_id: str) -> str:
     return f"{{r:{room_id}}}:read"
 
 
+def room_roles_key(room_id: str) -> str:
+    """Roles other than plain member: user id -> ``owner`` | ``admin`` (issue 17)."""
+    return f"{{r:{room_id}}}:roles"
+
+
+def room_bans_key(room_id: str) -> str:
+    """Banned users: user id -> expiry in ms since the epoch (0: until unbanned)."""
+    return f"{{r:{room_id}}}:bans"
+
+
+def room_mutes_key(room_id: str) -> str:
+    """Muted users: user id -> expiry in ms since the epoch."""
+    return f"{{r:{room_id}}}:mutes"
+
+
+def service_admins_key() -> str:
+    """User ids of bots whose service token has the ``admin`` scope: treated as an owner of
+    every room by the role checks (the store of record, never the token's claims alone)."""
+    return "{g}:service_admins"
+
+
+def service_tokens_key() -> str:
+    """Service tokens: token id -> JSON ``{name, user, scopes, created, hash}`` (the secret
+    is stored only as a hash)."""
+    return "{g}:service_tokens"
+
+
+def user_names_key() -> str:
+    """Display-name search: a sorted set of ``<lowercased name>\\0<user id>`` (all scores 0),
+    paged by ``ZRANGEBYLEX`` on a prefix."""
+    return "{g}:names"
+
+
+def deleted_users_key() -> str:
+    """Ids of deleted accounts: read paths show their messages under a neutral name."""
+    return "{g}:deleted_users"
+
+
 def public_rooms_key() -> str:
     """Ids of the public rooms (one small set for the whole deployment)."""
     return "{g}:public_rooms"
@@ -99,6 +137,11 @@ def user_key(user_id: str) -> str:
 
 def user_rooms_key(user_id: str) -> str:
     return f"{{u:{user_id}}}:rooms"
+
+
+def user_blocks_key(user_id: str) -> str:
+    """Users this user blocked (a set of user ids)."""
+    return f"{{u:{user_id}}}:blocks"
 
 
 def user_quota_key(user_id: str) -> str:
