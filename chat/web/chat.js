@@ -3,10 +3,13 @@
 import * as api from "./api.js";
 import { Connection } from "./connection.js";
 import { $, listen, show } from "./dom.js";
+import { Drafts } from "./drafts.js";
 import { catchUp, loadNewest, loadOlder } from "./history.js";
 import { MembersPanel } from "./members-ui.js";
+import { mentions } from "./message-item.js";
 import * as rooms from "./membership.js";
 import { MessageView } from "./messages-ui.js";
+import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
 import { Sidebar } from "./rooms-ui.js";
 import { SessionKeeper } from "./session.js";
@@ -33,6 +36,7 @@ export class Chat {
     this.current = null;
     this.sessions = 0;
     this.marks = new ReadMarks(me.id);
+    this.drafts = new Drafts(me.id);
     this.abort = new AbortController(); // ends every listener on the page's static elements
     const signal = this.abort.signal;
     const chat = this;
@@ -64,7 +68,9 @@ export class Chat {
       typed: () => chat.typing.typed(chat.rooms.get(chat.current)),
       retry: (cid) => chat.outbox.retry(cid),
       discard: (cid) => chat.outbox.discard(cid),
+      drafts: this.drafts,
     });
+    this.notifier = new Notifier({ signal, userId: me.id, open: (id) => chat.select(id) });
     this.typing = new Typing(this);
     this.sidebar = new Sidebar({
       signal,
@@ -172,9 +178,13 @@ export class Chat {
       room.top = message.seq;
     }
     if (!newer) return;
-    if (mine || room.id === this.current) this.markRead(room);
+    const mentioned = mentions(message, this.me);
+    const shown = room.id === this.current;
+    if (mentioned && live) this.notifier.mentioned(message, room.name, shown && !document.hidden);
+    if (mine || shown) this.markRead(room);
     else {
       room.unread += 1;
+      if (mentioned) room.mentions += 1;
       this.sidebar.render();
       this.updateTitle();
     }
@@ -182,6 +192,7 @@ export class Chat {
 
   markRead(room) {
     room.unread = 0;
+    room.mentions = 0;
     this.marks.set(room.id, room.top);
     this.sidebar.render();
     this.updateTitle();
@@ -270,6 +281,7 @@ export class Chat {
 
   async logout() {
     this.loggingOut = true;
+    this.drafts.clear();
     try {
       await api.logout();
     } catch {
@@ -297,6 +309,10 @@ export class Chat {
     for (const id of ["room-title", "room-kind", "send-error", "history-status", "me-name"]) {
       $(id).textContent = "";
     }
+    $("composer-input").value = ""; // the next person at this browser must not see it
+    $("member-search").value = "";
+    show($("new-below"), false);
+    show($("drawer-badge"), false);
     delete $("chat-view").dataset.drawer;
     show($("backdrop"), false);
     document.title = "Chat";

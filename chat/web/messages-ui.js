@@ -1,37 +1,13 @@
 // The message pane: the current room's messages in seq order, the user's pending messages,
 // scrolling back through history, and the composer.
 
-import { $, el, initial, linkify, listen, timeOf, whoIs } from "./dom.js";
+import { $, initial, el, linkify, listen, whoIs } from "./dom.js";
+import { decorate, messageItem, renderMessage } from "./message-item.js";
+
+export { avatarClass } from "./message-item.js";
 
 const NEAR_TOP_PX = 80;
 const NEAR_BOTTOM_PX = 120;
-const AVATAR_COLOURS = 8;
-
-export function avatarClass(userId) {
-  let hash = 0;
-  for (const char of userId) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-  return `avatar c${hash % AVATAR_COLOURS}`;
-}
-
-/** One message row: the author's avatar, then the `meta` line, the text and any `extra`. */
-function messageItem(attrs, author, meta, text, extra = null) {
-  return el(
-    "li",
-    attrs,
-    el("span", {
-      class: avatarClass(author.id),
-      "aria-hidden": "true",
-      text: initial(author.name),
-    }),
-    el(
-      "div",
-      { class: "msg-body" },
-      el("div", { class: "msg-meta" }, ...meta),
-      el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(text)),
-      extra,
-    ),
-  );
-}
 
 export class MessageView {
   /**
@@ -47,7 +23,13 @@ export class MessageView {
     this.input = $("composer-input");
     this.room = null;
     this.nodes = new Map(); // seq -> <li> of the current room
-    listen(this.ctx.signal, this.scroller, "scroll", () => this.checkTop(), { passive: true });
+    this.pill = $("new-below");
+    listen(this.ctx.signal, this.scroller, "scroll", () => this.scrolled(), { passive: true });
+    listen(this.ctx.signal, this.pill, "click", () => {
+      this.scrollToBottom();
+      this.hidePill();
+      this.input.focus({ preventScroll: true });
+    });
     listen(this.ctx.signal, $("composer"), "submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -59,6 +41,7 @@ export class MessageView {
       }
     });
     listen(this.ctx.signal, this.input, "input", () => {
+      if (this.room) this.ctx.drafts.set(this.room.id, this.input.value);
       if (this.input.value.trim()) this.ctx.typed();
     });
   }
@@ -67,6 +50,7 @@ export class MessageView {
     const text = this.input.value.trim();
     if (!text || !this.room) return;
     this.input.value = "";
+    this.ctx.drafts.set(this.room.id, "");
     this.ctx.send(text);
     this.input.focus();
   }
@@ -74,45 +58,32 @@ export class MessageView {
   // --- rendering ------------------------------------------------------------------------------
 
   show(room) {
+    if (this.room !== room) this.input.value = this.ctx.drafts.get(room.id);
     this.room = room;
     this.nodes.clear();
     const items = room.seqs.map((seq) => this.render(room.bySeq.get(seq)));
     this.list.replaceChildren(...items);
     items.forEach((node, i) => this.nodes.set(room.seqs[i], node));
+    items.forEach((node, i) => this.decorateAt(i));
     this.renderPending();
     this.renderHistoryStatus();
+    this.hidePill();
     this.scrollToBottom();
   }
 
   render(message) {
-    const mine = message.from.id === this.ctx.me().id;
     const name = this.ctx.nameOf(message.from.id, message.from.name);
-    const time = timeOf(message.ts);
-    const attrs = {
-      class: mine ? "msg mine" : "msg",
-      "data-testid": "message",
-      "data-seq": message.seq,
-      "data-user-id": message.from.id,
-      "data-mine": mine ? "true" : "false",
-    };
-    const meta = [
-      el("span", {
-        class: "msg-author",
-        "data-testid": "message-author",
-        "data-user-id": message.from.id,
-        title: whoIs(name, message.from.id),
-        text: name,
-      }),
-      mine ? el("span", { class: "you-tag", text: "you" }) : null,
-      el("time", {
-        class: "msg-time",
-        datetime: time.iso,
-        title: time.full,
-        "data-testid": "message-time",
-        text: time.short,
-      }),
-    ];
-    return messageItem(attrs, { id: message.from.id, name }, meta, message.text);
+    return renderMessage(message, this.ctx.me(), name);
+  }
+
+  /** Day separator and grouping of the row at `index` of the current room (if shown). */
+  decorateAt(index) {
+    const room = this.room;
+    const seq = room.seqs[index];
+    const node = seq === undefined ? null : this.nodes.get(seq);
+    if (!node) return;
+    const previous = index > 0 ? room.bySeq.get(room.seqs[index - 1]) : null;
+    decorate(node, room.bySeq.get(seq), previous);
   }
 
   /** A message was added to `room` at `index` (see Room.add). */
@@ -125,8 +96,26 @@ export class MessageView {
     const next = nextSeq === undefined ? null : this.nodes.get(nextSeq) || null;
     this.list.insertBefore(node, next);
     this.nodes.set(message.seq, node);
+    this.decorateAt(index);
+    this.decorateAt(index + 1);
     if (room.seqs.length === 1) this.renderHistoryStatus();
     if (stick) this.scrollToBottom();
+    else if (atEnd && message.from.id !== this.ctx.me().id) this.showPill();
+  }
+
+  // --- "new messages below" -------------------------------------------------------------------
+
+  showPill() {
+    this.pill.hidden = false;
+  }
+
+  hidePill() {
+    this.pill.hidden = true;
+  }
+
+  scrolled() {
+    if (!this.pill.hidden && this.nearBottom()) this.hidePill();
+    this.checkTop();
   }
 
   /** Insert older messages without moving what the user is looking at. */
@@ -178,7 +167,7 @@ export class MessageView {
               }),
             )
           : null;
-      return messageItem(attrs, me, meta, item.text, actions);
+      return messageItem(attrs, me, meta, linkify(item.text), actions);
     });
     const stick = this.nearBottom();
     this.pendingList.replaceChildren(...items);
