@@ -52,6 +52,8 @@ export class MessageView {
     this.input.value = "";
     this.ctx.drafts.set(this.room.id, "");
     this.ctx.send(text);
+    this.scrollToBottom(); // what one writes is read at the bottom, wherever one was
+    this.hidePill();
     this.input.focus();
   }
 
