@@ -2,6 +2,7 @@
 // after a reconnect (`sync`, then `history` pages while `has_more`).
 
 const PAGE = 50;
+const MAX_PAGE = 100;
 const CATCH_UP_PAGE = 100;
 const SYNC_MAX_ROOMS = 500;
 
@@ -10,8 +11,12 @@ export async function loadNewest(chat, room) {
   if (room.status !== "idle" || !chat.connection.connected) return;
   room.status = "loading";
   chat.view.renderHistoryStatus();
+  // Opening at the "new messages" divider: a page that reaches back to it (up to 100).
+  const unread = Number.isInteger(room.dividerAt) ? room.top - room.dividerAt + 5 : 0;
+  const limit = Math.min(MAX_PAGE, Math.max(PAGE, unread));
   try {
-    const ack = await chat.connection.call("history", { room: room.id, limit: PAGE });
+    const ack = await chat.connection.call("history", { room: room.id, limit });
+    if (ack.receipts) room.receipts = { ...ack.receipts };
     room.loadedNewest(ack.messages, ack.has_more);
   } catch (error) {
     if (room.kind === "dm" && (error.code === "no_room" || error.code === "forbidden")) {

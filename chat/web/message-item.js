@@ -42,7 +42,7 @@ export function mentionPattern(name) {
 
 /** Does `message` mention the user `me` (explicit `mentions` from the server, or `@name`)? */
 export function mentions(message, me) {
-  if (message.from.id === me.id || typeof message.text !== "string") return false;
+  if (message.from.id === me.id || message.kind || typeof message.text !== "string") return false;
   if (Array.isArray(message.mentions) && message.mentions.includes(me.id)) return true;
   const pattern = mentionPattern(me.name);
   return Boolean(pattern && pattern.test(message.text));
@@ -105,17 +105,52 @@ export function renderMessage(message, me, name) {
       "data-testid": "message-time",
       text: time.short,
     }),
+    message.edited_ts && !message.deleted
+      ? el("span", {
+          class: "edited",
+          "data-testid": "message-edited",
+          title: `Edited ${timeOf(message.edited_ts).full}`,
+          text: "(edited)",
+        })
+      : null,
   ];
+  if (message.deleted) {
+    attrs.class += " deleted";
+    attrs["data-deleted"] = "true";
+    const node = messageItem(attrs, { id: message.from.id, name }, meta, "");
+    // A tombstone: no text, ever (the server sends none either).
+    node.querySelector(".msg-text").replaceWith(
+      el("div", {
+        class: "msg-text tombstone",
+        "data-testid": "message-deleted",
+        text: "This message was deleted.",
+      }),
+    );
+    return node;
+  }
   const text = typeof message.text === "string" ? messageText(message.text, me) : "";
   return messageItem(attrs, { id: message.from.id, name }, meta, text);
 }
 
+/** A change entry's row: in the list (so rows keep the stream's order), never shown. */
+export function renderChange(message) {
+  return el("li", {
+    hidden: true,
+    class: "change",
+    "data-testid": "change",
+    "data-seq": message.seq,
+    "data-kind": message.kind,
+  });
+}
+
 /**
- * Decorate `node` (the row of `message`) for the row before it (`previous`, a message or
- * null): a day separator above the first message of each day, and `data-grouped` when it
- * continues its author's group (same author, same day, a few minutes apart).
+ * Decorate `node` (the row of `message`) for the message before it (`previous`, or null): a
+ * day separator above the first message of each day, the "new messages" divider above the
+ * first message after `dividerAt` (the read position when the room was opened; null: none),
+ * and `data-grouped` when it continues its author's group (same author, same day, a few
+ * minutes apart, no divider between).
  */
-export function decorate(node, message, previous) {
+export function decorate(node, message, previous, dividerAt = null) {
   const newDay = !previous || !sameDay(previous.ts, message.ts);
   let separator = node.querySelector(":scope > .day-sep");
   if (newDay) {
@@ -129,8 +164,21 @@ export function decorate(node, message, previous) {
   } else if (separator) {
     separator.remove();
   }
+  const firstNew =
+    Number.isInteger(dividerAt) &&
+    message.seq > dividerAt &&
+    (!previous || previous.seq <= dividerAt);
+  let divider = node.querySelector(":scope > .new-sep");
+  if (firstNew && !divider) {
+    divider = el("div", { class: "new-sep", "data-testid": "new-divider", text: "New messages" });
+    if (separator) separator.after(divider);
+    else node.prepend(divider);
+  } else if (!firstNew && divider) {
+    divider.remove();
+  }
   const grouped =
     !newDay &&
+    !firstNew &&
     previous.from.id === message.from.id &&
     message.ts - previous.ts < GROUP_WITHIN_MS &&
     !previous.deleted;

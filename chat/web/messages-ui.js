@@ -1,8 +1,11 @@
 // The message pane: the current room's messages in seq order, the user's pending messages,
 // scrolling back through history, and the composer.
 
-import { $, initial, el, linkify, listen, whoIs } from "./dom.js";
-import { decorate, messageItem, renderMessage } from "./message-item.js";
+import { isChange, changeable } from "./changes.js";
+import { $, el, initial, listen, whoIs } from "./dom.js";
+import { addActions } from "./message-actions.js";
+import { decorate, renderChange, renderMessage } from "./message-item.js";
+import { pendingItems } from "./pending-ui.js";
 
 export { avatarClass } from "./message-item.js";
 
@@ -69,23 +72,78 @@ export class MessageView {
     items.forEach((node, i) => this.decorateAt(i));
     this.renderPending();
     this.renderHistoryStatus();
+    this.renderSeen();
     this.hidePill();
-    this.scrollToBottom();
+    const divider = this.list.querySelector(".new-sep");
+    if (divider) this.scroller.scrollTop = divider.closest("li").offsetTop - 8;
+    else this.scrollToBottom();
   }
 
   render(message) {
+    if (isChange(message)) return renderChange(message);
     const name = this.ctx.nameOf(message.from.id, message.from.name);
-    return renderMessage(message, this.ctx.me(), name);
+    const node = renderMessage(message, this.ctx.me(), name);
+    if (changeable(message)) addActions(node, message, this.ctx.actions);
+    return node;
   }
 
-  /** Day separator and grouping of the row at `index` of the current room (if shown). */
+  /** The row of `seq` again (its message changed: edited, deleted, reacted to). */
+  refresh(room, seq) {
+    const old = room === this.room ? this.nodes.get(seq) : null;
+    if (!old) return;
+    const node = this.render(room.bySeq.get(seq));
+    old.replaceWith(node);
+    this.nodes.set(seq, node);
+    const index = room.seqs.indexOf(seq);
+    this.decorateAt(index);
+    this.decorateAt(this.nextShown(index));
+    this.renderSeen();
+  }
+
+  /** The index of the first message (not a change entry) after `index`, or -1. */
+  nextShown(index) {
+    const room = this.room;
+    for (let i = index + 1; i < room.seqs.length; i += 1) {
+      if (!isChange(room.bySeq.get(room.seqs[i]))) return i;
+    }
+    return -1;
+  }
+
+  /** Day separator, grouping and the "new messages" divider of the row at `index`. */
   decorateAt(index) {
     const room = this.room;
     const seq = room.seqs[index];
     const node = seq === undefined ? null : this.nodes.get(seq);
-    if (!node) return;
-    const previous = index > 0 ? room.bySeq.get(room.seqs[index - 1]) : null;
-    decorate(node, room.bySeq.get(seq), previous);
+    const message = node ? room.bySeq.get(seq) : null;
+    if (!message || isChange(message)) return;
+    let previous = null;
+    for (let i = index - 1; i >= 0 && !previous; i -= 1) {
+      const candidate = room.bySeq.get(room.seqs[i]);
+      if (!isChange(candidate)) previous = candidate;
+    }
+    decorate(node, message, previous, room.dividerAt);
+  }
+
+  /** "Seen" under the user's newest message the other member of a DM has read. */
+  renderSeen() {
+    for (const old of this.list.querySelectorAll(".seen")) old.remove();
+    const room = this.room;
+    if (!room || room.kind !== "dm" || !room.receipts) return;
+    const me = this.ctx.me().id;
+    const upto = room.receipts[room.peer(me)];
+    if (!upto) return;
+    for (let i = room.seqs.length - 1; i >= 0; i -= 1) {
+      const message = room.bySeq.get(room.seqs[i]);
+      if (message.seq > upto || isChange(message) || message.from.id !== me) continue;
+      const node = this.nodes.get(message.seq);
+      if (node) {
+        const at = `Seen (read up to message ${upto})`;
+        node.querySelector(".msg-body").append(
+          el("div", { class: "seen", "data-testid": "seen-marker", title: at, text: "Seen" }),
+        );
+      }
+      return;
+    }
   }
 
   /** A message was added to `room` at `index` (see Room.add). */
@@ -99,8 +157,10 @@ export class MessageView {
     this.list.insertBefore(node, next);
     this.nodes.set(message.seq, node);
     this.decorateAt(index);
-    this.decorateAt(index + 1);
+    this.decorateAt(this.nextShown(index));
     if (room.seqs.length === 1) this.renderHistoryStatus();
+    if (isChange(message)) return;
+    if (message.from.id === this.ctx.me().id && room.kind === "dm") this.renderSeen();
     if (stick) this.scrollToBottom();
     else if (atEnd && message.from.id !== this.ctx.me().id) this.showPill();
   }
@@ -116,7 +176,10 @@ export class MessageView {
   }
 
   scrolled() {
-    if (!this.pill.hidden && this.nearBottom()) this.hidePill();
+    if (this.nearBottom()) {
+      this.hidePill();
+      this.ctx.atBottom(); // the newest message is on screen: read
+    }
     this.checkTop();
   }
 
@@ -130,49 +193,8 @@ export class MessageView {
 
   renderPending() {
     if (!this.room) return;
-    const me = this.ctx.me();
-    const items = this.ctx.pending(this.room.id).map((item) => {
-      const label =
-        item.state === "failed"
-          ? `Not sent: ${item.error}`
-          : item.error
-            ? `Retrying… (${item.error})`
-            : this.ctx.connected()
-              ? "Sending…"
-              : "Waiting for the connection…";
-      const attrs = {
-        class: `msg mine pending ${item.state}`,
-        "data-testid": "pending-message",
-        "data-cid": item.cid,
-        "data-state": item.state,
-      };
-      const meta = [
-        el("span", { class: "msg-author", text: me.name }),
-        el("span", { class: "msg-state", "data-testid": "pending-state", text: label }),
-      ];
-      const actions =
-        item.state === "failed"
-          ? el(
-              "div",
-              { class: "row" },
-              el("button", {
-                type: "button",
-                class: "small",
-                text: "Retry",
-                onclick: () => this.ctx.retry(item.cid),
-              }),
-              el("button", {
-                type: "button",
-                class: "small",
-                text: "Discard",
-                onclick: () => this.ctx.discard(item.cid),
-              }),
-            )
-          : null;
-      return messageItem(attrs, me, meta, linkify(item.text), actions);
-    });
     const stick = this.nearBottom();
-    this.pendingList.replaceChildren(...items);
+    this.pendingList.replaceChildren(...pendingItems(this.ctx, this.room.id));
     if (stick) this.scrollToBottom();
   }
 
