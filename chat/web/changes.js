@@ -1,11 +1,10 @@
 // Edits, deletes and reactions. Each is a stream entry of its own (a `message` with a `kind`
 // and the `target` / `target_seq` it changes); reads return plain messages in their current
-// state (`edited_ts`, `deleted`, `reactions`, `my_reactions`). A change entry is applied to
-// its target only when the target was held before the entry arrived: a target that arrives
-// later (a history page, a sync answer) is read in its current state, which includes every
-// change stored before the read. Edits and deletes are idempotent besides; a reaction count can
-// be off by one when an older page is read in the instant a reaction to one of its messages is
-// stored, until the next read of that message.
+// state (`edited_ts`, `deleted`, `reactions`, `my_reactions`, and `changed_seq`: the newest
+// change that state reflects). A change entry is applied to a target held already, and only
+// if it is newer than the target's `changed_seq`: a page can hold a message in its current
+// state beside the entries that made it so, and a live entry can arrive after a read that
+// counted it; neither is counted twice.
 
 import { randomId } from "./dom.js";
 
@@ -23,6 +22,14 @@ export const changeable = (message) =>
  */
 export function applyChange(target, change, meId) {
   if (!target || target.seq !== change.target_seq || isChange(target)) return false;
+  // `changed_seq`: the newest change the target's state (as read) reflects already.
+  if (change.seq <= (target.changed_seq || 0)) return false;
+  const applied = apply(target, change, meId);
+  if (applied) target.changed_seq = change.seq;
+  return applied;
+}
+
+function apply(target, change, meId) {
   if (change.kind === "edit") {
     if (target.deleted || (target.edited_ts || 0) > change.ts) return false;
     if (typeof change.text !== "string") return false;

@@ -123,6 +123,7 @@ export class Chat {
     this.learnName(this.me.id, this.me.name);
     const first = this.sessions++ === 0;
     this.reading.settings(session.settings);
+    this.reading.supported ||= session.rooms.some((info) => Number.isInteger(info.read_seq));
     const listed = new Set();
     for (const info of session.rooms) {
       listed.add(info.id);
@@ -162,6 +163,8 @@ export class Chat {
   addRoom(info) {
     const room = new Room(info);
     readFields(room, info); // counted by the server, when it counts
+    // A room learnt from a live message (a new DM) has no fields yet; its position is 0.
+    if (this.reading.supported && !room.serverRead) readFields(room, { read_seq: 0 });
     const mark = this.marks.get(room.id);
     if (room.serverRead) {
       // nothing to count here

@@ -146,11 +146,11 @@ export function renderChange(message) {
 /**
  * Decorate `node` (the row of `message`) for the message before it (`previous`, or null): a
  * day separator above the first message of each day, the "new messages" divider above the
- * first message after `dividerAt` (the read position when the room was opened; null: none),
+ * message of seq `dividerSeq` (the first unread one when the room was opened; null: none),
  * and `data-grouped` when it continues its author's group (same author, same day, a few
  * minutes apart, no divider between).
  */
-export function decorate(node, message, previous, dividerAt = null) {
+export function decorate(node, message, previous, dividerSeq = null) {
   const newDay = !previous || !sameDay(previous.ts, message.ts);
   let separator = node.querySelector(":scope > .day-sep");
   if (newDay) {
@@ -164,10 +164,7 @@ export function decorate(node, message, previous, dividerAt = null) {
   } else if (separator) {
     separator.remove();
   }
-  const firstNew =
-    Number.isInteger(dividerAt) &&
-    message.seq > dividerAt &&
-    (!previous || previous.seq <= dividerAt);
+  const firstNew = message.seq === dividerSeq;
   let divider = node.querySelector(":scope > .new-sep");
   if (firstNew && !divider) {
     divider = el("div", { class: "new-sep", "data-testid": "new-divider", text: "New messages" });

@@ -66,6 +66,10 @@ export class MessageView {
     if (this.room !== room) this.input.value = this.ctx.drafts.get(room.id);
     this.room = room;
     this.nodes.clear();
+    this.dividerSeq = null;
+    for (const seq of room.seqs) {
+      if (this.dividerSeq === null && this.unreadAt(room.bySeq.get(seq))) this.dividerSeq = seq;
+    }
     const items = room.seqs.map((seq) => this.render(room.bySeq.get(seq)));
     this.list.replaceChildren(...items);
     items.forEach((node, i) => this.nodes.set(room.seqs[i], node));
@@ -75,8 +79,12 @@ export class MessageView {
     this.renderSeen();
     this.hidePill();
     const divider = this.list.querySelector(".new-sep");
-    if (divider) this.scroller.scrollTop = divider.closest("li").offsetTop - 8;
-    else this.scrollToBottom();
+    if (divider) {
+      const above = divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+      this.scroller.scrollTop += above - 8; // the divider at the top, the unread below it
+    } else {
+      this.scrollToBottom();
+    }
   }
 
   render(message) {
@@ -121,7 +129,25 @@ export class MessageView {
       const candidate = room.bySeq.get(room.seqs[i]);
       if (!isChange(candidate)) previous = candidate;
     }
-    decorate(node, message, previous, room.dividerAt);
+    decorate(node, message, previous, this.dividerSeq);
+  }
+
+  /** Whether `message` is one the divider may stand above: from someone else, unread when
+   * the room was opened. */
+  unreadAt(message) {
+    const at = this.room.dividerAt;
+    if (!Number.isInteger(at) || isChange(message) || message.seq <= at) return false;
+    return message.from.id !== this.ctx.me().id;
+  }
+
+  /** An older page brought an earlier unread message: the divider moves up to it. */
+  moveDivider(index, message) {
+    if (!this.unreadAt(message) || (this.dividerSeq !== null && this.dividerSeq < message.seq)) {
+      return;
+    }
+    const old = this.dividerSeq;
+    this.dividerSeq = message.seq;
+    if (old !== null) this.decorateAt(this.room.seqs.indexOf(old));
   }
 
   /** "Seen" under the user's newest message the other member of a DM has read. */
@@ -156,6 +182,7 @@ export class MessageView {
     const next = nextSeq === undefined ? null : this.nodes.get(nextSeq) || null;
     this.list.insertBefore(node, next);
     this.nodes.set(message.seq, node);
+    if (index < room.seqs.length - 1) this.moveDivider(index, message); // not for live ones
     this.decorateAt(index);
     this.decorateAt(this.nextShown(index));
     if (room.seqs.length === 1) this.renderHistoryStatus();

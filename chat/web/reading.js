@@ -23,6 +23,7 @@ export class Reading {
     this.chat = chat;
     this.sending = new Map(); // room id -> seq of the `read` in flight
     this.receipts = true; // the user's setting (the server's default)
+    this.supported = false; // the server keeps read positions (its rooms have `read_seq`)
     const toggle = $("receipts-toggle");
     toggle.addEventListener("change", () => this.setReceipts(toggle.checked), {
       signal: chat.abort.signal,
