@@ -152,6 +152,7 @@ export class Chat {
       const room = this.rooms.get(this.current);
       if (room.status === "idle") loadNewest(this, room);
       this.members.load(room, { reconnected: true });
+      this.markRead(room); // the server's count of the shown room is no badge
     }
     if (!first) catchUp(this); // what the loaded rooms missed while disconnected
     this.sidebar.render();

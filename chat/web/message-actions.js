@@ -15,6 +15,7 @@ export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏"
 export function addActions(node, message, ctx) {
   const body = node.querySelector(".msg-body");
   if (message.deleted) return;
+  node.tabIndex = -1; // a tap focuses the row, which shows its actions where nothing hovers
   const chips = reactionChips(message, ctx);
   if (chips) body.append(chips);
   const mine = message.from.id === ctx.me().id;
