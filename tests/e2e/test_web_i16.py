@@ -118,6 +118,7 @@ async def test_a_room_with_unread_messages_opens_at_the_new_messages_divider(
     await expect(divider).to_be_in_viewport()
     await expect(ann.message(first_new).get_by_test_id("new-divider")).to_have_count(1)
     await expect(ann.message("unread 58")).not_to_be_in_viewport()
+    await ann.screenshot("new-messages-divider")
     # Not read until seen: scrolled to the newest message, the room is read everywhere.
     status, rooms = await rest(ann, "GET", "/api/rooms")
     assert status == 200
@@ -149,6 +150,7 @@ async def test_seen_in_a_dm_follows_receipts_and_the_setting(stack: Stack, peopl
     await expect(bob.message(first)).to_be_in_viewport()
     await expect(ann.message(first).get_by_test_id("seen-marker")).to_have_text("Seen")
     await expect(seen).to_have_count(1)
+    await ann.screenshot("dm-seen")
 
     # Bob turns receipts off: Ann's next message is read without her seeing so.
     toggle = bob.testid("receipts-toggle")
@@ -212,6 +214,8 @@ async def test_edit_delete_and_react_live_after_a_reload_and_after_a_reconnect(
     await ann.message(fixed).locator(thumbs).click()  # Ann adds hers
     await expect(bob.message(fixed).locator(thumbs)).to_have_text("👍 2")
     await expect(ann.message(fixed).locator(thumbs)).to_have_attribute("aria-pressed", "true")
+    await ann.message(fixed).hover()
+    await ann.screenshot("edited-deleted-reacted")
 
     # The current state from history after a reload, the reader's own reactions included.
     await bob.page.reload()
