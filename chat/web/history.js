@@ -3,6 +3,7 @@
 
 const PAGE = 50;
 const MAX_PAGE = 100;
+const REACH_BACK_PAGES = 4;
 const CATCH_UP_PAGE = 100;
 const SYNC_MAX_ROOMS = 500;
 
@@ -18,6 +19,7 @@ export async function loadNewest(chat, room) {
     const ack = await chat.connection.call("history", { room: room.id, limit });
     if (ack.receipts) room.receipts = { ...ack.receipts };
     room.loadedNewest(ack.messages, ack.has_more);
+    await reachBack(chat, room).catch(() => {}); // short of it, scrolling up loads the rest
   } catch (error) {
     if (room.kind === "dm" && (error.code === "no_room" || error.code === "forbidden")) {
       room.loadedNewest([], false); // a DM without messages does not exist yet
@@ -31,6 +33,24 @@ export async function loadNewest(chat, room) {
     chat.view.show(room);
     chat.markRead(room);
     requestAnimationFrame(() => chat.view.checkTop());
+  }
+}
+
+/**
+ * Opening at the divider: older pages until the first unread message is held (a few at most;
+ * beyond them the divider stands at the oldest one loaded, and moves up as the user scrolls).
+ */
+async function reachBack(chat, room) {
+  for (let page = 0; page < REACH_BACK_PAGES; page += 1) {
+    const at = room.dividerAt;
+    if (!Number.isInteger(at) || !room.hasOlder || room.oldest <= at + 1) return;
+    const ack = await chat.connection.call("history", {
+      room: room.id,
+      before: room.oldest,
+      limit: MAX_PAGE,
+    });
+    for (const message of ack.messages) room.add(message);
+    room.hasOlder = Boolean(ack.has_more) && ack.messages.length > 0;
   }
 }
 
