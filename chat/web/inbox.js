@@ -45,10 +45,13 @@ function counted(chat, room, message, { live, mine }) {
   const mentioned = mentions(message, chat.me);
   const shown = room.id === chat.current;
   if (mentioned && live) chat.notifier.mentioned(message, room.name, shown && !document.hidden);
-  if (mine || shown) {
+  // One's own message from another device reads the room, unless the server counts: its
+  // count of others' messages stays what it is.
+  if (shown || (mine && !room.serverRead)) {
     markRead(chat, room);
     return;
   }
+  if (mine || message.seq <= (room.countedTo || 0)) return; // mine, or counted already
   room.unread += 1;
   if (mentioned) room.mentions += 1;
   chat.sidebar.render();

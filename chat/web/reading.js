@@ -14,7 +14,11 @@ export function readFields(room, info) {
     room.serverRead = true;
     room.readSeq = Math.max(room.readSeq || 0, info.read_seq);
   }
-  if (Number.isInteger(info.unread)) room.unread = info.unread;
+  if (Number.isInteger(info.unread)) {
+    room.unread = info.unread;
+    // Counted up to there: a reconnect's sync brings those messages again, not new ones.
+    if (Number.isInteger(info.last_seq)) room.countedTo = Math.max(room.countedTo || 0, info.last_seq);
+  }
   if (Number.isInteger(info.mentions)) room.mentions = info.mentions;
 }
 

@@ -258,3 +258,29 @@ async def test_a_second_tab_sees_my_reactions_as_mine(stack: Stack, people: Open
     chip = second.message(text).locator('[data-testid="reaction"][data-emoji="🎉"]')
     await expect(chip).to_have_text("🎉 1")
     await expect(chip).to_have_attribute("aria-pressed", "true")
+
+
+async def test_a_reconnect_does_not_count_missed_messages_twice(stack: Stack, people: Open):
+    """The session after a reconnect counts the messages missed meanwhile; the sync that brings
+    them must not add them to the count again (the room was loaded before, so it is synced)."""
+    ann = await signed_in(people, stack.url(0), f"Ann{tag()}")
+    bob = await signed_in(people, stack.url(1), f"Bob{tag()}")
+    room = await shared_room(ann, bob, "Reconnect")
+    hello = f"hello {tag()}"
+    await bob.send(hello)
+    await expect(ann.message(hello)).to_be_in_viewport()
+    await ann.room("lobby").click()
+    await ann.context.set_offline(True)
+    await expect(ann.status).to_have_attribute("data-state", re.compile("reconnecting|offline"))
+    for n in range(2):
+        await bob.send(f"while Ann was away {n} {tag()}")
+    await ann.context.set_offline(False)
+    await expect(ann.status).to_have_attribute("data-state", "connected")
+    badge = ann.room(room).get_by_test_id("unread-badge")
+    await expect(badge).to_have_text("2")
+    later = f"and one more {tag()}"
+    await bob.send(later)
+    await expect(badge).to_have_text("3")
+    await ann.room(room).click()
+    await expect(ann.message(later)).to_be_in_viewport()
+    await expect(badge).to_be_hidden()
