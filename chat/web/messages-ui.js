@@ -141,7 +141,7 @@ export class MessageView {
   }
 
   /** An older page brought an earlier unread message: the divider moves up to it. */
-  moveDivider(index, message) {
+  moveDivider(message) {
     if (!this.unreadAt(message) || (this.dividerSeq !== null && this.dividerSeq < message.seq)) {
       return;
     }
@@ -182,7 +182,7 @@ export class MessageView {
     const next = nextSeq === undefined ? null : this.nodes.get(nextSeq) || null;
     this.list.insertBefore(node, next);
     this.nodes.set(message.seq, node);
-    if (index < room.seqs.length - 1) this.moveDivider(index, message); // not for live ones
+    if (index < room.seqs.length - 1) this.moveDivider(message); // not for live ones
     this.decorateAt(index);
     this.decorateAt(this.nextShown(index));
     if (room.seqs.length === 1) this.renderHistoryStatus();
