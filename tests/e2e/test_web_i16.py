@@ -226,6 +226,10 @@ async def test_edit_delete_and_react_live_after_a_reload_and_after_a_reconnect(
     await expect(bob.page.get_by_text(secret)).to_have_count(0)
 
     # Away while things change: the reconnect's sync brings every change, in order.
+    doomed = f"soon gone {tag()}"
+    await ann.send(doomed)
+    await expect(bob.message(doomed)).to_have_count(1)
+    doomed_seq = int(await ann.message(doomed).get_attribute("data-seq"))
     await bob.context.set_offline(True)
     await expect(bob.status).to_have_attribute("data-state", re.compile("reconnecting|offline"))
     again = f"the final plan {tag()}"
@@ -237,10 +241,16 @@ async def test_edit_delete_and_react_live_after_a_reload_and_after_a_reconnect(
     await expect(ann.message(again)).to_have_count(1)
     await ann.message(again).locator(thumbs).click()  # Ann takes hers back
     await expect(ann.message(again).locator(thumbs)).to_have_text("👍 1")
+    await ann.message(doomed).hover()
+    await ann.message(doomed).get_by_test_id("message-delete").click()
+    await ann.message(doomed).get_by_test_id("delete-confirm").click()
+    await expect(row(ann, doomed_seq).get_by_test_id("message-deleted")).to_be_visible()
     await bob.context.set_offline(False)
     await expect(bob.status).to_have_attribute("data-state", "connected")
     await expect(bob.message(again).locator(thumbs)).to_have_text("👍 1")
     await expect(bob.message(fixed)).to_have_count(0)
+    await expect(row(bob, doomed_seq).get_by_test_id("message-deleted")).to_be_visible()
+    await expect(bob.page.get_by_text(doomed)).to_have_count(0)
 
 
 async def test_a_second_tab_sees_my_reactions_as_mine(stack: Stack, people: Open):
