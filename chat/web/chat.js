@@ -3,11 +3,15 @@
 import * as api from "./api.js";
 import { Connection } from "./connection.js";
 import { $, listen, show } from "./dom.js";
+import { Drafts } from "./drafts.js";
 import { catchUp, loadNewest, loadOlder } from "./history.js";
+import * as inbox from "./inbox.js";
 import { MembersPanel } from "./members-ui.js";
 import * as rooms from "./membership.js";
 import { MessageView } from "./messages-ui.js";
+import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
+import { Reading, readFields } from "./reading.js";
 import { Sidebar } from "./rooms-ui.js";
 import { SessionKeeper } from "./session.js";
 import { LOBBY, ReadMarks, Room, rememberRoom, rememberedRoom } from "./store.js";
@@ -33,6 +37,7 @@ export class Chat {
     this.current = null;
     this.sessions = 0;
     this.marks = new ReadMarks(me.id);
+    this.drafts = new Drafts(me.id);
     this.abort = new AbortController(); // ends every listener on the page's static elements
     const signal = this.abort.signal;
     const chat = this;
@@ -64,7 +69,11 @@ export class Chat {
       typed: () => chat.typing.typed(chat.rooms.get(chat.current)),
       retry: (cid) => chat.outbox.retry(cid),
       discard: (cid) => chat.outbox.discard(cid),
+      drafts: this.drafts,
+      actions: inbox.messageActions(this),
+      atBottom: () => inbox.seenCurrent(chat),
     });
+    this.notifier = new Notifier({ signal, userId: me.id, open: (id) => chat.select(id) });
     this.typing = new Typing(this);
     this.sidebar = new Sidebar({
       signal,
@@ -90,7 +99,9 @@ export class Chat {
       invite: (roomId, userId) => chat.connection.call("invite", { room: roomId, user: userId }),
       peerOf: (room) => rooms.peerOf(chat, room),
     });
+    this.reading = new Reading(this);
     this.sidebar.showMe(me);
+    listen(signal, document, "visibilitychange", () => inbox.seenCurrent(chat));
     listen(signal, $("leave-room"), "click", () => rooms.leave(this));
     const on = (event, handler) => this.connection.on(event, handler);
     on("message", (message) => this.ingest(message, { live: true }));
@@ -99,6 +110,9 @@ export class Chat {
     on("presence", (notice) => this.members.presence(notice.user, notice.online));
     on("user", (user) => this.learnName(user.id, user.name));
     on("typing", (notice) => this.typing.received(notice));
+    on("read", (notice) => this.reading.moved(notice));
+    on("receipt", (notice) => this.reading.receipt(notice));
+    on("settings", (settings) => this.reading.settings(settings));
   }
 
   // --- session --------------------------------------------------------------------------------
@@ -108,6 +122,8 @@ export class Chat {
     this.me = session.user;
     this.learnName(this.me.id, this.me.name);
     const first = this.sessions++ === 0;
+    this.reading.settings(session.settings);
+    this.reading.supported ||= session.rooms.some((info) => Number.isInteger(info.read_seq));
     const listed = new Set();
     for (const info of session.rooms) {
       listed.add(info.id);
@@ -117,7 +133,10 @@ export class Chat {
         continue;
       }
       if (info.name) this.setRoomName(room, info.name);
-      if (!room.keeps && info.last_seq > room.top) {
+      if (Number.isInteger(info.unread)) {
+        readFields(room, info); // the server counts: the same on every device
+        if (!room.keeps) room.top = Math.max(room.top, info.last_seq);
+      } else if (!room.keeps && info.last_seq > room.top) {
         room.unread += info.last_seq - room.top;
         room.top = info.last_seq;
       }
@@ -133,6 +152,7 @@ export class Chat {
       const room = this.rooms.get(this.current);
       if (room.status === "idle") loadNewest(this, room);
       this.members.load(room, { reconnected: true });
+      this.markRead(room); // the server's count of the shown room is no badge
     }
     if (!first) catchUp(this); // what the loaded rooms missed while disconnected
     this.sidebar.render();
@@ -143,9 +163,17 @@ export class Chat {
 
   addRoom(info) {
     const room = new Room(info);
+    readFields(room, info); // counted by the server, when it counts
+    // A room learnt from a live message (a new DM) has no fields yet; its position is 0.
+    if (this.reading.supported && !room.serverRead) readFields(room, { read_seq: 0 });
     const mark = this.marks.get(room.id);
-    if (mark === null) this.marks.set(room.id, room.top);
-    else room.unread = Math.max(0, room.top - mark);
+    if (room.serverRead) {
+      // nothing to count here
+    } else if (mark === null) {
+      this.marks.set(room.id, room.top);
+    } else {
+      room.unread = Math.max(0, room.top - mark);
+    }
     this.rooms.set(room.id, room);
     return room;
   }
@@ -153,38 +181,12 @@ export class Chat {
   // --- messages -------------------------------------------------------------------------------
 
   /** A message from the server (live event, ack, sync or history after). */
-  ingest(message, { live }) {
-    let room = this.rooms.get(message.room);
-    const mine = message.from.id === this.me.id;
-    if (!room) room = rooms.unknownRoom(this, message, mine);
-    if (room.draft) room.draft = false;
-    if (mine && message.cid) this.outbox.settle(message.cid);
-    if (live) {
-      this.learnName(message.from.id, message.from.name);
-      this.typing.stopped(room.id, message.from.id);
-      this.members.active(room.id, message.from);
-    }
-    const newer = message.seq > room.top;
-    if (room.keeps) {
-      const index = room.add(message);
-      if (index >= 0) this.view.inserted(room, message, index);
-    } else if (newer) {
-      room.top = message.seq;
-    }
-    if (!newer) return;
-    if (mine || room.id === this.current) this.markRead(room);
-    else {
-      room.unread += 1;
-      this.sidebar.render();
-      this.updateTitle();
-    }
+  ingest(message, options) {
+    inbox.ingest(this, message, options);
   }
 
   markRead(room) {
-    room.unread = 0;
-    this.marks.set(room.id, room.top);
-    this.sidebar.render();
-    this.updateTitle();
+    inbox.markRead(this, room);
   }
 
   send(text) {
@@ -204,6 +206,8 @@ export class Chat {
     rememberRoom(this.me.id, roomId);
     this.renderHeader(room);
     if (changed) this.typing.render();
+    // Opened where the user stopped reading (the server's position), when others wrote since.
+    room.dividerAt = room.serverRead && room.unread > 0 ? room.readSeq : null;
     this.view.show(room);
     this.members.load(room);
     this.markRead(room);
@@ -270,6 +274,7 @@ export class Chat {
 
   async logout() {
     this.loggingOut = true;
+    this.drafts.clear();
     try {
       await api.logout();
     } catch {
@@ -297,6 +302,10 @@ export class Chat {
     for (const id of ["room-title", "room-kind", "send-error", "history-status", "me-name"]) {
       $(id).textContent = "";
     }
+    $("composer-input").value = ""; // the next person at this browser must not see it
+    $("member-search").value = "";
+    show($("new-below"), false);
+    show($("drawer-badge"), false);
     delete $("chat-view").dataset.drawer;
     show($("backdrop"), false);
     document.title = "Chat";

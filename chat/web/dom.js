@@ -97,13 +97,30 @@ function count(text, char) {
 
 // --- small formatting helpers ----------------------------------------------------------------
 
+const FULL_DATE = { weekday: "long", day: "numeric", month: "long", year: "numeric" };
+
 export function timeOf(ts) {
   const date = new Date(ts);
   return {
     short: date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
-    full: date.toLocaleString(),
+    full: date.toLocaleString([], { ...FULL_DATE, hour: "2-digit", minute: "2-digit", second: "2-digit" }),
     iso: date.toISOString(),
   };
+}
+
+/** Whether two timestamps fall on the same local calendar day. */
+export function sameDay(a, b) {
+  return new Date(a).toDateString() === new Date(b).toDateString();
+}
+
+/** The label of a day separator: "Today", "Yesterday", else the full date; `full` always. */
+export function dayLabel(ts) {
+  const date = new Date(ts);
+  const full = date.toLocaleDateString([], FULL_DATE);
+  const now = Date.now();
+  if (sameDay(ts, now)) return { text: "Today", full };
+  if (sameDay(ts, now - 86400000)) return { text: "Yesterday", full };
+  return { text: full, full };
 }
 
 /**

@@ -2,6 +2,8 @@
 // after a reconnect (`sync`, then `history` pages while `has_more`).
 
 const PAGE = 50;
+const MAX_PAGE = 100;
+const REACH_BACK_PAGES = 4;
 const CATCH_UP_PAGE = 100;
 const SYNC_MAX_ROOMS = 500;
 
@@ -10,9 +12,14 @@ export async function loadNewest(chat, room) {
   if (room.status !== "idle" || !chat.connection.connected) return;
   room.status = "loading";
   chat.view.renderHistoryStatus();
+  // Opening at the "new messages" divider: a page that reaches back to it (up to 100).
+  const unread = Number.isInteger(room.dividerAt) ? room.top - room.dividerAt + 5 : 0;
+  const limit = Math.min(MAX_PAGE, Math.max(PAGE, unread));
   try {
-    const ack = await chat.connection.call("history", { room: room.id, limit: PAGE });
+    const ack = await chat.connection.call("history", { room: room.id, limit });
+    if (ack.receipts) room.receipts = { ...ack.receipts };
     room.loadedNewest(ack.messages, ack.has_more);
+    await reachBack(chat, room).catch(() => {}); // short of it, scrolling up loads the rest
   } catch (error) {
     if (room.kind === "dm" && (error.code === "no_room" || error.code === "forbidden")) {
       room.loadedNewest([], false); // a DM without messages does not exist yet
@@ -26,6 +33,24 @@ export async function loadNewest(chat, room) {
     chat.view.show(room);
     chat.markRead(room);
     requestAnimationFrame(() => chat.view.checkTop());
+  }
+}
+
+/**
+ * Opening at the divider: older pages until the first unread message is held (a few at most;
+ * beyond them the divider stands at the oldest one loaded, and moves up as the user scrolls).
+ */
+async function reachBack(chat, room) {
+  for (let page = 0; page < REACH_BACK_PAGES; page += 1) {
+    const at = room.dividerAt;
+    if (!Number.isInteger(at) || !room.hasOlder || room.oldest <= at + 1) return;
+    const ack = await chat.connection.call("history", {
+      room: room.id,
+      before: room.oldest,
+      limit: MAX_PAGE,
+    });
+    for (const message of ack.messages) room.add(message);
+    room.hasOlder = Boolean(ack.has_more) && ack.messages.length > 0;
   }
 }
 

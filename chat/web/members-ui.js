@@ -2,12 +2,16 @@
 // `watch` / `presence`), and the actions on a member: start a DM, invite to a private room.
 
 import { $, el, initial, listen, show, whoIs } from "./dom.js";
-import { avatarClass } from "./messages-ui.js";
+import { bindInvites, openInvite } from "./invite-ui.js";
+import { avatarClass } from "./message-item.js";
 
 const PAGE = 100; // members per page
 const WATCH_CHUNK = 100; // ids per watch call (server limit)
 const WATCH_CAP = 1000; // watched users per socket (server limit)
-const REFRESH_MS = 30000; // new members (a new user in the lobby) are not announced: look again
+// Joins, invitations and leaves arrive live (`joined` / `left`). Only a new account's place in
+// the lobby is announced to no one (registrations are not room events): the lobby alone is
+// looked at again now and then.
+const LOBBY_REFRESH_MS = 30000;
 
 export class MembersPanel {
   /**
@@ -26,12 +30,10 @@ export class MembersPanel {
     this.count = 0;
     this.generation = 0;
     listen(this.ctx.signal, $("members-more"), "click", () => this.more());
-    listen(this.ctx.signal, $("invite-form"), "submit", (event) => {
-      event.preventDefault();
-      this.inviteById();
-    });
-    this.bindInviteDialog();
-    this.refresher = setInterval(() => this.refresh(), REFRESH_MS);
+    bindInvites(this.ctx, () => this.room);
+    this.search = $("member-search");
+    listen(this.ctx.signal, this.search, "input", () => this.filter());
+    this.refresher = setInterval(() => this.refresh(), LOBBY_REFRESH_MS);
     ctx.signal.addEventListener("abort", () => clearInterval(this.refresher));
   }
 
@@ -46,6 +48,7 @@ export class MembersPanel {
       this.items.clear();
       this.list.replaceChildren(el("li", { class: "muted", text: "Loading…" }));
       $("members-count").textContent = "";
+      if (!reconnected) this.search.value = "";
     }
     show($("invite-form"), room.kind === "private");
     $("invite-status").textContent = "";
@@ -56,7 +59,7 @@ export class MembersPanel {
   /** Add members that appeared since the list was loaded (first page only). */
   async refresh() {
     const room = this.room;
-    if (!room || !this.ctx.connected() || document.hidden) return;
+    if (!room || room.kind !== "lobby" || !this.ctx.connected() || document.hidden) return;
     try {
       const ack = await this.ctx.call("members", { room: room.id, offset: 0, limit: PAGE });
       if (room !== this.room) return;
@@ -171,12 +174,27 @@ export class MembersPanel {
     this.items.set(member.id, node);
     this.setOnline(node, this.online.get(member.id) ?? Boolean(member.online));
     this.list.append(node);
+    this.filter();
+  }
+
+  /** Show only the members whose name or id contains the search text (ignoring case). */
+  filter() {
+    const query = this.search.value.trim().toLowerCase();
+    let shown = 0;
+    for (const [id, node] of this.items) {
+      const name = node.querySelector(".member-name").textContent.toLowerCase();
+      const match = !query || name.includes(query) || id.toLowerCase().includes(query);
+      node.hidden = !match;
+      if (match) shown += 1;
+    }
+    show($("member-search-empty"), Boolean(query) && shown === 0);
   }
 
   remove(userId) {
     const node = this.items.get(userId);
     if (node) node.remove();
     this.items.delete(userId);
+    this.filter();
   }
 
   setOnline(node, online) {
@@ -237,6 +255,8 @@ export class MembersPanel {
     const shown = node.querySelector(".member-name");
     shown.textContent = name;
     shown.title = whoIs(name, userId);
+    node.hidden = false;
+    this.filter();
     node.querySelector(".avatar").textContent = initial(name);
     const dm = node.querySelector('[data-testid="member-dm"]');
     if (dm) dm.setAttribute("aria-label", `Message ${name}`);
@@ -244,48 +264,7 @@ export class MembersPanel {
     if (invite) invite.setAttribute("aria-label", `Invite ${name} to a private room`);
   }
 
-  // --- invitations ----------------------------------------------------------------------------
-
-  async inviteById() {
-    const input = $("invite-user");
-    const userId = input.value.trim();
-    if (!userId || !this.room) return;
-    try {
-      await this.ctx.invite(this.room.id, userId);
-      $("invite-status").textContent = `Invited ${userId}.`;
-      input.value = "";
-    } catch (error) {
-      $("invite-status").textContent = error.message;
-    }
-  }
-
-  bindInviteDialog() {
-    const dialog = $("invite-dialog");
-    listen(this.ctx.signal, $("invite-cancel"), "click", () => dialog.close());
-    listen(this.ctx.signal, $("invite-pick-form"), "submit", async (event) => {
-      event.preventDefault();
-      const roomId = $("invite-room").value;
-      if (!roomId) return;
-      try {
-        await this.ctx.invite(roomId, dialog.dataset.userId);
-        dialog.close();
-      } catch (error) {
-        $("invite-pick-error").textContent = error.message;
-      }
-    });
-  }
-
   openInvite(userId) {
-    const dialog = $("invite-dialog");
-    const rooms = this.ctx.privateRooms();
-    dialog.dataset.userId = userId;
-    $("invite-who").textContent = this.ctx.nameOf(userId, userId);
-    $("invite-pick-error").textContent = rooms.length
-      ? ""
-      : "You have no private rooms yet: create one first.";
-    $("invite-room").replaceChildren(
-      ...rooms.map((room) => el("option", { value: room.id, text: room.name })),
-    );
-    dialog.showModal();
+    openInvite(this.ctx, userId);
   }
 }

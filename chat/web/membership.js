@@ -4,6 +4,7 @@
 import * as api from "./api.js";
 import { $ } from "./dom.js";
 import { catchUp } from "./history.js";
+import { readFields } from "./reading.js";
 import { LOBBY, dmRoomId, kindOf } from "./store.js";
 
 export function unknownRoom(chat, message, mine) {
@@ -88,18 +89,21 @@ export function removeRoom(chat, roomId) {
   chat.sidebar.render();
 }
 
-export function onJoined(chat, { room: roomId, user }) {
+export function onJoined(chat, notice) {
+  const { room: roomId, user } = notice;
   chat.learnName(user.id, user.name);
   if (user.id !== chat.me.id) {
     chat.members.joined(roomId, user);
     return;
   }
   const room = chat.rooms.get(roomId);
+  // The user's own copy carries last_seq (and, from issue 16's server, the read fields).
   if (!room) {
-    chat.addRoom({ id: roomId, name: roomId, private: false });
+    chat.addRoom({ ...notice, id: roomId, name: roomId, private: false });
     chat.sidebar.render();
     refreshRoomInfo(chat, roomId);
   } else if (room.status === "loaded") {
+    readFields(room, notice);
     // Created or joined elsewhere after this page loaded it: the socket receives the room
     // live only from now on, so ask for anything between the page and that point.
     catchUp(chat, [room]);

@@ -1,37 +1,16 @@
 // The message pane: the current room's messages in seq order, the user's pending messages,
 // scrolling back through history, and the composer.
 
-import { $, el, initial, linkify, listen, timeOf, whoIs } from "./dom.js";
+import { isChange, changeable } from "./changes.js";
+import { $, el, initial, listen, whoIs } from "./dom.js";
+import { addActions } from "./message-actions.js";
+import { decorate, renderChange, renderMessage } from "./message-item.js";
+import { pendingItems } from "./pending-ui.js";
+
+export { avatarClass } from "./message-item.js";
 
 const NEAR_TOP_PX = 80;
 const NEAR_BOTTOM_PX = 120;
-const AVATAR_COLOURS = 8;
-
-export function avatarClass(userId) {
-  let hash = 0;
-  for (const char of userId) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
-  return `avatar c${hash % AVATAR_COLOURS}`;
-}
-
-/** One message row: the author's avatar, then the `meta` line, the text and any `extra`. */
-function messageItem(attrs, author, meta, text, extra = null) {
-  return el(
-    "li",
-    attrs,
-    el("span", {
-      class: avatarClass(author.id),
-      "aria-hidden": "true",
-      text: initial(author.name),
-    }),
-    el(
-      "div",
-      { class: "msg-body" },
-      el("div", { class: "msg-meta" }, ...meta),
-      el("div", { class: "msg-text", "data-testid": "message-text" }, linkify(text)),
-      extra,
-    ),
-  );
-}
 
 export class MessageView {
   /**
@@ -47,7 +26,13 @@ export class MessageView {
     this.input = $("composer-input");
     this.room = null;
     this.nodes = new Map(); // seq -> <li> of the current room
-    listen(this.ctx.signal, this.scroller, "scroll", () => this.checkTop(), { passive: true });
+    this.pill = $("new-below");
+    listen(this.ctx.signal, this.scroller, "scroll", () => this.scrolled(), { passive: true });
+    listen(this.ctx.signal, this.pill, "click", () => {
+      this.scrollToBottom();
+      this.hidePill();
+      this.input.focus({ preventScroll: true });
+    });
     listen(this.ctx.signal, $("composer"), "submit", (event) => {
       event.preventDefault();
       this.submit();
@@ -59,6 +44,7 @@ export class MessageView {
       }
     });
     listen(this.ctx.signal, this.input, "input", () => {
+      if (this.room) this.ctx.drafts.set(this.room.id, this.input.value);
       if (this.input.value.trim()) this.ctx.typed();
     });
   }
@@ -67,52 +53,123 @@ export class MessageView {
     const text = this.input.value.trim();
     if (!text || !this.room) return;
     this.input.value = "";
+    this.ctx.drafts.set(this.room.id, "");
     this.ctx.send(text);
+    this.scrollToBottom(); // what one writes is read at the bottom, wherever one was
+    this.hidePill();
     this.input.focus();
   }
 
   // --- rendering ------------------------------------------------------------------------------
 
   show(room) {
+    if (this.room !== room) this.input.value = this.ctx.drafts.get(room.id);
     this.room = room;
     this.nodes.clear();
+    this.dividerSeq = null;
+    for (const seq of room.seqs) {
+      if (this.dividerSeq === null && this.unreadAt(room.bySeq.get(seq))) this.dividerSeq = seq;
+    }
     const items = room.seqs.map((seq) => this.render(room.bySeq.get(seq)));
     this.list.replaceChildren(...items);
     items.forEach((node, i) => this.nodes.set(room.seqs[i], node));
+    items.forEach((node, i) => this.decorateAt(i));
     this.renderPending();
     this.renderHistoryStatus();
-    this.scrollToBottom();
+    this.renderSeen();
+    this.hidePill();
+    const divider = this.list.querySelector(".new-sep");
+    if (divider) {
+      const above = divider.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+      this.scroller.scrollTop += above - 8; // the divider at the top, the unread below it
+    } else {
+      this.scrollToBottom();
+    }
   }
 
   render(message) {
-    const mine = message.from.id === this.ctx.me().id;
+    if (isChange(message)) return renderChange(message);
     const name = this.ctx.nameOf(message.from.id, message.from.name);
-    const time = timeOf(message.ts);
-    const attrs = {
-      class: mine ? "msg mine" : "msg",
-      "data-testid": "message",
-      "data-seq": message.seq,
-      "data-user-id": message.from.id,
-      "data-mine": mine ? "true" : "false",
-    };
-    const meta = [
-      el("span", {
-        class: "msg-author",
-        "data-testid": "message-author",
-        "data-user-id": message.from.id,
-        title: whoIs(name, message.from.id),
-        text: name,
-      }),
-      mine ? el("span", { class: "you-tag", text: "you" }) : null,
-      el("time", {
-        class: "msg-time",
-        datetime: time.iso,
-        title: time.full,
-        "data-testid": "message-time",
-        text: time.short,
-      }),
-    ];
-    return messageItem(attrs, { id: message.from.id, name }, meta, message.text);
+    const node = renderMessage(message, this.ctx.me(), name);
+    if (changeable(message)) addActions(node, message, this.ctx.actions);
+    return node;
+  }
+
+  /** The row of `seq` again (its message changed: edited, deleted, reacted to). */
+  refresh(room, seq) {
+    const old = room === this.room ? this.nodes.get(seq) : null;
+    if (!old) return;
+    const node = this.render(room.bySeq.get(seq));
+    old.replaceWith(node);
+    this.nodes.set(seq, node);
+    const index = room.seqs.indexOf(seq);
+    this.decorateAt(index);
+    this.decorateAt(this.nextShown(index));
+    this.renderSeen();
+  }
+
+  /** The index of the first message (not a change entry) after `index`, or -1. */
+  nextShown(index) {
+    const room = this.room;
+    for (let i = index + 1; i < room.seqs.length; i += 1) {
+      if (!isChange(room.bySeq.get(room.seqs[i]))) return i;
+    }
+    return -1;
+  }
+
+  /** Day separator, grouping and the "new messages" divider of the row at `index`. */
+  decorateAt(index) {
+    const room = this.room;
+    const seq = room.seqs[index];
+    const node = seq === undefined ? null : this.nodes.get(seq);
+    const message = node ? room.bySeq.get(seq) : null;
+    if (!message || isChange(message)) return;
+    let previous = null;
+    for (let i = index - 1; i >= 0 && !previous; i -= 1) {
+      const candidate = room.bySeq.get(room.seqs[i]);
+      if (!isChange(candidate)) previous = candidate;
+    }
+    decorate(node, message, previous, this.dividerSeq);
+  }
+
+  /** Whether `message` is one the divider may stand above: from someone else, unread when
+   * the room was opened. */
+  unreadAt(message) {
+    const at = this.room.dividerAt;
+    if (!Number.isInteger(at) || isChange(message) || message.seq <= at) return false;
+    return message.from.id !== this.ctx.me().id;
+  }
+
+  /** An older page brought an earlier unread message: the divider moves up to it. */
+  moveDivider(message) {
+    if (!this.unreadAt(message) || (this.dividerSeq !== null && this.dividerSeq < message.seq)) {
+      return;
+    }
+    const old = this.dividerSeq;
+    this.dividerSeq = message.seq;
+    if (old !== null) this.decorateAt(this.room.seqs.indexOf(old));
+  }
+
+  /** "Seen" under the user's newest message the other member of a DM has read. */
+  renderSeen() {
+    for (const old of this.list.querySelectorAll(".seen")) old.remove();
+    const room = this.room;
+    if (!room || room.kind !== "dm" || !room.receipts) return;
+    const me = this.ctx.me().id;
+    const upto = room.receipts[room.peer(me)];
+    if (!upto) return;
+    for (let i = room.seqs.length - 1; i >= 0; i -= 1) {
+      const message = room.bySeq.get(room.seqs[i]);
+      if (message.seq > upto || isChange(message) || message.from.id !== me) continue;
+      const node = this.nodes.get(message.seq);
+      if (node) {
+        const at = `Seen (read up to message ${upto})`;
+        node.querySelector(".msg-body").append(
+          el("div", { class: "seen", "data-testid": "seen-marker", title: at, text: "Seen" }),
+        );
+      }
+      return;
+    }
   }
 
   /** A message was added to `room` at `index` (see Room.add). */
@@ -125,8 +182,32 @@ export class MessageView {
     const next = nextSeq === undefined ? null : this.nodes.get(nextSeq) || null;
     this.list.insertBefore(node, next);
     this.nodes.set(message.seq, node);
+    if (index < room.seqs.length - 1) this.moveDivider(message); // not for live ones
+    this.decorateAt(index);
+    this.decorateAt(this.nextShown(index));
     if (room.seqs.length === 1) this.renderHistoryStatus();
+    if (isChange(message)) return;
+    if (message.from.id === this.ctx.me().id && room.kind === "dm") this.renderSeen();
     if (stick) this.scrollToBottom();
+    else if (atEnd && message.from.id !== this.ctx.me().id) this.showPill();
+  }
+
+  // --- "new messages below" -------------------------------------------------------------------
+
+  showPill() {
+    this.pill.hidden = false;
+  }
+
+  hidePill() {
+    this.pill.hidden = true;
+  }
+
+  scrolled() {
+    if (this.nearBottom()) {
+      this.hidePill();
+      this.ctx.atBottom(); // the newest message is on screen: read
+    }
+    this.checkTop();
   }
 
   /** Insert older messages without moving what the user is looking at. */
@@ -139,49 +220,8 @@ export class MessageView {
 
   renderPending() {
     if (!this.room) return;
-    const me = this.ctx.me();
-    const items = this.ctx.pending(this.room.id).map((item) => {
-      const label =
-        item.state === "failed"
-          ? `Not sent: ${item.error}`
-          : item.error
-            ? `Retrying… (${item.error})`
-            : this.ctx.connected()
-              ? "Sending…"
-              : "Waiting for the connection…";
-      const attrs = {
-        class: `msg mine pending ${item.state}`,
-        "data-testid": "pending-message",
-        "data-cid": item.cid,
-        "data-state": item.state,
-      };
-      const meta = [
-        el("span", { class: "msg-author", text: me.name }),
-        el("span", { class: "msg-state", "data-testid": "pending-state", text: label }),
-      ];
-      const actions =
-        item.state === "failed"
-          ? el(
-              "div",
-              { class: "row" },
-              el("button", {
-                type: "button",
-                class: "small",
-                text: "Retry",
-                onclick: () => this.ctx.retry(item.cid),
-              }),
-              el("button", {
-                type: "button",
-                class: "small",
-                text: "Discard",
-                onclick: () => this.ctx.discard(item.cid),
-              }),
-            )
-          : null;
-      return messageItem(attrs, me, meta, item.text, actions);
-    });
     const stick = this.nearBottom();
-    this.pendingList.replaceChildren(...items);
+    this.pendingList.replaceChildren(...pendingItems(this.ctx, this.room.id));
     if (stick) this.scrollToBottom();
   }
 

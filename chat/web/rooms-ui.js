@@ -2,7 +2,7 @@
 // rooms, the account box (rename, sign out), and the drawers of narrow screens.
 
 import { $, el, initial, listen, show } from "./dom.js";
-import { avatarClass } from "./messages-ui.js";
+import { avatarClass } from "./message-item.js";
 
 const KIND_ORDER = { lobby: 0, public: 1, private: 1, dm: 2 };
 
@@ -47,6 +47,23 @@ export class Sidebar {
     place($("room-list"), groups.rooms);
     place($("dm-list"), groups.dms);
     show($("dm-empty"), groups.dms.length === 0);
+    this.renderDrawerBadge(rooms);
+  }
+
+  /** The phone's menu button: how many unread messages the other rooms hold. */
+  renderDrawerBadge(rooms) {
+    let unread = 0;
+    let mentioned = false;
+    for (const room of rooms) {
+      if (room.id === this.ctx.current()) continue;
+      unread += room.unread;
+      mentioned ||= room.mentions > 0;
+    }
+    const badge = $("drawer-badge");
+    badge.hidden = unread === 0;
+    badge.textContent = countText(unread);
+    badge.classList.toggle("mention-badge", mentioned);
+    badge.title = unread ? `${unread} unread in other rooms` : "";
   }
 
   item(room) {
@@ -75,7 +92,8 @@ export class Sidebar {
       },
       icon,
       el("span", { class: "room-name", "data-testid": "room-name" }),
-      el("span", { class: "badge", "data-testid": "unread-badge", hidden: true }),
+      el("span", { class: "badge mention-badge", "data-testid": "mention-badge", hidden: true }),
+      el("span", { class: "badge unread-badge", "data-testid": "unread-badge", hidden: true }),
       el("span", { class: "sr-only unread-label" }),
     );
     return el("li", {}, button);
@@ -89,8 +107,12 @@ export class Sidebar {
       const avatar = button.querySelector(".avatar");
       avatar.textContent = initial(room.name);
     }
-    const badge = button.querySelector(".badge");
-    const unread = room.unread > 99 ? "99+" : String(room.unread);
+    const mentionBadge = button.querySelector(".mention-badge");
+    mentionBadge.hidden = !room.mentions;
+    mentionBadge.textContent = `@${countText(room.mentions)}`;
+    mentionBadge.title = room.mentions ? `${countText(room.mentions)} mentioning you` : "";
+    const badge = button.querySelector(".unread-badge");
+    const unread = countText(room.unread);
     badge.hidden = room.unread === 0;
     if (badge.textContent !== unread) badge.textContent = unread;
     button.querySelector(".unread-label").textContent =
@@ -258,6 +280,11 @@ export class Sidebar {
       $("browse-error").textContent = error.message;
     }
   }
+}
+
+/** A count as shown: exact up to 99 (the server's cap: 100 means "more than 99"). */
+export function countText(count) {
+  return count > 99 ? "99+" : String(count);
 }
 
 /** Put `nodes` into `list` in this order, touching the DOM only where the order differs. */

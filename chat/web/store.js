@@ -31,6 +31,7 @@ export class Room {
     this.hasOlder = false;
     this.olderLoading = false;
     this.unread = 0;
+    this.mentions = 0; // unread messages that mention the user
   }
 
   get keeps() {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from browser_fixtures import browser, people  # noqa: F401
 from redis_fixtures import make_fleet, redis_clean, redis_fleet, redis_fleet_acl  # noqa: F401
 from stack import Stack, start_stack
 

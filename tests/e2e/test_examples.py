@@ -323,3 +323,31 @@ async def test_load_bot_smoke_run_loses_nothing(stack: Stack, mode: str):
     assert summary["lost"] == summary["duplicates"] == summary["failed"] == 0, summary
     assert summary["delivered"] == summary["expected_deliveries"] == 20 * recipients, summary
     assert summary["delivery_ms"]["p99"] is not None, summary
+
+
+async def test_dm_pair_reuses_its_two_accounts_on_every_run(stack: Stack):
+    """The smallest example leaves no new account behind when it runs again: the second run
+    signs in to the accounts the first one registered, and the DM goes on in the same room."""
+    argv = [
+        sys.executable,
+        str(EXAMPLES / "dm_pair.py"),
+        "--urls",
+        f"{stack.url(0)},{stack.url(1)}",
+    ]
+    seen = []
+    for _ in range(2):
+        pair = await Proc.start(*argv)
+        try:
+            assert await pair.wait(60) == 0, pair.output()
+        finally:
+            pair.kill()
+        out = "\n".join(pair.lines["stdout"])
+        ids = re.findall(r"(?:Alice|Bob) \((\S+)\) is on ", out)
+        received = re.search(
+            r"Bob received from Alice: 'hello from the other node' \(seq (\d+)\)", out
+        )
+        assert len(ids) == 2 and received, pair.output()
+        seen.append((ids, int(received[1])))
+    (first_ids, first_seq), (again_ids, again_seq) = seen
+    assert again_ids == first_ids
+    assert again_seq == first_seq + 1

@@ -1,0 +1,55 @@
+// Inviting users to private rooms: by id (the form under the members of a private room) or
+// from a member's "Invite" button (a dialog to pick one of the user's private rooms).
+
+import { $, el, listen } from "./dom.js";
+
+/**
+ * @param ctx {signal, invite(roomId, userId), privateRooms(), nameOf(id, fallback)}
+ * @param currentRoom () => the room shown in the members panel
+ */
+export function bindInvites(ctx, currentRoom) {
+  listen(ctx.signal, $("invite-form"), "submit", (event) => {
+    event.preventDefault();
+    inviteById(ctx, currentRoom());
+  });
+  const dialog = $("invite-dialog");
+  listen(ctx.signal, $("invite-cancel"), "click", () => dialog.close());
+  listen(ctx.signal, $("invite-pick-form"), "submit", async (event) => {
+    event.preventDefault();
+    const roomId = $("invite-room").value;
+    if (!roomId) return;
+    try {
+      await ctx.invite(roomId, dialog.dataset.userId);
+      dialog.close();
+    } catch (error) {
+      $("invite-pick-error").textContent = error.message;
+    }
+  });
+}
+
+async function inviteById(ctx, room) {
+  const input = $("invite-user");
+  const userId = input.value.trim();
+  if (!userId || !room) return;
+  try {
+    await ctx.invite(room.id, userId);
+    $("invite-status").textContent = `Invited ${userId}.`;
+    input.value = "";
+  } catch (error) {
+    $("invite-status").textContent = error.message;
+  }
+}
+
+export function openInvite(ctx, userId) {
+  const dialog = $("invite-dialog");
+  const rooms = ctx.privateRooms();
+  dialog.dataset.userId = userId;
+  $("invite-who").textContent = ctx.nameOf(userId, userId);
+  $("invite-pick-error").textContent = rooms.length
+    ? ""
+    : "You have no private rooms yet: create one first.";
+  $("invite-room").replaceChildren(
+    ...rooms.map((room) => el("option", { value: room.id, text: room.name })),
+  );
+  dialog.showModal();
+}
