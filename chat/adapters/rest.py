@@ -177,6 +177,7 @@ class Rest(ChangeRoutes):
         user = await self.accounts.register(
             body.get("email"), body.get("password"), body.get("name"), client=client
         )
+        await self.rooms.welcome(user)
         return self._known(self._signed_in(await self.sessions.begin(user), 201), request, body)
 
     async def login(self, request: web.Request) -> web.Response:
@@ -295,6 +296,7 @@ class Rest(ChangeRoutes):
         user = await self.accounts.register(
             body.get("email"), body.get("password"), body.get("name"), client=client
         )
+        await self.rooms.welcome(user)
         token = await self.sessions.access(user)
         answer = web.json_response({**user.private(), "authKey": token}, status=201)
         return self._known(no_store(answer), request, body)

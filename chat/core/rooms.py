@@ -9,6 +9,7 @@ skipping the user's own sockets so that each socket hears of it once.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -30,6 +31,8 @@ from chat.models import (
     peer_of,
 )
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
+
+log = logging.getLogger(__name__)
 
 LOBBY = "lobby"
 TYPING_EVERY = 2.0
@@ -197,6 +200,16 @@ class Rooms:
             channel = channels.room_channel(room.id)
         await self._broker.publish(channel, encode_envelope(notice))
         return True
+
+    async def welcome(self, user: UserRecord) -> None:
+        """A new account is a member of the lobby from its creation: the lobby's sockets get
+        ``joined`` (members lists update live).  Best effort: the account exists either way,
+        and a failed publish must not fail the registration."""
+        shown = Envelope("emit", "joined", room_notice(LOBBY, user, joined=True).notice())
+        try:
+            await self._broker.publish(channels.room_channel(LOBBY), encode_envelope(shown))
+        except Exception:
+            log.warning("lobby announcement of %s failed", user.id, exc_info=True)
 
     async def _announce(self, user: UserRecord, room: Room, *, joined: bool) -> None:
         notice = room_notice(room.id, user, joined=joined)

@@ -8,10 +8,7 @@ import { avatarClass } from "./message-item.js";
 const PAGE = 100; // members per page
 const WATCH_CHUNK = 100; // ids per watch call (server limit)
 const WATCH_CAP = 1000; // watched users per socket (server limit)
-// Joins, invitations and leaves arrive live (`joined` / `left`). Only a new account's place in
-// the lobby is announced to no one (registrations are not room events): the lobby alone is
-// looked at again now and then.
-const LOBBY_REFRESH_MS = 30000;
+// Joins, invitations, leaves and new accounts (the lobby) arrive live (`joined` / `left`).
 
 export class MembersPanel {
   /**
@@ -33,8 +30,6 @@ export class MembersPanel {
     bindInvites(this.ctx, () => this.room);
     this.search = $("member-search");
     listen(this.ctx.signal, this.search, "input", () => this.filter());
-    this.refresher = setInterval(() => this.refresh(), LOBBY_REFRESH_MS);
-    ctx.signal.addEventListener("abort", () => clearInterval(this.refresher));
   }
 
   /** Show the members of `room` (again after a reconnect: the socket's watches are new). */
@@ -54,22 +49,6 @@ export class MembersPanel {
     $("invite-status").textContent = "";
     if (!this.ctx.connected()) return;
     await this.page(room, generation, 0);
-  }
-
-  /** Add members that appeared since the list was loaded (first page only). */
-  async refresh() {
-    const room = this.room;
-    if (!room || room.kind !== "lobby" || !this.ctx.connected() || document.hidden) return;
-    try {
-      const ack = await this.ctx.call("members", { room: room.id, offset: 0, limit: PAGE });
-      if (room !== this.room) return;
-      const fresh = ack.members.filter((member) => !this.items.has(member.id));
-      fresh.forEach((member) => this.add(member));
-      this.setCount(ack.count);
-      await this.watch(fresh.map((member) => member.id));
-    } catch {
-      /* next time */
-    }
   }
 
   setCount(count) {

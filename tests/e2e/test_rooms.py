@@ -325,3 +325,25 @@ async def test_a_room_created_while_connected_is_followed_at_once(stack: Stack):
         assert joined["room"] == same_shard
         ack = await client.call("send", {"room": same_shard, "text": "live at once"}, timeout=2.0)
         assert (await messages_of(client, 1, same_shard))[0] == ack["message"]
+
+
+async def test_a_new_account_appears_in_the_lobby_live_on_every_node(stack: Stack):
+    """Members lists update without polling: registering (on either node, either route)
+    announces the new member to the lobby's sockets everywhere."""
+    watcher = await register(stack.url(0))
+    async with connected(stack.url(0), watcher.token) as w0:
+        newcomer = await register(stack.url(1))
+        joined = await w0.next("joined")
+        while joined["user"]["id"] != newcomer.id:  # others may register meanwhile
+            joined = await w0.next("joined")
+        assert joined == {"room": "lobby", "user": {"id": newcomer.id, "name": newcomer.name}}
+        status, body, _ = await call(
+            "POST",
+            stack.url(1) + "/user/",
+            {"email": f"c{secrets.token_hex(4)}@example.com", "password": "compat-pass-0"},
+        )
+        assert status == 201, body
+        joined = await w0.next("joined")
+        while joined["user"]["id"] != body["id"]:
+            joined = await w0.next("joined")
+        assert joined["room"] == "lobby"

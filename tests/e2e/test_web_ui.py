@@ -275,6 +275,14 @@ async def test_members_appear_and_go_live_and_can_be_searched(stack: Stack, peop
     await expect(ann.page.locator("#members-count")).to_have_text("(1)")
 
 
+async def test_a_new_account_shows_in_the_lobby_members_live(stack: Stack, people: Open):
+    """No poll: the server announces a registration to the lobby, on every node."""
+    ann = await signed_in(people, stack.url(0), f"Ann {tag()}")
+    await expect(ann.member(ann.id)).to_have_count(1)  # the lobby is the room shown
+    bob = await signed_in(people, stack.url(1), f"Bob {tag()}")
+    await expect(ann.member(bob.id)).to_be_visible(timeout=5_000)
+
+
 # --- mentions and notifications ---------------------------------------------------------------
 
 # A stand-in for the Notification API, installed before the page's scripts: records every
