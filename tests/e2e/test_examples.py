@@ -336,6 +336,31 @@ async def test_js_client_registers_sends_and_prints_what_arrives(stack: Stack, j
     assert re.fullmatch(rf"{time} {python_user.name}: {answer}", js.lines["stdout"][1]), js.output()
 
 
+async def test_js_client_runs_as_a_bot_on_a_service_token(stack: Stack, js_client: Path):
+    name = new_user_id("jsbot")
+    token, _, bot_id = await service_token(stack, name, "bot")
+    python_user = await register(stack.url(0))
+    hello = f"beep {secrets.token_hex(3)}"
+    async with connected(stack.url(0), python_user.token) as client:
+        await client.next("session")
+        js = await Proc.start(
+            "node", "client.mjs", "--url", stack.url(1), "--text", hello, "--once",
+            cwd=js_client, env={"CHAT_TOKEN": token},
+        )  # fmt: skip
+        try:
+            try:
+                message = await client.next("message")
+            except TimeoutError:
+                raise AssertionError(f"nothing from the JS client:\n{js.output()}") from None
+            assert (message["from"]["id"], message["from"]["name"], message["text"]) == (
+                bot_id, name, hello,
+            )  # fmt: skip
+            assert await js.wait() == 0, js.output()
+        finally:
+            js.kill()
+    assert f"as {name} ({bot_id})" in "\n".join(js.lines["stderr"]), js.output()
+
+
 @pytest.mark.parametrize("mode", ["dm", "room"])
 async def test_load_bot_smoke_run_loses_nothing(stack: Stack, mode: str):
     argv = [sys.executable, str(LOAD_BOT), "--urls", f"{stack.url(0)},{stack.url(1)}"]
