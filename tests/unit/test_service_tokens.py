@@ -181,3 +181,10 @@ async def test_a_node_without_service_tokens_refuses_them():
     with pytest.raises(ChatError) as err:
         await accounts.authenticate(token)
     assert err.value.code == "unauthorized"
+
+
+def test_the_logs_never_show_a_service_tokens_secret():
+    from chat.logs import scrub
+
+    token = "svc_0123456789abcdef_" + "Zx-_9" * 9
+    assert scrub(f"refused {token}.") == "refused svc_0123456789abcdef_<secret>."
