@@ -140,3 +140,18 @@ async def test_an_admin_bot_creates_a_room_and_posts_via_rest(stack: Stack):
         assert [m["text"] for m in page["messages"]] == [text]
     status, answer, _ = await call("POST", stack.url(0) + "/api/logout", token=token)
     assert (status, answer["error"]["code"]) == (403, "forbidden")
+
+
+async def test_a_refused_create_exits_2_and_makes_nothing(stack: Stack):
+    code, before, _ = await chat_command(stack, "tokens", "list")
+    assert code == 0
+    for argv, says in (
+        (["--name", "  "], "name must have a visible character"),
+        (["--name", "Bot", "--scope", "root"], "invalid choice"),
+        ([], "--name"),
+    ):
+        code, out, err = await chat_command(stack, "tokens", "create", *argv)
+        assert (code, out) == (2, ""), err
+        assert says in err
+    code, after, _ = await chat_command(stack, "tokens", "list")
+    assert code == 0 and after == before
