@@ -3,7 +3,7 @@
 //
 //   npm ci
 //   node client.mjs --url http://127.0.0.1:8001 --email ann@example.com --password 'a passphrase'
-//   CHAT_TOKEN=svc_… node client.mjs --url http://127.0.0.1:8001    # a bot: a service token
+//   BOT_TOKEN=svc_… node client.mjs --url http://127.0.0.1:8001    # a bot: a service token
 //
 // Stops on Ctrl-C, after --count N messages, or with --once as soon as its own message is back.
 import { parseArgs } from "node:util";
@@ -26,13 +26,13 @@ const { values: opts } = parseArgs({
 
 // A service token (`chat tokens create`, for bots): used as it is, no login. Only from the
 // environment: a token in argv would show in `ps`.
-const serviceToken = process.env.CHAT_TOKEN || undefined;
+const serviceToken = process.env.BOT_TOKEN || undefined;
 
 if (opts.help || (!serviceToken && (!opts.email || !opts.password))) {
   console.error(
     "usage: node client.mjs [--url URL] --email EMAIL --password PASSWORD [--name NAME]\n" +
       "                      [--room lobby] [--text TEXT] [--count N | --once]\n" +
-      "(or CHAT_URL, CHAT_EMAIL, CHAT_PASSWORD in the environment; a bot: CHAT_TOKEN=svc_…\n" +
+      "(or CHAT_URL, CHAT_EMAIL, CHAT_PASSWORD in the environment; a bot: BOT_TOKEN=svc_…\n" +
       "instead of the email and password)",
   );
   process.exit(opts.help ? 0 : 2);

@@ -345,7 +345,7 @@ async def test_js_client_runs_as_a_bot_on_a_service_token(stack: Stack, js_clien
         await client.next("session")
         js = await Proc.start(
             "node", "client.mjs", "--url", stack.url(1), "--text", hello, "--once",
-            cwd=js_client, env={"CHAT_TOKEN": token},
+            cwd=js_client, env={"BOT_TOKEN": token},
         )  # fmt: skip
         try:
             try:
