@@ -30,6 +30,7 @@ from chat.adapters.cluster.presence import ClusterPresence
 from chat.adapters.cluster.reads import ClusterReads
 from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
+from chat.adapters.cluster.service_tokens import ClusterServiceTokens
 from chat.adapters.cluster.sessions import ClusterSessions
 from chat.adapters.cluster.shardset import ClusterShardSet
 from chat.adapters.http import (
@@ -67,6 +68,7 @@ from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
+from chat.core.service import ServiceTokens
 from chat.core.sessions import Sessions
 from chat.core.shardset import Follower
 from chat.core.subscriptions import Subscriptions, history_baselines
@@ -184,10 +186,11 @@ def build_node(s: Settings) -> Node:
         hash_waiting=s.hash_register_queue,
     )  # fmt: skip
     tokens, sign_ins = token_service(s), ClusterSessions(db.cluster)
+    service = ServiceTokens(ClusterServiceTokens(db.cluster), db.users, broker.publish)
     accounts = Accounts(
         db.users, db.limits, hasher, tokens, login_ip_rate=s.login_ip_rate,
         register_ip_rate=s.register_ip_rate, register_ip_burst=s.register_ip_burst,
-        guard=login_guard(s, db.limits), sessions=sign_ins,
+        guard=login_guard(s, db.limits), sessions=sign_ins, service=service,
     )  # fmt: skip
     sessions = Sessions(
         sign_ins, db.users, db.limits, tokens, broker, refresh_ttl=s.refresh_ttl,

@@ -1,5 +1,5 @@
-"""``chat`` command: ``serve`` a node, change the pub/sub ``shards``, mint a ``token`` with
-the local stack's secret.
+"""``chat`` command: ``serve`` a node, change the pub/sub ``shards``, manage service ``tokens``
+for bots, mint a ``token`` with the local stack's secret.
 
 The local stack itself is not part of the server: ``python -m devstack`` (``make run``).
 """
@@ -65,11 +65,33 @@ def _shards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     action.add_parser("resume", help="finish a change that stopped half-way")
 
 
+def _tokens_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tokens = sub.add_parser(
+        "tokens",
+        help="create, list or revoke service tokens (bots, backends)",
+        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 not done (the "
+        "cluster unreachable; revoke: the sockets not told, run it again), 2 refused.",
+    )
+    action = tokens.add_subparsers(dest="action", required=True)
+    create = action.add_parser(
+        "create", help="a new token and its bot user; the token is printed once, on stdout"
+    )
+    create.add_argument("--name", required=True, help="the bot's display name")
+    create.add_argument(
+        "--scope", action="append", dest="scopes", default=[], choices=("bot", "admin"),
+        help="bot (always); admin: the bot acts as an owner of every room",
+    )  # fmt: skip
+    action.add_parser("list", help="every token (never a secret)")
+    revoke = action.add_parser("revoke", help="refuse the token at once, close its sockets")
+    revoke.add_argument("id", help="the token's id (from `list`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _shards_parser(sub)
+    _tokens_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -102,6 +124,21 @@ def shards(args: argparse.Namespace) -> int:
         return 2
     shard, weight = getattr(args, "shard", None), getattr(args, "weight", 1)
     command = run_shards(settings, args.action, shard, wait=args.wait, weight=weight)
+    return asyncio.run(command)
+
+
+def service_tokens(args: argparse.Namespace) -> int:
+    from chat.admin_tokens import tokens as run_tokens
+
+    try:
+        settings = config.load(overrides={})
+    except config.ConfigError as exc:
+        print(f"chat tokens: {exc}", file=sys.stderr)
+        return 2
+    command = run_tokens(
+        settings, args.action, name=getattr(args, "name", ""),
+        scopes=getattr(args, "scopes", []), token_id=getattr(args, "id", ""),
+    )  # fmt: skip
     return asyncio.run(command)
 
 
@@ -147,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve({opt.name: getattr(args, opt.name) for opt in config.OPTIONS})
     if args.command == "shards":
         return shards(args)
+    if args.command == "tokens":
+        return service_tokens(args)
     return token(args)
 
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+#: A service token (``chat/core/service.py``): its id stays readable, its secret does not.
+_SERVICE = re.compile(r"(svc_[0-9A-Fa-f]{16}_)[A-Za-z0-9_-]+")
 _URL_USERINFO = re.compile(r"(rediss?://)[^\s/@]*@")
 _secrets: tuple[str, ...] = ()
 #: Given to python-socketio and python-engineio as their loggers (``chat/adapters/sio.py``): a
@@ -25,7 +27,8 @@ LIBRARY_LOGGERS = ("socketio.server", "engineio.server")
 def scrub(text: str) -> str:
     for secret in _secrets:
         text = text.replace(secret, "<hidden>")
-    return _URL_USERINFO.sub(r"\1<credentials>@", _JWT.sub("<token>", text))
+    text = _SERVICE.sub(r"\1<secret>", _JWT.sub("<token>", text))
+    return _URL_USERINFO.sub(r"\1<credentials>@", text)
 
 
 class _PlainFormatter(logging.Formatter):

@@ -30,16 +30,38 @@ class UserRecord(msgspec.Struct, frozen=True):
     created: int = 0
     #: The user's setting: send and see read receipts (``receipt`` events, positions).
     receipts: bool = True
+    #: The user of a service token (``chat tokens create``): no email, no password.
+    bot: bool = False
 
     @property
     def ref(self) -> UserRef:
         return UserRef(self.id, self.name)
 
-    def private(self) -> dict[str, str]:
-        return {"id": self.id, "email": self.email, "name": self.name}
+    def private(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"id": self.id, "email": self.email, "name": self.name}
+        return {**shown, "bot": True} if self.bot else shown
 
-    def public(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name}
+    def public(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"id": self.id, "name": self.name}
+        return {**shown, "bot": True} if self.bot else shown
+
+
+class ServiceToken(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A service token's record (``chat tokens``): its secret is kept only as ``hash`` (the
+    SHA-256 of the secret, hex), dropped when the token is revoked."""
+
+    id: str
+    name: str
+    #: The token's bot user (``UserRecord.bot``), its own: one bot user per token.
+    user: str
+    scopes: list[str]
+    created: int  # ms since the epoch
+    hash: str = ""
+    revoked: int = 0  # ms since the epoch; 0: in force
+
+    def listed(self) -> dict[str, Any]:
+        """What ``chat tokens list`` shows: never the hash."""
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if k != "hash"}
 
 
 class Account(msgspec.Struct, frozen=True):

@@ -10,7 +10,16 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, 
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chat.models import Account, Layout, Message, Room, RoomCounts, UserRecord, UserRef
+from chat.models import (
+    Account,
+    Layout,
+    Message,
+    Room,
+    RoomCounts,
+    ServiceToken,
+    UserRecord,
+    UserRef,
+)
 
 #: Called by a broker for every payload received on a subscribed channel, in arrival order
 #: per shard.  It is awaited before the next payload of that shard is read, which gives
@@ -167,6 +176,30 @@ class AccountStore(Protocol):
 
     async def set_receipts(self, user_id: str, on: bool) -> None:
         """The user's receipts setting (``UserRecord.receipts``)."""
+
+    async def create_bot(self, user: UserRecord) -> None:
+        """Store the user of a service token (``bot``: no email, no account to log in with);
+        in the lobby like every user."""
+
+
+class ServiceTokenStore(Protocol):
+    """Service tokens (``chat/core/service.py``), one record each, and the user ids of the
+    bots whose token has the ``admin`` scope."""
+
+    async def add(self, token: ServiceToken) -> None:
+        """Store a new token; with the ``admin`` scope its user becomes a service admin, in
+        the same write."""
+
+    async def get(self, token_id: str) -> ServiceToken | None: ...
+
+    async def all(self) -> list[ServiceToken]: ...
+
+    async def revoke(self, token_id: str, now_ms: int) -> ServiceToken | None:
+        """Mark the token revoked (its hash dropped) and its user no admin; the record as it
+        is now (revoked already: unchanged), None for an unknown id."""
+
+    async def is_admin(self, user_id: str) -> bool:
+        """Whether the user is a bot of an ``admin`` token in force (the store of record)."""
 
 
 class ReadStore(Protocol):

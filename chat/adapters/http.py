@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web, web_response
 
-from chat.core.tokens import cookie_token
+from chat.core.tokens import session_cookie
 from chat.errors import ChatError, internal, invalid_request, unauthorized
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,12 @@ def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) ->
 
 
 def request_token(request: web.Request) -> str | None:
-    """The bearer token, else the ``chat_token`` cookie."""
+    """The bearer token, else the ``chat_token`` cookie (never a service token there)."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return cookie_token(request.headers.get("Cookie", ""))
+    return session_cookie(request.headers.get("Cookie", ""))
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from chat import channels
 from chat.adapters import eio_tuning
 from chat.core.connections import Conn, Connections
 from chat.core.lifetime import SESSION_END, session_end
-from chat.core.tokens import cookie_token
+from chat.core.tokens import session_cookie
 from chat.errors import ChatError, internal, invalid_request, unauthorized, unavailable
 from chat.models import decode_json, encode_json
 
@@ -256,7 +256,7 @@ class SocketServer:
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any) -> bool:
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is None:
-            token = cookie_token(environ.get("HTTP_COOKIE", ""))
+            token = session_cookie(environ.get("HTTP_COOKIE", ""))  # never a service token
         _forget_headers(environ)
         try:
             await self.connections.open(sid, token)

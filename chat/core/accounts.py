@@ -11,15 +11,21 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from chat.core.devices import DeviceCookies
 from chat.core.identity import clean_email, clean_name, default_name
 from chat.core.login_guard import LoginGuard, LoginPolicy
 from chat.core.passwords import MAX_LENGTH, PasswordHasher, check_password
-from chat.core.tokens import Claims, TokenService
+from chat.core.tokens import SERVICE_PREFIX, Claims, TokenService
 from chat.errors import TOKEN_REVOKED, ChatError, not_found, rate_limited, unauthorized
 from chat.models import Account, UserRecord, is_user_id
 from chat.ports import AccountStore, Limits, SessionStore
+
+if TYPE_CHECKING:  # service.py imports this module (new_user_id)
+    from chat.core.service import ServiceTokens
 
 INVALID_CREDENTIALS = "email or password is wrong"
 
@@ -42,9 +48,12 @@ class Accounts:
         register_ip_burst: int = 30,
         guard: LoginGuard | None = None,
         sessions: SessionStore | None = None,
+        service: ServiceTokens | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sessions = sessions
+        #: Service tokens (bots), accepted wherever an access token is; None: none accepted.
+        self._service = service
         # Never looser than logins: each registration answer tells whether an email has an
         # account (409), which a login answer never does.
         self._register_rate = min(register_ip_rate, login_ip_rate)
@@ -131,7 +140,12 @@ class Accounts:
             raise rate_limited(wait)
 
     async def authenticate(self, token: object) -> Claims:
-        """A valid token that was not revoked (checked on every handshake and request)."""
+        """A valid token that was not revoked (checked on every handshake and request): a
+        user's access token, or a service token (``chat/core/service.py``)."""
+        if isinstance(token, str) and token.startswith(SERVICE_PREFIX):
+            if self._service is None:
+                raise unauthorized("invalid token")
+            return await self._service.authenticate(token)
         claims = self._tokens.verify(token)
         await self.check(claims)
         return claims
@@ -139,7 +153,12 @@ class Accounts:
     async def check(self, claims: Claims) -> None:
         """Refuse a token that was logged out (the denylist), whose sign-in ended, or that was
         issued before a "log out everywhere" (``chat/core/sessions.py``).  The reads go out
-        together: one round trip."""
+        together: one round trip.  A service token: its record, in force."""
+        if claims.svc:
+            if self._service is None:
+                raise unauthorized("token revoked", reason=TOKEN_REVOKED)
+            await self._service.check(claims)
+            return
         denied = self._limits.is_revoked(claims.jti)
         if self._sessions is None:
             ended = await denied
@@ -164,6 +183,6 @@ class Accounts:
 
     async def rename(self, user_id: str, name: object) -> UserRecord:
         user = await self.me(user_id)
-        renamed = UserRecord(user.id, user.email, clean_name(name), user.created)
+        renamed = msgspec.structs.replace(user, name=clean_name(name))
         await self._store.set_name(user.id, renamed.name)
         return renamed

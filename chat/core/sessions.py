@@ -28,7 +28,7 @@ from typing import Any
 
 from chat.core.controls import Revoke, control
 from chat.core.tokens import Claims, TokenService
-from chat.errors import TOKEN_REVOKED, rate_limited, unauthorized
+from chat.errors import TOKEN_REVOKED, forbidden, rate_limited, unauthorized
 from chat.models import UserRecord, is_user_id
 from chat.ports import AccountStore, Broker, Limits, SessionStore
 
@@ -41,6 +41,7 @@ MAX_FAMILIES = 100
 #: family rather than per user: a stranger who knows a user id cannot lock the user out.
 FAMILY_REFRESH_RATE = 10
 REFRESH_INVALID = "refresh token unknown, expired or revoked: sign in again"
+SERVICE_LOGOUT = "a service token is revoked by its operator (chat tokens revoke), not logged out"
 
 
 def digest(secret: str) -> str:
@@ -153,6 +154,7 @@ class Sessions:
     async def logout(self, claims: Claims) -> None:
         """End the token and its sign-in everywhere: the denylist for the token, the end of its
         family for the others issued with it, and their sockets on every node."""
+        _not_service(claims)
         revoke = self._limits.revoke(claims.jti, claims.exp - self._clock() + 60)
         if claims.fam:
             await asyncio.gather(revoke, self._store.end(claims.sub, claims.fam))
@@ -162,6 +164,7 @@ class Sessions:
 
     async def logout_everywhere(self, claims: Claims) -> None:
         """End every sign-in of the user, every access token issued so far, every socket."""
+        _not_service(claims)
         gen = await self._store.end_all(claims.sub)
         # "jti" too: a node of the previous release understands only that.
         await self._announce(claims.sub, Revoke(claims.jti, generation=gen))
@@ -175,3 +178,11 @@ class Sessions:
         _, wait = await self._limits.take(scope, ident, per_minute / 60, per_minute)
         if wait:
             raise rate_limited(wait)
+
+
+def _not_service(claims: Claims) -> None:
+    """Logout is for sign-ins.  Refused for a service token rather than ignored: "log out
+    everywhere" would raise the bot's session generation for nothing (no service token
+    carries one), and a bot must not end the credential its operator manages."""
+    if claims.svc:
+        raise forbidden(SERVICE_LOGOUT)

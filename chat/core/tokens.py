@@ -20,6 +20,8 @@ REQUIRED_CLAIMS = ("sub", "iat", "exp", "jti", "iss")
 COOKIE = "chat_token"
 #: The refresh token's cookie (see ``chat/core/sessions.py``).
 REFRESH_COOKIE = "chat_refresh"
+#: How a service token (``chat/core/service.py``) begins; no JWT does (they begin ``eyJ``).
+SERVICE_PREFIX = "svc_"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Claims:
     #: The user's session generation when the token was issued: "log out everywhere" raises
     #: it, and tokens of an older generation are refused.
     gen: int = 0
+    #: The id of the service token these are the claims of; "" for a user's JWT.
+    svc: str = ""
 
 
 class TokenService:
@@ -110,6 +114,15 @@ def _claims(payload: dict[str, object]) -> Claims:
         raise unauthorized("invalid token")
     shown = name if isinstance(name, str) else ""
     return Claims(sub=sub, name=shown, jti=jti, iat=iat, exp=exp, fam=fam, gen=gen)
+
+
+def session_cookie(header: str) -> str | None:
+    """The token of the ``chat_token`` cookie, unless it is a service token: those are
+    accepted as a bearer or in the Socket.IO ``auth`` only.  A cookie is sent by the browser
+    with every request, whoever made the page (CSRF); a bot never needs one, so a bot token
+    that ended up in a cookie is refused rather than made an ambient credential."""
+    token = cookie_token(header)
+    return None if token is not None and token.startswith(SERVICE_PREFIX) else token
 
 
 def cookie_token(header: str, name: str = COOKIE) -> str | None:

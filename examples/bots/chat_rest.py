@@ -1,5 +1,6 @@
-"""Accounts through the REST API, shared by the bots: log in or register, renew the access token
-with the refresh token (no password needed), obeying 429s."""
+"""Credentials of the bots: a service token (``ServiceAccount``, what a bot should use: made by the
+operator with ``chat tokens create``), or a person's account through the REST API (``Account``:
+log in or register, renew the access token with the refresh token, obeying 429s)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,23 @@ log = logging.getLogger("chat_rest")
 
 class Fatal(Exception):
     """A problem retrying cannot fix (the password is not the existing account's)."""
+
+
+class ServiceAccount:
+    """A bot's service token (``svc_…``): no login, no renewal (it does not expire).  The server
+    refuses it only once it is revoked (``chat tokens revoke``): then ``login`` raises ``Fatal``,
+    since nothing the bot can do brings it back.  Same interface as ``Account``."""
+
+    def __init__(self, token: str, stopping: asyncio.Event | None = None) -> None:
+        self.service_token = token
+        self.token: str | None = token
+        self.stopping = stopping or asyncio.Event()
+
+    async def login(self, url: str) -> str:
+        """The token; ``Fatal`` once it was refused (``token`` cleared by the caller)."""
+        if self.token is None:
+            raise Fatal("the service token was refused: revoked? (chat tokens create a new one)")
+        return self.token
 
 
 class Account:

@@ -2,9 +2,12 @@
 
     python examples/bots/echo_bot.py --urls http://127.0.0.1:8001,http://127.0.0.1:8002
 
-Credentials come from --email/--password/--name or BOT_EMAIL/BOT_PASSWORD/BOT_NAME; the bot
-logs in (registering the account on the first run) and reconnects by itself: to the next URL
-when a node is gone, with a refreshed token (its refresh token, no password) when its access
+Credentials: a service token in BOT_TOKEN (made by the operator: `chat tokens create --name
+echo --scope bot`; the bot's name is the token's), which never expires and is refused only once
+revoked (the bot then stops, status 2).  Without one, a person's account from
+--email/--password/--name or BOT_EMAIL/BOT_PASSWORD/BOT_NAME: the bot logs in (registering the
+account on the first run) and renews its access token with its refresh token.  Either way it
+reconnects by itself: to the next URL when a node is gone, with a renewed token when its access
 token expired (the server says so with `session_end` before it disconnects) or is refused, and
 with a `sync` after every (re)connect so that messages missed meanwhile are answered too, each
 exactly once.
@@ -25,7 +28,7 @@ from typing import Any
 
 import aiohttp
 import socketio
-from chat_rest import Account, Fatal
+from chat_rest import Account, Fatal, ServiceAccount
 
 log = logging.getLogger("echo_bot")
 RETRIABLE = {"unavailable", "rate_limited"}
@@ -67,7 +70,7 @@ class Cursors:
 
 
 class EchoBot:
-    def __init__(self, urls: list[str], account: Account) -> None:
+    def __init__(self, urls: list[str], account: Account | ServiceAccount) -> None:
         self.urls, self.account = urls, account
         self.cursors = Cursors()
         self.outbox: asyncio.Queue[tuple[str, dict]] = asyncio.Queue()
@@ -115,7 +118,7 @@ class EchoBot:
         except socketio.exceptions.ConnectionError as exc:
             error = refusal.get("error")
             if isinstance(error, dict) and error.get("code") == "unauthorized":
-                log.info("token refused by %s, renewing it", url)
+                log.info("token refused by %s, renewing it", url)  # ServiceAccount: Fatal
                 self.account.token = None
                 return "refused"
             log.warning("cannot connect to %s: %s", url, exc)
@@ -278,13 +281,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--email", default=env("BOT_EMAIL", "echo-bot@example.com"))
     parser.add_argument("--password", default=env("BOT_PASSWORD", "a dev passphrase for bots"))
     parser.add_argument("--name", default=env("BOT_NAME", "echo"))
+    parser.add_argument(
+        "--token-env", default="BOT_TOKEN",
+        help="the variable holding a service token (a token in argv would show in `ps`)",
+    )  # fmt: skip
     return parser.parse_args()
+
+
+def env_token(name: str) -> str | None:
+    token = os.environ.get(name, "").strip()
+    return token or None
 
 
 async def main() -> int:
     args = parse_args()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
-        account = Account(http, args.email, args.password, args.name)
+        service_token = env_token(args.token_env)
+        account: Account | ServiceAccount = (
+            ServiceAccount(service_token)
+            if service_token
+            else Account(http, args.email, args.password, args.name)
+        )
         bot = EchoBot(args.urls.split(","), account)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

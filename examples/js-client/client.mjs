@@ -3,6 +3,7 @@
 //
 //   npm ci
 //   node client.mjs --url http://127.0.0.1:8001 --email ann@example.com --password 'a passphrase'
+//   BOT_TOKEN=svc_… node client.mjs --url http://127.0.0.1:8001    # a bot: a service token
 //
 // Stops on Ctrl-C, after --count N messages, or with --once as soon as its own message is back.
 import { parseArgs } from "node:util";
@@ -23,11 +24,16 @@ const { values: opts } = parseArgs({
   },
 });
 
-if (opts.help || !opts.email || !opts.password) {
+// A service token (`chat tokens create`, for bots): used as it is, no login. Only from the
+// environment: a token in argv would show in `ps`.
+const serviceToken = process.env.BOT_TOKEN || undefined;
+
+if (opts.help || (!serviceToken && (!opts.email || !opts.password))) {
   console.error(
     "usage: node client.mjs [--url URL] --email EMAIL --password PASSWORD [--name NAME]\n" +
       "                      [--room lobby] [--text TEXT] [--count N | --once]\n" +
-      "(or CHAT_URL, CHAT_EMAIL, CHAT_PASSWORD in the environment)",
+      "(or CHAT_URL, CHAT_EMAIL, CHAT_PASSWORD in the environment; a bot: BOT_TOKEN=svc_…\n" +
+      "instead of the email and password)",
   );
   process.exit(opts.help ? 0 : 2);
 }
@@ -57,11 +63,15 @@ async function login() {
 }
 
 let token, user;
-try {
-  ({ token, user } = await login());
-} catch (e) {
-  console.error(`cannot log in at ${opts.url}: ${e.message}`);
-  process.exit(1);
+if (serviceToken) {
+  token = serviceToken; // the user is the token's bot, named in `session`
+} else {
+  try {
+    ({ token, user } = await login());
+  } catch (e) {
+    console.error(`cannot log in at ${opts.url}: ${e.message}`);
+    process.exit(1);
+  }
 }
 // websocket only: no sticky sessions needed behind a load balancer.
 const socket = io(opts.url, { auth: { token }, transports: ["websocket"] });
@@ -108,6 +118,7 @@ async function onSession(session) {
     return;
   }
   connectedBefore = true;
+  user ??= session.user;
   for (const room of session.rooms) lastSeq.set(room.id, room.last_seq);
   console.error(`connected to ${opts.url} as ${session.user.name} (${session.user.id})`);
   if (!session.rooms.some((room) => room.id === opts.room)) {
@@ -137,7 +148,11 @@ async function onSession(session) {
 }
 
 socket.on("connect_error", async (err) => {
-  if (err.data?.code === "unauthorized") {
+  if (err.data?.code === "unauthorized" && serviceToken) {
+    // A service token does not expire: refused, it was revoked (or never was one).
+    console.error("service token refused: revoked? (`chat tokens create` makes a new one)");
+    stop(1);
+  } else if (err.data?.code === "unauthorized") {
     // The token expired or was revoked: log in again and retry (the client does not retry a
     // refusal by itself).
     console.error("token refused, logging in again");

@@ -20,7 +20,7 @@ from types import ModuleType
 
 import pytest
 from sioclient import Client, connected
-from stack import Stack, new_user_id, register, start_stack
+from stack import Stack, chat_command, new_user_id, register, service_token, start_stack
 from test_accounts import call
 
 from devstack.nodes import ChatNodeProcess
@@ -106,11 +106,18 @@ class Proc:
 
 
 @contextlib.asynccontextmanager
-async def echo_bot(urls: list[str]) -> AsyncIterator[tuple[Proc, str, str]]:
-    """A running echo bot (a fresh account) and its name and user id, once it is ready."""
-    name = new_user_id("echo")
-    password = f"Pw-{secrets.token_hex(6)}"  # never the name: the password rules refuse it
-    env = {"BOT_EMAIL": f"{name}@example.com", "BOT_PASSWORD": password, "BOT_NAME": name}
+async def echo_bot(
+    urls: list[str], token: str | None = None, name: str | None = None
+) -> AsyncIterator[tuple[Proc, str, str]]:
+    """A running echo bot and its name and user id, once it is ready: with the service token
+    ``token`` (whose bot is called ``name``), else with a fresh account."""
+    if token is not None:
+        assert name is not None
+        env = {"BOT_TOKEN": token}
+    else:
+        name = new_user_id("echo")
+        password = f"Pw-{secrets.token_hex(6)}"  # never the name: the password rules refuse it
+        env = {"BOT_EMAIL": f"{name}@example.com", "BOT_PASSWORD": password, "BOT_NAME": name}
     bot = await Proc.start(sys.executable, str(ECHO_BOT), "--urls", ",".join(urls), env=env)
     try:
         ready = await bot.line(READY)
@@ -200,10 +207,15 @@ async def test_echo_bot_answers_no_edit_delete_reaction_or_deleted_message(monke
     assert bot.outbox.get_nowait()[1]["text"] == "echo: hi"
 
 
-async def test_echo_bot_answers_dms_and_lobby_mentions_only(stack: Stack):
+@pytest.mark.parametrize("credential", ["service token", "password"])
+async def test_echo_bot_answers_dms_and_lobby_mentions_only(stack: Stack, credential: str):
     user = await register(stack.url(1))
+    token, name = None, None
+    if credential == "service token":  # made as the operator makes one, with the CLI
+        name = new_user_id("echo")
+        token, _, _ = await service_token(stack, name, "bot")
     async with (
-        echo_bot([stack.url(0), stack.url(1)]) as (bot, name, bot_id),
+        echo_bot([stack.url(0), stack.url(1)], token, name) as (bot, name, bot_id),
         connected(stack.url(1), user.token) as client,
     ):
         sent = await dm(client, bot_id, "ping 1")
@@ -220,6 +232,24 @@ async def test_echo_bot_answers_dms_and_lobby_mentions_only(stack: Stack):
         assert client.pending("message") == []
         assert await bot.stop() == 0, bot.output()
         assert bot.count(r"answering ") == 2, bot.output()
+
+
+async def test_echo_bot_with_a_revoked_service_token_stops(stack: Stack):
+    name = new_user_id("echo")
+    token, ident, created_id = await service_token(stack, name, "bot")
+    user = await register(stack.url(0))
+    async with (
+        echo_bot([stack.url(1), stack.url(0)], token, name) as (bot, _, bot_id),
+        connected(stack.url(0), user.token) as client,
+    ):
+        assert bot_id == created_id
+        await dm(client, bot_id, "ping")
+        assert (await reply_from(client, bot, bot_id))["text"] == "echo: ping"
+        code, out, err = await chat_command(stack, "tokens", "revoke", ident)
+        assert code == 0, out + err
+        await bot.line("session ended by the server: token_revoked")
+        assert await bot.wait() == 2, bot.output()
+        await bot.line("the service token was refused")
 
 
 def rotate_secret(node: ChatNodeProcess) -> None:
@@ -304,6 +334,31 @@ async def test_js_client_registers_sends_and_prints_what_arrives(stack: Stack, j
     time = r"\[\d\d:\d\d:\d\d\]"
     assert re.fullmatch(rf"{time} {js_name}: {hello}", js.lines["stdout"][0]), js.output()
     assert re.fullmatch(rf"{time} {python_user.name}: {answer}", js.lines["stdout"][1]), js.output()
+
+
+async def test_js_client_runs_as_a_bot_on_a_service_token(stack: Stack, js_client: Path):
+    name = new_user_id("jsbot")
+    token, _, bot_id = await service_token(stack, name, "bot")
+    python_user = await register(stack.url(0))
+    hello = f"beep {secrets.token_hex(3)}"
+    async with connected(stack.url(0), python_user.token) as client:
+        await client.next("session")
+        js = await Proc.start(
+            "node", "client.mjs", "--url", stack.url(1), "--text", hello, "--once",
+            cwd=js_client, env={"BOT_TOKEN": token},
+        )  # fmt: skip
+        try:
+            try:
+                message = await client.next("message")
+            except TimeoutError:
+                raise AssertionError(f"nothing from the JS client:\n{js.output()}") from None
+            assert (message["from"]["id"], message["from"]["name"], message["text"]) == (
+                bot_id, name, hello,
+            )  # fmt: skip
+            assert await js.wait() == 0, js.output()
+        finally:
+            js.kill()
+    assert f"as {name} ({bot_id})" in "\n".join(js.lines["stderr"]), js.output()
 
 
 @pytest.mark.parametrize("mode", ["dm", "room"])

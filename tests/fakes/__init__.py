@@ -12,6 +12,7 @@ from fakes.limits import MemoryLimits
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
+from fakes.service_tokens import MemoryServiceTokens
 from fakes.sessions import MemorySessions
 from fakes.shardset import MemoryShardSet, MemorySwitch
 
@@ -27,6 +28,7 @@ __all__ = [
     "MemoryPresence",
     "MemoryReads",
     "MemoryRooms",
+    "MemoryServiceTokens",
     "MemorySessions",
     "MemoryShardSet",
     "MemorySwitch",

@@ -42,5 +42,8 @@ class MemoryAccounts:
     async def set_name(self, user_id: str, name: str) -> None:
         self.records[user_id] = msgspec.structs.replace(self.records[user_id], name=name)
 
+    async def create_bot(self, user: UserRecord) -> None:
+        self.records[user.id] = user
+
     async def set_receipts(self, user_id: str, on: bool) -> None:
         self.records[user_id] = msgspec.structs.replace(self.records[user_id], receipts=on)

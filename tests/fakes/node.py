@@ -28,6 +28,7 @@ from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
+from chat.core.service import ServiceTokens
 from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
 from chat.errors import ChatError
@@ -41,6 +42,7 @@ from fakes.limits import MemoryLimits
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
+from fakes.service_tokens import MemoryServiceTokens
 from fakes.sessions import MemorySessions
 
 #: Every event's row, high enough that only the limits' own tests meet them.
@@ -61,6 +63,7 @@ class World:
         self.rooms = MemoryRooms(self.accounts, self.presence, clock=self.clock)
         self.limits = MemoryLimits(self.clock)
         self.sessions = MemorySessions(self.clock)
+        self.service_tokens = MemoryServiceTokens()
         self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
         self.history.roster = self._roster
         self.reads = MemoryReads(self.history, self._member_count)
@@ -98,9 +101,12 @@ class MemoryNode:
         self.fanout = InboundDispatcher(self.delivery, self.ordering)
         self.broker = MemoryBroker(w.hub, self.fanout)
         hasher = PasswordHasher(memory_cost=8192, time_cost=1, workers=1)
+        self.service = ServiceTokens(
+            w.service_tokens, w.accounts, self.broker.publish, clock=w.clock
+        )
         self.accounts = Accounts(
             w.accounts, w.limits, hasher, w.tokens, login_ip_rate=100, sessions=w.sessions,
-            clock=w.clock,
+            service=self.service, clock=w.clock,
         )  # fmt: skip
         self.presence = Presence(
             MemoryPresence(w.presence, node_id), self.broker, per_user=per_user, clock=w.clock

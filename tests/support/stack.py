@@ -117,3 +117,30 @@ async def register(url: str, name: str | None = None, password: str | None = Non
             await asyncio.sleep(data["error"]["retry_after"])
         assert r.status == 201, data
     return User(data["user"]["id"], data["user"]["name"], email, password, data["token"])
+
+
+async def chat_command(stack: Stack, *argv: str) -> tuple[int, str, str]:
+    """``python -m chat <argv>`` with the stack's ``CHAT_*`` settings (an operator's command):
+    its exit code, stdout and stderr."""
+    import os
+    import sys
+
+    env = {**os.environ, **stack.nodes[0].env}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "chat", *argv, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def service_token(stack: Stack, name: str, *scopes: str) -> tuple[str, str, str]:
+    """A new service token made with ``chat tokens create``: ``(token, token id, bot user id)``."""
+    argv = ["tokens", "create", "--name", name, *(f"--scope={s}" for s in scopes)]
+    code, out, err = await chat_command(stack, *argv)
+    assert code == 0, out + err
+    token = out.strip()
+    created = err.split("created ", 1)[1].split()
+    user = next(part.split("=", 1)[1] for part in created if part.startswith("user="))
+    return token, created[0], user

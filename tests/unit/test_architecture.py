@@ -84,6 +84,13 @@ LAYERS = {
         "chat.core.*",
         "chat.adapters.*",
     ],
+    "chat.admin_tokens": [
+        "chat.config",
+        "chat.errors",
+        "chat.models",
+        "chat.core.*",
+        "chat.adapters.*",
+    ],
     "chat.serve": ["chat.app", "chat.config", "chat.adapters.*"],
     "chat.cli": [
         "chat",
@@ -91,6 +98,7 @@ LAYERS = {
         "chat.logs",
         "chat.serve",
         "chat.admin",
+        "chat.admin_tokens",
         "chat.core.tokens",
     ],
 }

@@ -33,7 +33,8 @@ return redis.call('HINCRBY', KEYS[1], 'nv', 1)
 """
 
 #: ``receipts``: the user's receipts setting, "0" when off (absent: on, the default).
-USER_FIELDS = ("email", "name", "created", "receipts")
+#: ``bot``: "1" for the user of a service token.
+USER_FIELDS = ("email", "name", "created", "receipts", "bot")
 
 
 def _text(value: bytes | str | None) -> str:
@@ -61,6 +62,13 @@ class ClusterAccounts:
         # Everyone is in the lobby; its member list is the one room list kept this way.
         await self._roster.add(LOBBY, user.id, [0, "0", 0, user.name])
         return True
+
+    async def create_bot(self, user: UserRecord) -> None:
+        """A service token's user: the user record only (no email to claim, no password)."""
+        user_key = keys.user_key(user.id)
+        fields = ("email", "", "name", user.name, "created", user.created, "bot", 1)
+        await self._cluster.send(user_key, "HSET", user_key, *fields, what="create bot")
+        await self._roster.add(LOBBY, user.id, [0, "0", 0, user.name])
 
     async def account(self, email_key: str) -> Account | None:
         key = keys.account_key(email_key)
@@ -105,4 +113,5 @@ def _record(user_id: str, fields: list[bytes | None]) -> UserRecord | None:
     if not fields[1]:
         return None
     created, receipts = int(_text(fields[2]) or 0), _text(fields[3]) != "0"
-    return UserRecord(user_id, _text(fields[0]), _text(fields[1]), created, receipts)
+    bot = _text(fields[4]) == "1"
+    return UserRecord(user_id, _text(fields[0]), _text(fields[1]), created, receipts, bot)
