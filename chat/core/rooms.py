@@ -217,13 +217,21 @@ class Rooms:
         if room.is_dm:
             raise forbidden("a direct conversation cannot be left")
         if self.roles is not None:
-            role = (await self.roles.member_roles(room, [conn.user.id]))[conn.user.id]
-            if role == OWNER:
-                raise moderation_refusal("owner_must_transfer")
+            await self._may_leave(room, conn.user.id)
         removed = await self._store.remove_member(room.id, conn.user.id)
         await self._connections.remove_room(conn, room.id)
         if removed:
             await self._announce(conn.user, room, joined=False)
+
+    async def _may_leave(self, room: Room, user_id: str) -> None:
+        """The owner hands the room over first, unless nobody else is in it: then the room
+        is left without members and without roles (its creator, back, owns it again)."""
+        assert self.roles is not None
+        roles, count = await asyncio.gather(
+            self.roles.member_roles(room, [user_id]), self._store.member_count(room.id)
+        )
+        if roles[user_id] == OWNER and count > 1:
+            raise moderation_refusal("owner_must_transfer")
 
     async def invite(self, conn: Conn, room_id: object, user_id: object) -> None:
         """A member adds a user; in a managed room only its owners and admins do (and a

@@ -261,3 +261,14 @@ async def test_member_limits_are_enforced_on_join_and_invite(world):
     managed = (await ok(ann, "room_settings", {"room": "club", "managed": True}))["room"]
     assert managed["managed"] is True and managed["private"] is True
     assert "club" not in await world.rooms.public_rooms()
+
+
+async def test_an_owner_alone_may_leave_and_the_creator_owns_the_room_again(node, world):
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    room = await room_of(node, ann, "club", bob)
+    await refused(ann, "leave", {"room": room}, "owner_must_transfer")
+    await ok(bob, "leave", {"room": room})
+    await ok(ann, "leave", {"room": room})
+    assert world.rooms.roles[room] == {} and world.rooms.members[room] == set()
+    assert (await bob.call("join", {"room": room}))["room"]["role"] == "member"
+    assert (await ann.call("join", {"room": room}))["room"]["role"] == "owner"
