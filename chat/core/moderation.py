@@ -20,7 +20,7 @@ import secrets
 from typing import Any
 
 from chat.core.messaging import Messaging
-from chat.core.roles import OWNER, RoomRoles, unmanaged
+from chat.core.roles import OWNER, RoomRoles, check_limit, unmanaged
 from chat.core.rooms import Rooms
 from chat.errors import forbidden, moderation_refusal, not_found
 from chat.models import Message, Room, UserRecord
@@ -89,7 +89,7 @@ class Moderation:
         room, _ = await self._room(actor, room_id)
         if await self._roles.role(actor.id, room) != OWNER:
             raise moderation_refusal("forbidden")
-        limit = None if member_limit is None else self._rooms.check_limit(member_limit)
+        limit = None if member_limit is None else check_limit(member_limit, self._roles.members_max)
         store = self._rooms.store
         await store.set_settings(room.id, managed, limit)
         now = await store.get(room.id)

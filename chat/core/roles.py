@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Collection, Mapping
 
-from chat.errors import moderation_refusal
+from chat.errors import ChatError, moderation_refusal
 from chat.models import Room
 from chat.ports import RoleStore, RoomStore
 
@@ -38,6 +38,18 @@ def effective_role(stored: Mapping[str, str], room: Room, user_id: str) -> str:
     if user_id == room.created_by and OWNER not in stored.values():
         return OWNER
     return MEMBER
+
+
+def check_limit(member_limit: object, most: int) -> int:
+    """A room's member limit: absent (0), or 1 to the deployment's bound (``most``, 0: none)."""
+    if member_limit is None:
+        return 0
+    if (
+        not isinstance(member_limit, int) or isinstance(member_limit, bool)
+        or member_limit < 1 or (most and member_limit > most)
+    ):  # fmt: skip
+        raise ChatError("invalid_room", f"member_limit must be 1 to {most or 'any'}")
+    return member_limit
 
 
 class RoomRoles:

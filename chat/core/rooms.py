@@ -17,7 +17,7 @@ from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
-from chat.core.roles import MODERATORS, OWNER, RoomRoles
+from chat.core.roles import MODERATORS, OWNER, RoomRoles, check_limit, unmanaged
 from chat.errors import ChatError, forbidden, moderation_refusal, not_found
 from chat.models import (
     ROOM_ID_PATTERN,
@@ -161,7 +161,7 @@ class Rooms:
         room_id = check_room_id(room_id)
         if not isinstance(private, bool) or not isinstance(managed, bool):
             raise ChatError("invalid_room", "private and managed must be true or false")
-        limit = self.check_limit(member_limit)
+        limit = check_limit(member_limit, self.roles.members_max if self.roles else 0)
         display = room_id if name is None else clean_name(name)
         # The lobby has no record to collide with: without this, its id could be "created"
         # (as a private room, even) and its records would disagree with what it is.
@@ -178,18 +178,6 @@ class Rooms:
         await self._broker.publish(*control(creator.id, room_notice(room.id, creator, joined=True)))
         return room.wire(0, role=OWNER)
 
-    def check_limit(self, member_limit: object) -> int:
-        """A member limit: absent (0), or 1 to the deployment's bound."""
-        if member_limit is None:
-            return 0
-        most = self.roles.members_max if self.roles is not None else 0
-        if (
-            not isinstance(member_limit, int) or isinstance(member_limit, bool)
-            or member_limit < 1 or (most and member_limit > most)
-        ):  # fmt: skip
-            raise ChatError("invalid_room", f"member_limit must be 1 to {most or 'any'}")
-        return member_limit
-
     # --- membership --------------------------------------------------------------------------
 
     async def join(self, conn: Conn, room_id: object) -> tuple[Room, int]:
@@ -204,7 +192,7 @@ class Rooms:
             return room, await self._connections.add_room(conn, room.id)
         if not member and self.roles is not None:
             await self.roles.check_entry(room, conn.user.id)
-        added = await self._store.add_member(room.id, conn.user.id)
+        added = await self._admit(room, conn.user.id)
         pointer = await self._connections.add_room(conn, room.id)
         if added:
             await self._announce(conn.user, room, joined=True)
@@ -242,7 +230,7 @@ class Rooms:
             raise not_found("no_user", "no such user")
         if self.roles is not None and not await self._store.is_member(room.id, guest.id):
             await self.roles.check_entry(room, guest.id)
-        if await self._store.add_member(room.id, guest.id):
+        if await self._admit(room, guest.id):
             await self._announce(guest, room, joined=True)
 
     async def _inviter(self, conn: Conn, room_id: object) -> Room:
@@ -255,6 +243,19 @@ class Rooms:
         if room.managed and role not in MODERATORS:
             raise moderation_refusal("forbidden")
         return room
+
+    async def _admit(self, room: Room, user_id: str) -> bool:
+        """Add a member (True if new).  Hazard: a ban stored between the check before this
+        and the add would be undone by the add landing after the ban's removal; the ban is
+        read again once added (a ban is stored before its removal runs, so one of the two
+        sees the other) and the user removed again."""
+        added = await self._store.add_member(room.id, user_id)
+        if not added or self.roles is None or unmanaged(room):
+            return added
+        if await self.roles.store.restricted(room.id, user_id, "ban") is not None:
+            await self._store.remove_member(room.id, user_id)
+            raise moderation_refusal("banned")
+        return added
 
     async def expel(self, room: Room, user: UserRecord) -> None:
         """Remove a member (a kick or a ban): their sockets stop following the room on every

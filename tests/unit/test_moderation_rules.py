@@ -272,3 +272,18 @@ async def test_an_owner_alone_may_leave_and_the_creator_owns_the_room_again(node
     assert world.rooms.roles[room] == {} and world.rooms.members[room] == set()
     assert (await bob.call("join", {"room": room}))["room"]["role"] == "member"
     assert (await ann.call("join", {"room": room}))["room"]["role"] == "owner"
+
+
+async def test_a_ban_landing_between_the_check_and_the_add_still_keeps_the_user_out(node, world):
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    room = await room_of(node, ann, "club")
+    checked = node.roles.check_entry
+
+    async def ban_lands_right_after(room_obj, user_id):
+        await checked(room_obj, user_id)
+        world.moderation.bans.setdefault(room_obj.id, {})[user_id] = 0
+
+    node.roles.check_entry = ban_lands_right_after  # type: ignore[method-assign]
+    ack = await bob.call("join", {"room": room})
+    assert ack["error"]["code"] == "banned"
+    assert not await world.rooms.is_member(room, "bob") and bob.events("joined") == []
