@@ -59,14 +59,15 @@ class RoomRoles:
         self.members_max = members_max
 
     async def role(self, user_id: str, room: Room) -> str:
-        """The user's role; a service admin is an owner of every room (but the lobby and
-        DMs, which have no roles)."""
-        if unmanaged(room):
+        """The user's role; a service admin is an owner of every room but DMs (in the lobby,
+        which has no moderation, that lets a bot delete any message)."""
+        if room.is_dm:
             return MEMBER
         stored, admin = await asyncio.gather(
-            self.store.roles([room.id]), self.store.service_admin(user_id)
+            self.store.roles([] if unmanaged(room) else [room.id]),
+            self.store.service_admin(user_id),
         )
-        return OWNER if admin else effective_role(stored[room.id], room, user_id)
+        return OWNER if admin else effective_role(stored.get(room.id, {}), room, user_id)
 
     async def roles_of(self, user_id: str, rooms: Mapping[str, Room]) -> dict[str, str]:
         """The user's role in each room (sent together: one round trip per master)."""
@@ -76,7 +77,7 @@ class RoomRoles:
         )
         return {
             rid: OWNER
-            if admin and rid in stored
+            if admin and not room.is_dm
             else effective_role(stored.get(rid, {}), room, user_id)
             for rid, room in rooms.items()
         }
@@ -86,9 +87,6 @@ class RoomRoles:
             return dict.fromkeys(user_ids, MEMBER)
         stored = (await self.store.roles([room.id]))[room.id]
         return {u: effective_role(stored, room, u) for u in user_ids}
-
-    async def moderates(self, user_id: str, room: Room) -> bool:
-        return await self.role(user_id, room) in MODERATORS
 
     async def muted(self, room_id: str, user_id: str) -> bool:
         """Whether a mute of the user in the room (not the lobby, not a DM) is in force."""

@@ -222,6 +222,14 @@ async def test_a_service_admin_acts_as_owner_of_every_room(node, world):
     await ok(cid, "invite", {"room": room, "user": "dan"})
     await ok(cid, "ban", {"room": room, "user": "bob"})
     await refused(cid, "kick", {"room": room, "user": "ann"}, "forbidden")  # never the owner
+    said = (await ok(ann, "send", {"room": "lobby", "text": "lobby spam"}))["message"]
+    await refused(bob, "delete", {"room": "lobby", "id": said["id"]}, "forbidden")
+    lobby = await ok(cid, "delete", {"room": "lobby", "id": said["id"]})  # the lobby too
+    assert lobby["message"]["by_moderator"] is True
+    session = cid.events("session")[0]
+    assert {r["id"]: r["role"] for r in session["rooms"]}["lobby"] == "member"  # not yet admin
+    again = await node.connect("cid")
+    assert {r["id"]: r["role"] for r in again.events("session")[0]["rooms"]}["lobby"] == "owner"
 
 
 async def test_managed_rooms_are_private_and_only_admins_add_members(node):
