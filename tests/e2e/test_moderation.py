@@ -13,6 +13,8 @@ from stack import Stack, User, register
 from test_accounts import call
 from test_rooms import make_room, room_id
 
+from chat import keys
+
 #: How soon a removed user's sockets must stop receiving the room (issue 17).
 WITHIN = 1.0
 
@@ -230,3 +232,35 @@ async def test_managed_rooms_limits_and_the_rest_mirrors(stack: Stack):
         _, rooms, _ = await call("GET", stack.url(0) + "/api/rooms", token=bob.token)
         mine = next(r for r in rooms["rooms"] if r["id"] == rid)
         assert (mine["role"], mine["managed"], mine["member_limit"]) == ("member", True, 10)
+
+
+async def test_a_service_admin_moderates_any_room_over_rest_without_being_a_member(stack: Stack):
+    """The admin REST API: a bot whose service token has the ``admin`` scope is listed in
+    ``service_admins_key`` (written here directly: the tokens are another part's) and acts as
+    an owner of every room."""
+    ann, bob, bot = [await register(stack.url(i % 2)) for i in range(3)]
+    rid = await make_room(stack, ann, private=True)
+    admins = keys.service_admins_key()
+    master = stack.fleet.master_for_key(admins)
+    url = stack.url(1) + f"/api/rooms/{rid}"
+    async with connected(stack.url(0), ann.token) as a, connected(stack.url(1), bob.token) as b:
+        await ok(a, "invite", {"room": rid, "user": bob.id})
+        said = (await ok(b, "send", {"room": rid, "text": "abuse"}))["message"]
+        status, body, _ = await call("POST", url + "/ban", {"user": bob.id}, bot.token)
+        assert (status, body["error"]["code"]) == (403, "forbidden")  # not yet an admin
+        master.command("SADD", admins, bot.id)
+        try:
+            status, body, _ = await call("DELETE", url + f"/messages/{said['id']}", None, bot.token)
+            assert status == 200 and body["message"]["by_moderator"] is True
+            status, body, _ = await call("POST", url + "/ban", {"user": bob.id}, bot.token)
+            assert status == 200 and body["message"]["from"]["id"] == bot.id
+            assert (await b.next("left", timeout=WITHIN))["room"] == rid
+            status, body, _ = await call("POST", url + "/kick", {"user": ann.id}, bot.token)
+            assert (status, body["error"]["code"]) == (403, "forbidden")  # never the owner
+            status, _, _ = await call("POST", url + "/invite", {"user": bob.id}, bot.token)
+            assert status == 404  # no such route: invites are the event's
+        finally:
+            master.command("SREM", admins, bot.id)
+        live = [await next_in(a, rid) for _ in range(3)]
+        assert [m.get("kind") for m in live] == [None, "delete", "moderation"]
+        assert live[0]["id"] == said["id"] and live[2]["action"] == "ban"
