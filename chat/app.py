@@ -26,6 +26,7 @@ from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.limits import ClusterLimits
+from chat.adapters.cluster.moderation import ClusterModeration
 from chat.adapters.cluster.presence import ClusterPresence
 from chat.adapters.cluster.reads import ClusterReads
 from chat.adapters.cluster.rooms import ClusterRooms
@@ -61,12 +62,14 @@ from chat.core.limiter import EventLimiter
 from chat.core.login_guard import LoginGuard, LoginPolicy
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
+from chat.core.moderation import Moderation
 from chat.core.ordering import Ordering
 from chat.core.passwords import PasswordHasher
 from chat.core.presence import Presence
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
+from chat.core.roles import RoomRoles
 from chat.core.rooms import Rooms
 from chat.core.service import ServiceTokens
 from chat.core.sessions import Sessions
@@ -146,6 +149,7 @@ class Storage:
     presence: ClusterPresence
     reads: ClusterReads
     changes: ClusterChanges
+    moderation: ClusterModeration
 
 
 def storage(s: Settings) -> Storage:
@@ -166,6 +170,7 @@ def storage(s: Settings) -> Storage:
         cluster, history, limits, ClusterAccounts(cluster, roster), rooms,
         ClusterPresence(cluster, s.node_id, roster), ClusterReads(cluster),
         ClusterChanges(cluster, max_len=s.history_max, max_age_s=s.history_max_age),
+        ClusterModeration(cluster, max_len=s.history_max),
     )  # fmt: skip
 
 
@@ -202,16 +207,19 @@ def build_node(s: Settings) -> Node:
     )  # fmt: skip
     subscriptions = Subscriptions(broker, order, history_baselines(db.rooms, db.history))
     limiter = EventLimiter(db.limits, s.event_limit_table())
+    roles = RoomRoles(db.moderation, db.rooms, members_max=s.room_members_max)
     connections = Connections(
         accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter,
-        counts=db.reads.counts,
+        counts=db.reads.counts, roles=roles.roles_of,
     )  # fmt: skip
-    rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
+    rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits, roles)
     messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
     recovery = Recovery(db.history, rooms, connections)
     changes = Changes(
-        db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s
-    )
+        db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s,
+        roles=roles,
+    )  # fmt: skip
+    moderation = Moderation(roles, rooms, messaging, db.users, db.history)
     member_presence = MemberPresence(presence, connections, rooms, db.rooms)
     renaming = Renaming(accounts, db.rooms, broker)
     reading = Reading(
@@ -220,13 +228,14 @@ def build_node(s: Settings) -> Node:
     controls.register(inbound, connections)
     # Every event spends its row of the limit table first (an event without one: no start).
     events = ClientEvents(
-        messaging, rooms, recovery, member_presence, renaming, changes, reading
+        messaging, rooms, recovery, member_presence, renaming, changes, reading, moderation
     ).events()
     sockets.serve(connections, limiter.guard(events))
     rest = Rest(
         accounts, renaming, messaging, rooms, recovery, db.history, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
         limiter=limiter, sessions=sessions, reading=reading, changes=changes,
+        moderation=moderation,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)

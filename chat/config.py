@@ -168,6 +168,7 @@ EVENT_LIMITS: dict[str, tuple[float, int]] = {
     "history": (20, 200), "sync": (1, 20), "members": (5, 50), "online": (5, 50),
     "watch": (10, 100), "unwatch": (10, 100), "me": (1, 20), "user": (5, 50),
     "rooms": (2, 30), "logout": (1, 10), "read": (20, 40), "settings": (1, 20),
+    "moderate": (2, 30),
 }  # fmt: skip
 
 
@@ -250,6 +251,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("event_limits", _event_limits, "per-user limits: event=rate/burst,... (*: all)", ""),
     Option("rooms_per_user", _positive(int), "rooms (not DMs) a user may belong to", "500"),
     Option("rooms_created_per_user", _positive(int), "rooms a user may ever create", "100"),
+    Option("room_members_max", _positive(int), "members a room may have (not the lobby)", "10000"),
     Option("connections_per_user", _positive(int), "sockets per user on all nodes", "20"),
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
     Option("ws_compression", _bool, "accept permessage-deflate (~260 KiB per socket)", "false"),
@@ -324,6 +326,7 @@ class Settings:
     event_limits: dict[str, tuple[float, int]]
     rooms_per_user: int
     rooms_created_per_user: int
+    room_members_max: int
     connections_per_user: int
     max_payload: int
     ws_compression: bool

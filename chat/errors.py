@@ -98,3 +98,21 @@ REFUSALS = {
 def refusal(code: str) -> ChatError:
     status, message = REFUSALS[code]
     return ChatError(code, message, status)
+
+
+#: Why a role or moderation action (``chat/core/moderation.py``) or a membership change of a
+#: moderated room was refused: code -> (status, message).  The moderation script answers these
+#: codes; the core and the in-memory fake raise them alike.
+MODERATION_REFUSALS = {
+    "forbidden": (403, "your role in this room does not allow this"),
+    "not_member": (404, "the user is not a member of this room"),
+    "banned": (403, "banned from this room"),
+    "muted": (403, "muted in this room"),
+    "room_full": (403, "the room has as many members as it may have"),
+    "owner_must_transfer": (409, "the owner must transfer the room before leaving it"),
+}
+
+
+def moderation_refusal(code: str) -> ChatError:
+    status, message = MODERATION_REFUSALS[code]
+    return ChatError(code, message, status)

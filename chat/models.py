@@ -98,6 +98,14 @@ class Message(msgspec.Struct, frozen=True, omit_defaults=True):
     #: The seq of the newest change entry reflected in this state: a client that applies the
     #: change entries it receives skips those at or below it (already counted here).
     changed_seq: int | None = None
+    #: A delete entry made by a room admin or owner, not by the author.
+    by_moderator: bool = False
+    #: A moderation entry (``kind`` ``moderation``): ``action`` (kick, ban, unban, mute,
+    #: unmute, role, transfer), its target ``user``, ``until`` (ms; ban and mute) and ``role``.
+    action: str | None = None
+    user: UserRef | None = None
+    until: int | None = None
+    role: str | None = None
 
 
 class RoomCounts(msgspec.Struct, frozen=True):
@@ -163,25 +171,38 @@ def dm_room_id(a: str, b: str) -> str:
 
 
 class Room(msgspec.Struct, frozen=True):
-    """A stored room.  DM rooms are ``dm:<a>:<b>``; the lobby is public and has everyone."""
+    """A stored room.  DM rooms are ``dm:<a>:<b>``; the lobby is public and has everyone.
+    A ``managed`` room is private and only its owners and admins add members;
+    ``member_limit`` (0: the deployment's bound only) caps its members."""
 
     id: str
     name: str
     private: bool
     created_by: str = ""
     created: int = 0
+    managed: bool = False
+    member_limit: int = 0
 
     @property
     def is_dm(self) -> bool:
         return is_dm_room(self.id)
 
-    def wire(self, last_seq: int, name: str | None = None) -> dict[str, Any]:
-        return {
+    def wire(
+        self, last_seq: int, name: str | None = None, role: str | None = None
+    ) -> dict[str, Any]:
+        """The room object; ``role`` is the caller's (``owner``, ``admin``, ``member``)."""
+        wire: dict[str, Any] = {
             "id": self.id,
             "name": self.name if name is None else name,
             "private": self.private,
             "last_seq": last_seq,
+            "managed": self.managed,
         }
+        if self.member_limit:
+            wire["member_limit"] = self.member_limit
+        if role is not None:
+            wire["role"] = role
+        return wire
 
 
 #: User ids (server-made, URL-safe; the pattern also keeps odd strings such as lone surrogates

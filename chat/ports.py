@@ -148,6 +148,8 @@ class ChangeRequest:
     edit_window_ms: int = 0  # 0: no limit
     max_emoji: int = 20  # distinct emoji on one message
     max_per_user: int = 10  # reactions of one user on one message
+    #: A delete by a room admin or owner: any message of the room (``by_moderator``).
+    moderator: bool = False
 
 
 class MessageChanges(Protocol):
@@ -158,6 +160,41 @@ class MessageChanges(Protocol):
         state, at once and durably.  ``(entry, True)``; ``(first entry, False)`` for a
         repeated token; ``(None, False)`` for a reaction already on (off).  A refusal raises
         ``errors.refusal(code)`` and changes nothing."""
+
+
+@dataclass(frozen=True)
+class ModerationRequest:
+    """One role or moderation action, as ``chat/core/moderation.py`` hands it to
+    ``RoleStore.moderate``."""
+
+    action: str  # kick | ban | unban | mute | unmute | role | transfer
+    room: str
+    actor: UserRef
+    target: UserRef
+    random: str  # the entry's id is "<seq>.<random>"
+    #: The actor is a service admin: an owner of every room (``service_admins_key``).
+    service_admin: bool = False
+    duration_ms: int = 0  # ban (0: until unbanned) and mute
+    role: str | None = None  # role: "admin" | "member"
+
+
+class RoleStore(Protocol):
+    """Roles, bans and mutes per room, and the moderation entries of the room's stream."""
+
+    async def roles(self, room_ids: Collection[str]) -> dict[str, dict[str, str]]:
+        """Per room, the users listed with a role (``owner``/``admin``; absent: member)."""
+
+    async def service_admin(self, user_id: str) -> bool:
+        """Whether the user is a bot with an admin-scoped service token."""
+
+    async def restricted(self, room_id: str, user_id: str, what: str) -> int | None:
+        """``what`` ``ban`` or ``mute``: its expiry in ms (0: none) while in force, else None."""
+
+    async def moderate(self, req: ModerationRequest) -> Message | None:
+        """Check the rules against the stored roles, membership and restrictions, apply the
+        action and append its ``moderation`` entry, at once and durably.  None when nothing
+        changed (unban/unmute of nobody restricted).  A refusal raises
+        ``errors.moderation_refusal(code)`` and changes nothing."""
 
 
 class AccountStore(Protocol):
@@ -273,8 +310,18 @@ class SessionStore(Protocol):
 class RoomStore(Protocol):
     """Rooms and membership.  The lobby always exists and everyone is in it."""
 
-    async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
-        """Create with the creator as member; None when the id is taken."""
+    async def create(
+        self, room_id: str, name: str, private: bool, creator: str, *, managed: bool = False,
+        member_limit: int = 0,
+    ) -> Room | None:  # fmt: skip
+        """Create with the creator as member and owner; None when the id is taken."""
+
+    async def set_settings(
+        self, room_id: str, managed: bool | None, member_limit: int | None
+    ) -> None:
+        """Change what is not None (``managed`` true also makes the room private)."""
+
+    async def member_count(self, room_id: str) -> int: ...
 
     async def ensure_dm(self, room_id: str) -> None: ...
 

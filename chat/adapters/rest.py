@@ -14,12 +14,15 @@ from aiohttp import web
 from chat.adapters.http import client_address, error_response, json_body, request_token
 from chat.adapters.rest_changes import ROWS as CHANGE_ROWS
 from chat.adapters.rest_changes import ChangeRoutes
+from chat.adapters.rest_moderation import ROWS as MODERATION_ROWS
+from chat.adapters.rest_moderation import ModerationRoutes
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
+from chat.core.moderation import Moderation
 from chat.core.payloads import HistoryQuery, MessageBody, ReadBody, SettingsIn, parse
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
@@ -54,6 +57,7 @@ ROUTE_ROWS = {
     "GET /api/me/settings": "settings",
     "PATCH /api/me/settings": "settings",
     **CHANGE_ROWS,
+    **MODERATION_ROWS,
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -76,7 +80,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest(ChangeRoutes):
+class Rest(ChangeRoutes, ModerationRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -91,6 +95,7 @@ class Rest(ChangeRoutes):
     sessions: Sessions
     reading: Reading
     changes: Changes
+    moderation: Moderation
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -109,6 +114,7 @@ class Rest(ChangeRoutes):
             web.get("/api/me/settings", self.settings_get),
             web.patch("/api/me/settings", self.settings_set),
             *self.change_routes(),
+            *self.moderation_routes(),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -247,8 +253,9 @@ class Rest(ChangeRoutes):
         user = await self._user(request)
         body = await json_body(request)
         room = await self.rooms.create(
-            user, body.get("id"), body.get("name"), body.get("private", False)
-        )
+            user, body.get("id"), body.get("name"), body.get("private", False),
+            body.get("managed", False), body.get("member_limit"),
+        )  # fmt: skip
         return web.json_response({"room": room}, status=201)
 
     async def room_messages(self, request: web.Request) -> web.Response:

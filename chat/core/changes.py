@@ -17,10 +17,11 @@ import emoji as emoji_lib
 
 from chat.core.connections import Conn
 from chat.core.messaging import Messaging
+from chat.core.roles import MODERATORS, OWNER, RoomRoles
 from chat.core.rooms import Rooms
 from chat.core.text import clean_text
-from chat.errors import refusal
-from chat.models import Message, UserRecord, message_seq
+from chat.errors import forbidden, refusal
+from chat.models import Message, Room, UserRecord, message_seq
 from chat.ports import ChangeRequest, MessageChanges
 
 #: Distinct emoji on one message; reactions of one user on one message.
@@ -44,7 +45,9 @@ class Changes:
         *,
         text_max: int,
         edit_window_s: int,
+        roles: RoomRoles | None = None,
     ) -> None:
+        self._roles = roles
         self._store = store
         self._rooms = rooms
         self._messaging = messaging
@@ -83,7 +86,10 @@ class Changes:
         self, user: UserRecord, room_id: object, message_id: str, kind: str, cid: str | None,
         conn: Conn | None, *, text: str | None = None, emoji: str | None = None, on: bool = True,
     ) -> Message | None:  # fmt: skip
-        room = await self._rooms.member_of(user.id, room_id, conn)
+        if kind == "delete":
+            room, moderator = await self._deleter(user, room_id, conn)
+        else:  # a muted member can neither edit nor react
+            room, moderator = await self._rooms.sender_of(user.id, room_id, conn), False
         target_seq = message_seq(message_id)
         if target_seq is None:
             raise refusal("no_message")
@@ -93,10 +99,23 @@ class Changes:
         req = ChangeRequest(
             kind, room.id, message_id, target_seq, user.ref, secrets.token_urlsafe(12), token,
             cid=cid, text=text, emoji=emoji, on=on, edit_window_ms=self._edit_window_ms,
-            max_emoji=MAX_EMOJI, max_per_user=MAX_PER_USER,
+            max_emoji=MAX_EMOJI, max_per_user=MAX_PER_USER, moderator=moderator,
         )  # fmt: skip
         entry, _ = await self._store.change(req)
         if entry is not None:
             # Published again on a retry (as sends are): receivers drop a seq they delivered.
             await self._messaging.publish(entry)
         return entry
+
+    async def _deleter(
+        self, user: UserRecord, room_id: object, conn: Conn | None
+    ) -> tuple[Room, bool]:
+        """The room, and whether the user moderates it (an admin or owner deletes any
+        message; a service admin, member or not)."""
+        if self._roles is None:
+            return await self._rooms.member_of(user.id, room_id, conn), False
+        room, member = await self._rooms.access(user.id, room_id, conn)
+        role = await self._roles.role(user.id, room)
+        if not member and role != OWNER:
+            raise forbidden("join the room first" if not room.private else "not a member")
+        return room, role in MODERATORS

@@ -8,7 +8,7 @@ non-DM room it belongs to.  DM rooms travel on the two users' channels.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +21,13 @@ from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
 from chat.core.presence import Presence
 from chat.core.subscriptions import Subscriptions
-from chat.models import RoomCounts, UserRecord, is_dm_room, peer_of
+from chat.models import Room, RoomCounts, UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
 #: A user's counts in some rooms (``ReadStore.counts``).
 Counts = Callable[[str, Collection[str]], Awaitable[dict[str, RoomCounts]]]
+#: A user's role in each of some rooms (``RoomRoles.roles_of``).
+Roles = Callable[[str, Mapping[str, Room]], Awaitable[dict[str, str]]]
 
 
 @dataclass(slots=True)
@@ -85,7 +87,10 @@ class Connections:
         *,
         lifetimes: Lifetimes | None = None,
         counts: Counts | None = None,
+        roles: Roles | None = None,
     ) -> None:
+        #: The user's role in each room (``session``).
+        self._roles = roles
         #: Read position and unread counts of the user's rooms (``session``, ``joined``).
         self._counts = counts
         #: Ends the sockets whose token expires or is revoked.
@@ -139,10 +144,14 @@ class Connections:
         rooms = await self._rooms.get_many(room_ids)
         peers = {peer_of(r, user_id) for r in rooms if is_dm_room(r)}
         names = {u.id: u.name for u in (await self._users.users(peers)).values()}
+        roles = await self._roles(user_id, rooms) if self._roles is not None else {}
         return {
-            room_id: room.wire(0, names.get(peer_of(room_id, user_id), "") if room.is_dm else None)
+            room_id: room.wire(
+                0, names.get(peer_of(room_id, user_id), "") if room.is_dm else None,
+                roles.get(room_id),
+            )
             for room_id, room in rooms.items()
-        }
+        }  # fmt: skip
 
     async def _add_counts(self, user_id: str, described: dict[str, dict[str, Any]]) -> None:
         if self._counts is not None and described:

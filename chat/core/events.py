@@ -15,7 +15,9 @@ from chat.core.changes import Changes
 from chat.core.connections import Conn
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
+from chat.core.moderation import Moderation
 from chat.core.payloads import (
+    BanIn,
     DeleteIn,
     DmIn,
     EditIn,
@@ -23,10 +25,14 @@ from chat.core.payloads import (
     InviteIn,
     JoinIn,
     MembersIn,
+    ModerateIn,
+    MuteIn,
     ReactIn,
     ReadIn,
     RenameIn,
+    RoleIn,
     RoomIn,
+    RoomSettingsIn,
     SendIn,
     SettingsIn,
     SyncIn,
@@ -52,7 +58,9 @@ class ClientEvents:
         renaming: Renaming,
         changes: Changes,
         reading: Reading | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
+        self._moderation = moderation
         self._reading = reading
         self._messaging = messaging
         self._rooms = rooms
@@ -81,6 +89,14 @@ class ClientEvents:
             "edit": self.edit,
             "delete": self.delete,
             "react": self.react,
+            "kick": self.kick,
+            "ban": self.ban,
+            "unban": self.unban,
+            "mute": self.mute,
+            "unmute": self.unmute,
+            "role": self.role,
+            "transfer": self.transfer,
+            "room_settings": self.room_settings,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +120,10 @@ class ClientEvents:
         else:
             missed = await self._recovery.missed(room.id, req.since, pointer, conn.user.id)
         counts = await self._counts(conn, room.id)
+        roles = self._rooms.roles
+        role = None if roles is None else await roles.role(conn.user.id, room)
         return {
-            "room": {**room.wire(pointer), **counts},
+            "room": {**room.wire(pointer, role=role), **counts},
             "missed": missed["messages"],
             "has_more": missed["has_more"],
         }
@@ -200,3 +218,44 @@ class ClientEvents:
             conn.user, req.room, req.id, req.emoji, req.on, req.cid, conn
         )
         return {"message": None if entry is None else to_wire(entry)}
+
+    # --- moderation (chat/core/moderation.py) ------------------------------------------------
+
+    @property
+    def _moderator(self) -> Moderation:
+        if self._moderation is None:
+            raise RuntimeError("ClientEvents was built without moderation")
+        return self._moderation
+
+    async def _act(self, conn: Conn, action: str, req: Any, **kw: Any) -> dict[str, Any]:
+        entry = await self._moderator.act(conn.user, action, req.room, req.user, **kw)
+        return {"message": None if entry is None else to_wire(entry)}
+
+    async def kick(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._act(conn, "kick", parse(payload, ModerateIn))
+
+    async def ban(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, BanIn)
+        return await self._act(conn, "ban", req, duration_s=req.duration_s)
+
+    async def unban(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._act(conn, "unban", parse(payload, ModerateIn))
+
+    async def mute(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, MuteIn)
+        return await self._act(conn, "mute", req, duration_s=req.duration_s)
+
+    async def unmute(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._act(conn, "unmute", parse(payload, ModerateIn))
+
+    async def role(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, RoleIn)
+        return await self._act(conn, "role", req, role=req.role)
+
+    async def transfer(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._act(conn, "transfer", parse(payload, ModerateIn))
+
+    async def room_settings(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, RoomSettingsIn)
+        room = await self._moderator.settings(conn.user, req.room, req.managed, req.member_limit)
+        return {"room": room}

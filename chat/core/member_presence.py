@@ -69,4 +69,7 @@ class MemberPresence:
         # Paged in the store (each room's roster is kept in this order): the cost is the
         # page's, not the room's; the lobby holds every user.
         page, count = await self._room_store.members_page(room.id, offset, limit)
+        if self._rooms.roles is not None:
+            roles = await self._rooms.roles.member_roles(room, [m["id"] for m in page])
+            page = [{**m, "role": roles[m["id"]]} for m in page]
         return {"members": page, "count": count, "has_more": offset + limit < count}

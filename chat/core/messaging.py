@@ -71,7 +71,7 @@ class Messaging:
         """Store a message in a room the sender belongs to, then publish it.  ``mentions``:
         user ids (the shape checked by the payload); members among them are mentioned."""
         text = clean_text(text, self._text_max)
-        room = await self._rooms.member_of(sender.id, room_id, conn)
+        room = await self._rooms.sender_of(sender.id, room_id, conn)
         if room.is_dm:
             return await self._dm_message(sender, room.id, text, cid, conn, mentions)
         return await self._store_and_publish(sender, room.id, text, cid, mentions)

@@ -7,7 +7,7 @@ A payload of the wrong shape is answered with ``invalid_request`` naming the off
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
@@ -160,6 +160,44 @@ class ReactBody(msgspec.Struct, frozen=True):
     emoji: Emoji
     on: bool
     cid: ClientId | None = None
+
+
+#: Ban and mute durations: a second to ten years.
+Duration = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
+
+
+class ModerateIn(msgspec.Struct, frozen=True):
+    """``kick``, ``unban``, ``unmute``, ``transfer``."""
+
+    room: RoomId
+    user: UserId
+
+
+class BanIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    user: UserId
+    duration_s: Duration | None = None  # absent: until unbanned
+
+
+class MuteIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    user: UserId
+    duration_s: Duration
+
+
+class RoleIn(msgspec.Struct, frozen=True):
+    room: RoomId
+    user: UserId
+    role: Literal["admin", "member"]
+
+
+class RoomSettingsIn(msgspec.Struct, frozen=True):
+    """``room_settings``: what is absent stays as it is (the member limit's bound is the
+    deployment's, checked by the use case)."""
+
+    room: RoomId
+    managed: bool | None = None
+    member_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
 def parse(payload: Any, shape: type[T], *, strict: bool = True) -> T:

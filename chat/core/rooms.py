@@ -18,7 +18,8 @@ from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
-from chat.errors import ChatError, forbidden, not_found
+from chat.core.roles import MODERATORS, OWNER, RoomRoles, check_limit, unmanaged
+from chat.errors import ChatError, forbidden, moderation_refusal, not_found
 from chat.models import (
     ROOM_ID_PATTERN,
     Envelope,
@@ -54,7 +55,10 @@ class Rooms:
         broker: Broker,
         connections: Connections,
         limits: Limits,
+        roles: RoomRoles | None = None,
     ) -> None:
+        #: Roles, bans, mutes and member limits (absent: a node without moderation).
+        self.roles = roles
         self._limits = limits
         self._store = store
         self._users = users
@@ -62,6 +66,10 @@ class Rooms:
         self._broker = broker
         self._connections = connections
         self._known_users: OrderedDict[str, None] = OrderedDict()
+
+    @property
+    def store(self) -> RoomStore:
+        return self._store
 
     # --- access ------------------------------------------------------------------------------
     # Every decision reads the store of record (membership sets, user records), never what a
@@ -81,6 +89,24 @@ class Rooms:
         if not member:
             raise forbidden("join the room first" if not room.private else "not a member")
         return room
+
+    async def sender_of(self, user_id: str, room_id: object, conn: Conn | None = None) -> Room:
+        """A room the user belongs to and is not muted in (who may send, edit, react)."""
+        if self.roles is None or room_id == LOBBY or not is_room_id(room_id):
+            return await self.member_of(user_id, room_id, conn)  # no mutes there
+        # Read together (one slot: one round trip), the send's hot path.
+        room, muted = await asyncio.gather(
+            self.member_of(user_id, room_id, conn), self.roles.muted(room_id, user_id)
+        )
+        if muted:
+            raise moderation_refusal("muted")
+        return room
+
+    async def access(
+        self, user_id: str, room_id: object, conn: Conn | None = None
+    ) -> tuple[Room, bool]:
+        """The room (``no_room`` if it does not exist) and whether the user is a member."""
+        return await self._access(user_id, room_id, conn)
 
     async def _access(self, user_id: str, room_id: object, conn: Conn | None) -> tuple[Room, bool]:
         """The room (``no_room`` if it does not exist) and whether the user is a member, both
@@ -122,29 +148,38 @@ class Rooms:
         seqs = await self._history.last_seqs(rooms)
         peers = [peer_of(r, user.id) for r in rooms if is_dm_room(r)]
         names = {u.id: u.name for u in (await self._users.users(peers)).values()}
+        roles = await self.roles.roles_of(user.id, rooms) if self.roles is not None else {}
         return [
-            room.wire(seqs[rid], names.get(peer_of(rid, user.id), "") if room.is_dm else None)
+            room.wire(
+                seqs[rid], names.get(peer_of(rid, user.id), "") if room.is_dm else None,
+                roles.get(rid),
+            )
             for rid, room in sorted(rooms.items())
-        ]
+        ]  # fmt: skip
 
     async def create(
-        self, creator: UserRecord, room_id: object, name: object, private: object
-    ) -> dict[str, Any]:
+        self, creator: UserRecord, room_id: object, name: object, private: object,
+        managed: object = False, member_limit: object = None,
+    ) -> dict[str, Any]:  # fmt: skip
         room_id = check_room_id(room_id)
-        if not isinstance(private, bool):
-            raise ChatError("invalid_room", "private must be true or false")
+        if not isinstance(private, bool) or not isinstance(managed, bool):
+            raise ChatError("invalid_room", "private and managed must be true or false")
+        limit = check_limit(member_limit, self.roles.members_max if self.roles else 0)
         display = room_id if name is None else clean_name(name)
         # The lobby has no record to collide with: without this, its id could be "created"
         # (as a private room, even) and its records would disagree with what it is.
         room = (
             None
             if room_id == LOBBY
-            else await self._store.create(room_id, display, private, creator.id)
-        )
+            else await self._store.create(
+                room_id, display, private or managed, creator.id, managed=managed,
+                member_limit=limit,
+            )
+        )  # fmt: skip
         if room is None:
             raise ChatError("room_exists", "a room with this id exists", 409)
         await self._broker.publish(*control(creator.id, room_notice(room.id, creator, joined=True)))
-        return room.wire(0)
+        return room.wire(0, role=OWNER)
 
     # --- membership --------------------------------------------------------------------------
 
@@ -158,7 +193,9 @@ class Rooms:
             raise forbidden("this room is private: ask a member to invite you")
         if room.id == LOBBY or room.is_dm:
             return room, await self._connections.add_room(conn, room.id)
-        added = await self._store.add_member(room.id, conn.user.id)
+        if not member and self.roles is not None:
+            await self.roles.check_entry(room, conn.user.id)
+        added = await self._admit(room, conn.user.id)
         pointer = await self._connections.add_room(conn, room.id)
         if added:
             await self._announce(conn.user, room, joined=True)
@@ -170,20 +207,66 @@ class Rooms:
             raise forbidden("the lobby cannot be left")
         if room.is_dm:
             raise forbidden("a direct conversation cannot be left")
+        if self.roles is not None:
+            await self._may_leave(room, conn.user.id)
         removed = await self._store.remove_member(room.id, conn.user.id)
         await self._connections.remove_room(conn, room.id)
         if removed:
             await self._announce(conn.user, room, joined=False)
 
+    async def _may_leave(self, room: Room, user_id: str) -> None:
+        """The owner hands the room over first, unless nobody else is in it: then the room
+        is left without members and without roles (its creator, back, owns it again)."""
+        assert self.roles is not None
+        roles, count = await asyncio.gather(
+            self.roles.member_roles(room, [user_id]), self._store.member_count(room.id)
+        )
+        if roles[user_id] == OWNER and count > 1:
+            raise moderation_refusal("owner_must_transfer")
+
     async def invite(self, conn: Conn, room_id: object, user_id: object) -> None:
-        room = await self.member_of(conn.user.id, room_id, conn)
-        if room.id == LOBBY or room.is_dm:
-            raise forbidden("nobody can be invited to this room")
+        """A member adds a user; in a managed room only its owners and admins do (and a
+        service admin, member or not)."""
+        room = await self._inviter(conn, room_id)
         guest = await self._users.user(user_id) if isinstance(user_id, str) else None
         if guest is None:
             raise not_found("no_user", "no such user")
-        if await self._store.add_member(room.id, guest.id):
+        if self.roles is not None and not await self._store.is_member(room.id, guest.id):
+            await self.roles.check_entry(room, guest.id)
+        if await self._admit(room, guest.id):
             await self._announce(guest, room, joined=True)
+
+    async def _inviter(self, conn: Conn, room_id: object) -> Room:
+        room, member = await self._access(conn.user.id, room_id, conn)
+        if room.id == LOBBY or room.is_dm:
+            raise forbidden("nobody can be invited to this room")
+        role = None  # read where it decides: a plain room's members need none
+        if self.roles is not None and (room.managed or not member):
+            role = await self.roles.role(conn.user.id, room)
+        if not member and role != OWNER:  # a service admin: an owner of every room
+            raise forbidden("join the room first" if not room.private else "not a member")
+        if room.managed and role not in MODERATORS:
+            raise moderation_refusal("forbidden")
+        return room
+
+    async def _admit(self, room: Room, user_id: str) -> bool:
+        """Add a member (True if new).  Hazard: a ban stored between the check before this
+        and the add would be undone by the add landing after the ban's removal; the ban is
+        read again once added (a ban is stored before its removal runs, so one of the two
+        sees the other) and the user removed again."""
+        added = await self._store.add_member(room.id, user_id)
+        if not added or self.roles is None or unmanaged(room):
+            return added
+        if await self.roles.store.restricted(room.id, user_id, "ban") is not None:
+            await self._store.remove_member(room.id, user_id)
+            raise moderation_refusal("banned")
+        return added
+
+    async def expel(self, room: Room, user: UserRecord) -> None:
+        """Remove a member (a kick or a ban): their sockets stop following the room on every
+        node and get ``left``, as after a ``leave``; the other members get ``left``."""
+        if await self._store.remove_member(room.id, user.id):
+            await self._announce(user, room, joined=False)
 
     async def typing(self, conn: Conn, room_id: object) -> bool:
         """Tell the others in the room; at most once per 2 s per user and room (extra

@@ -28,6 +28,8 @@ FORBIDDEN = "forbidden"
 NO_ROOM = "no_room"
 NO_USER = "no_user"
 NO_MESSAGE = "no_message"
+NOT_MEMBER = "not_member"
+OWNER_MUST_TRANSFER = "owner_must_transfer"
 
 # --- the table ---------------------------------------------------------------------------------
 # Room kinds and the caller's relations to a room of that kind:
@@ -69,8 +71,10 @@ READ = _answers(OK, ANYONE, MEMBERS_ONLY, PARTIES)
 WRITE = _answers(OK, MEMBERS_ONLY, MEMBERS_ONLY, PARTIES)
 #: join: public rooms by anyone, private ones by members, a DM by its two users.
 JOIN = _answers(OK, ANYONE, MEMBERS_ONLY, PARTIES)
-#: leave: the lobby and DMs cannot be left; leaving a room one is not in changes nothing.
-LEAVE = _answers(FORBIDDEN, ANYONE, ANYONE, NOBODY)
+#: leave: the lobby and DMs cannot be left; leaving a room one is not in changes nothing; the
+#: owner (the member who created it) must transfer it first (issue 17).
+OWNER_STAYS = {**ANYONE, "member": OWNER_MUST_TRANSFER}
+LEAVE = _answers(FORBIDDEN, OWNER_STAYS, OWNER_STAYS, NOBODY)
 #: invite someone: members of a room; nobody into the lobby or a DM.
 INVITE = _answers(FORBIDDEN, MEMBERS_ONLY, MEMBERS_ONLY, NOBODY)
 #: Change a message (edit, delete, react) of an id that names none (MESSAGE_ID): members only,
@@ -82,6 +86,24 @@ CHANGE = _answers(
     {"party": NO_MESSAGE, "other_party": NO_MESSAGE, "third": FORBIDDEN},
 )  # fmt: skip
 MESSAGE_ID = "1.matrix"
+#: Moderation and roles (issue 17), aimed at ``guest`` (never a member): the owner passes the
+#: role checks (then a kick, mute, role or transfer needs a member; a ban, unban, unmute and
+#: the settings do not), every other caller is refused; the lobby and DMs have no moderation.
+ONLY_THE_OWNER = {"member": OK, "invited": FORBIDDEN, "former": FORBIDDEN,
+                  "outsider": FORBIDDEN}  # fmt: skip
+OWNER_FINDS_NO_MEMBER = {**ONLY_THE_OWNER, "member": NOT_MEMBER}
+MODERATE = _answers(FORBIDDEN, ONLY_THE_OWNER, ONLY_THE_OWNER, NOBODY)
+MODERATE_MEMBER = _answers(FORBIDDEN, OWNER_FINDS_NO_MEMBER, OWNER_FINDS_NO_MEMBER, NOBODY)
+#: Each moderation event's extra payload, and whether it needs a member.
+MODERATION = {
+    "kick": ({}, MODERATE_MEMBER),
+    "ban": ({"duration_s": 60}, MODERATE),
+    "unban": ({}, MODERATE),
+    "mute": ({"duration_s": 60}, MODERATE_MEMBER),
+    "unmute": ({}, MODERATE),
+    "role": ({"role": "admin"}, MODERATE_MEMBER),
+    "transfer": ({}, MODERATE_MEMBER),
+}
 
 ROOM_EVENTS: dict[str, dict[tuple[str, str], str]] = {
     "join": JOIN,
@@ -96,6 +118,8 @@ ROOM_EVENTS: dict[str, dict[tuple[str, str], str]] = {
     "edit": CHANGE,
     "delete": CHANGE,
     "react": CHANGE,
+    **{event: table for event, (_, table) in MODERATION.items()},
+    "room_settings": MODERATE,
 }
 ROOM_ROUTES: dict[tuple[str, str], dict[tuple[str, str], str]] = {
     ("GET", "/api/rooms/{id}/messages"): READ,
@@ -104,6 +128,8 @@ ROOM_ROUTES: dict[tuple[str, str], dict[tuple[str, str], str]] = {
     ("PATCH", "/api/rooms/{id}/messages/{message}"): CHANGE,
     ("DELETE", "/api/rooms/{id}/messages/{message}"): CHANGE,
     ("POST", "/api/rooms/{id}/messages/{message}/reactions"): CHANGE,
+    **{("POST", f"/api/rooms/{{id}}/{event}"): table for event, (_, table) in MODERATION.items()},
+    ("PATCH", "/api/rooms/{id}"): MODERATE,
 }
 
 # Events and routes that name a user: the caller themselves, another user, nobody.
@@ -116,6 +142,9 @@ USER_EVENTS: dict[str, dict[str, str]] = {
     "online": {"self": OK, "other": OK, "unknown": OK},
     "watch": {"self": OK, "other": OK, "unknown": OK},
     "unwatch": {"self": OK, "other": OK, "unknown": OK},
+    # the owner of a private room acts on: nobody acts on themselves; a ban needs no member
+    "kick": {"self": FORBIDDEN, "other": NOT_MEMBER, "unknown": NO_USER},
+    "ban": {"self": FORBIDDEN, "other": OK, "unknown": NO_USER},
 }
 USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/users/{id}"): {"self": OK, "other": OK, "unknown": NO_USER},
@@ -244,6 +273,10 @@ async def _room_event(world: World, person: Person, event: str, room: str) -> st
         payload = {"rooms": {room: 0}}
     elif event == "read":
         payload["seq"] = 0
+    elif event in MODERATION:
+        payload = {**payload, "user": world.people["guest"].user.id, **MODERATION[event][0]}
+    elif event == "room_settings":
+        payload["member_limit"] = 50
     elif event in ("edit", "delete", "react"):
         payload = {**payload, "id": MESSAGE_ID, "text": "matrix", "emoji": "👍", "on": True}
         payload = {k: v for k, v in payload.items() if k in CHANGE_FIELDS[event]}
@@ -262,6 +295,11 @@ async def _route(world: World, person: Person, method: str, path: str, ident: st
         body = {"emoji": "👍", "on": True}
     if path.endswith("/read"):
         body = {"seq": 0}
+    event = path.rsplit("/", 1)[-1]
+    if event in MODERATION:
+        body = {"user": world.people["guest"].user.id, **MODERATION[event][0]}
+    elif method == "PATCH" and path == "/api/rooms/{id}":
+        body = {"member_limit": 50}
     status, answer, _ = await call(method, url, body, person.user.token)
     return OK if status < 300 else answer["error"]["code"]
 
@@ -315,7 +353,7 @@ async def test_user_events_and_routes_answer_as_documented(world: World):
             user = _target(world, target)
             if event == "dm":
                 payload: dict[str, Any] = {"to": user, "text": "matrix"}
-            elif event == "invite":
+            elif event in ("invite", "kick", "ban"):
                 payload = {"room": await _room(world, "private"), "user": user}
             else:
                 payload = {"users": [user]}

@@ -29,6 +29,8 @@ async def all_pages(client: Client, room: str, limit: int) -> tuple[list[dict], 
     while True:
         ack = await client.call("members", {"room": room, "offset": offset, "limit": limit})
         assert ack["ok"], ack
+        # Issue 17: each row has the member's role; the order is what these tests check.
+        assert all(m.pop("role") in ("owner", "admin", "member") for m in ack["members"])
         rows += ack["members"]
         more.append(ack["has_more"])
         offset += limit
@@ -109,7 +111,7 @@ async def test_the_lobby_is_paged_like_any_room(stack: Stack):
     user = await register(stack.url(1), name)
     async with connected(stack.url(0), user.token) as u:
         ack = await u.call("members", {"room": "lobby", "offset": 0, "limit": 200})
-        assert ack["members"][0] == {"id": user.id, "name": name, "online": True}
+        assert ack["members"][0] == {"id": user.id, "name": name, "online": True, "role": "member"}
         assert ack["count"] >= len(ack["members"]) and ack["has_more"] == (ack["count"] > 200)
         rows = ack["members"]
         assert rows == sorted(rows, key=lambda r: (not r["online"], r["name"].lower(), r["id"]))
@@ -127,4 +129,6 @@ async def test_a_room_listed_before_rosters_existed_is_indexed_on_first_use(stac
     async with connected(stack.url(1), owner.token) as o:
         ack = await o.call("members", {"room": rid})
         state = {owner.id: ("Owner", True), other.id: ("beth", False)}
+        # Issue 17: a room from before roles has its creator as owner.
+        assert [m.pop("role") for m in ack["members"]] == ["owner", "member"]
         assert (ack["members"], ack["count"], ack["has_more"]) == (expected(state), 2, False)

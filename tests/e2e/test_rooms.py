@@ -20,7 +20,10 @@ async def make_room(stack: Stack, owner, private=False, node=0) -> str:
         "POST", stack.url(node) + "/api/rooms", {"id": rid, "private": private}, owner.token
     )
     assert status == 201, body
-    assert body["room"] == {"id": rid, "name": rid, "private": private, "last_seq": 0}
+    assert body["room"] == {
+        "id": rid, "name": rid, "private": private, "last_seq": 0, "managed": False,
+        "role": "owner",
+    }  # fmt: skip
     return rid
 
 
@@ -133,6 +136,7 @@ async def test_a_dm_reaches_every_device_of_both_users_and_their_sessions(stack:
             assert rooms[dm] == {
                 "id": dm, "name": peer, "private": True, "last_seq": 2,
                 "read_seq": 0, "unread": 1, "mentions": 0,  # each sent one, read none
+                "managed": False, "role": "member",
             }  # fmt: skip
     _, body, _ = await call("GET", stack.url(0) + "/api/rooms", token=alice.token)
     assert dm in {r["id"] for r in body["rooms"]}

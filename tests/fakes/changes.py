@@ -26,7 +26,8 @@ class MemoryChanges:
         target = log[req.target_seq - 1] if 0 < req.target_seq <= len(log) else None
         if target is None or target.kind is not None or target.id != req.target:
             raise refusal("no_message")
-        if req.kind != "react" and target.sender.id != req.sender.id:
+        by_moderator = req.kind == "delete" and target.sender.id != req.sender.id and req.moderator
+        if req.kind != "react" and target.sender.id != req.sender.id and not by_moderator:
             raise refusal("forbidden")
         states = h.state.get(req.room, {})
         state: dict[str, Any] = dict(states.get(req.target_seq, {}))
@@ -49,7 +50,7 @@ class MemoryChanges:
             text=req.text if req.kind == "edit" else None, cid=req.cid, kind=req.kind,
             target=req.target, target_seq=req.target_seq,
             emoji=req.emoji if req.kind == "react" else None,
-            on=req.on if req.kind == "react" else None,
+            on=req.on if req.kind == "react" else None, by_moderator=by_moderator,
         )  # fmt: skip
         h.state.setdefault(req.room, states)[req.target_seq] = {**state, "v": seq}
         if rx:  # an empty set is no key in Redis

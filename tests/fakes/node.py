@@ -22,11 +22,13 @@ from chat.core.inbound import InboundDispatcher, room_ordering
 from chat.core.limiter import EventLimiter
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
+from chat.core.moderation import Moderation
 from chat.core.passwords import PasswordHasher
 from chat.core.presence import Presence
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
+from chat.core.roles import RoomRoles
 from chat.core.rooms import Rooms
 from chat.core.service import ServiceTokens
 from chat.core.subscriptions import Subscriptions, history_baselines
@@ -39,6 +41,7 @@ from fakes.clock import Clock
 from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
+from fakes.moderation import MemoryModeration
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
@@ -67,6 +70,7 @@ class World:
         self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
         self.history.roster = self._roster
         self.reads = MemoryReads(self.history, self._member_count)
+        self.moderation = MemoryModeration(lambda: self.rooms, self.history)
 
     def _member_ids(self, room: str) -> set[str]:
         return (
@@ -94,6 +98,7 @@ class MemoryNode:
         per_user: int = 0,
         receipts_max: int = 20,
         edit_window_s: int = 86400,
+        members_max: int = 10_000,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -113,18 +118,23 @@ class MemoryNode:
         )
         follow = Subscriptions(self.broker, self.ordering, history_baselines(w.rooms, w.history))
         self.limiter = EventLimiter(w.limits, {**OPEN_LIMITS, **(limits or {})}, clock=w.clock)
+        self.roles = RoomRoles(w.moderation, w.rooms, members_max=members_max)
         self.connections = Connections(
             self.accounts, w.accounts, w.rooms, follow, self.ordering, self.delivery,
-            self.presence, self.limiter, counts=w.reads.counts,
+            self.presence, self.limiter, counts=w.reads.counts, roles=self.roles.roles_of,
         )  # fmt: skip
-        self.rooms = Rooms(w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits)
+        self.rooms = Rooms(
+            w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits, self.roles
+        )
         self.messaging = Messaging(
             self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
         )
         self.recovery = Recovery(w.history, self.rooms, self.connections)
         self.changes = Changes(
-            w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s
-        )
+            w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s,
+            roles=self.roles,
+        )  # fmt: skip
+        self.moderation = Moderation(self.roles, self.rooms, self.messaging, w.accounts, w.history)
         self.watch = MemberPresence(self.presence, self.connections, self.rooms, w.rooms)
         self.profile = Renaming(self.accounts, w.rooms, self.broker)
         controls.register(self.fanout, self.connections)
@@ -139,6 +149,7 @@ class MemoryNode:
             self.profile,
             self.changes,
             self.reading,
+            self.moderation,
         )
         self.events = self.limiter.guard(api.events())
 

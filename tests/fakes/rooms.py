@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from msgspec.structs import replace
+
 from chat.errors import ChatError
 from chat.models import Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
@@ -37,8 +39,13 @@ class MemoryRooms:
         self.members: dict[str, set[str]] = {}
         self.lists: dict[str, set[str]] = {}  # user -> rooms (DMs included, not the lobby)
         self.created: dict[str, int] = {}
+        #: Per room, the users with a role (``owner``/``admin``), as ``room_roles_key``.
+        self.roles: dict[str, dict[str, str]] = {}
 
-    async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
+    async def create(
+        self, room_id: str, name: str, private: bool, creator: str, *, managed: bool = False,
+        member_limit: int = 0,
+    ) -> Room | None:  # fmt: skip
         if self._rooms_max and self._joined(creator) >= self._rooms_max:
             raise self._too_many()
         if self._created_max and self.created.get(creator, 0) >= self._created_max:
@@ -46,9 +53,12 @@ class MemoryRooms:
         if room_id in self.rooms:
             return None
         self.created[creator] = self.created.get(creator, 0) + 1
-        room = Room(room_id, name, private, creator, int(self._clock()))
+        room = Room(
+            room_id, name, private or managed, creator, int(self._clock()), managed, member_limit
+        )
         self.rooms[room_id] = room
         self.members[room_id] = {creator}
+        self.roles[room_id] = {creator: "owner"}
         self.lists.setdefault(creator, set()).add(room_id)
         return room
 
@@ -85,7 +95,21 @@ class MemoryRooms:
         members = self.members.get(room_id, set())
         removed = user_id in members
         members.discard(user_id)
+        self.roles.get(room_id, {}).pop(user_id, None)
         return removed
+
+    async def set_settings(
+        self, room_id: str, managed: bool | None, member_limit: int | None
+    ) -> None:
+        room = self.rooms[room_id]
+        if managed is not None:
+            room = replace(room, managed=managed, private=room.private or managed)
+        if member_limit is not None:
+            room = replace(room, member_limit=member_limit)
+        self.rooms[room_id] = room
+
+    async def member_count(self, room_id: str) -> int:
+        return len(self.members.get(room_id, ()))
 
     async def is_member(self, room_id: str, user_id: str) -> bool:
         if room_id == LOBBY.id:

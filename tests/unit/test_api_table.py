@@ -37,6 +37,19 @@ BAD = {
               {"room": "lobby", "id": "1.x", "on": True}, {"room": "lobby", "id": "1.x",
               "emoji": "👍", "on": "yes"}, {"room": "lobby", "id": "1.x", "emoji": 1, "on": True},
               {"room": "lobby", "id": "1.x", "emoji": "x" * 65, "on": True}],
+    "kick": [None, {}, {"room": "r"}, {"room": "r", "user": "a b"}, {"user": "bob"}],
+    "ban": [{}, {"room": "r", "user": "bob", "duration_s": 0},
+            {"room": "r", "user": "bob", "duration_s": "60"},
+            {"room": "r", "user": "bob", "duration_s": 10**12}],
+    "unban": [{}, {"room": "r", "user": 5}],
+    "mute": [{}, {"room": "r", "user": "bob"}, {"room": "r", "user": "bob", "duration_s": -1},
+             {"room": "r", "user": "bob", "duration_s": 1.5}],
+    "unmute": [{}, {"room": "r", "user": None}],
+    "role": [{}, {"room": "r", "user": "bob"}, {"room": "r", "user": "bob", "role": "owner"},
+             {"room": "r", "user": "bob", "role": 1}],
+    "transfer": [{}, {"room": "r"}, {"room": "r", "user": ["bob"]}],
+    "room_settings": [{}, {"room": "r", "managed": "yes"}, {"room": "r", "member_limit": 0},
+                      {"room": "r", "member_limit": "5"}],
 }  # fmt: skip
 
 
@@ -51,6 +64,7 @@ def _state(world) -> dict:
             "logs": world.history.logs,
             "state": (world.history.state, world.history.reactors),
             "rooms": (world.rooms.rooms, world.rooms.members, world.rooms.lists),
+            "roles": (world.rooms.roles, world.moderation.bans, world.moderation.mutes),
             "users": world.accounts.records,
             "online": world.presence.online,
         }

@@ -144,6 +144,7 @@ CONFINED = {
         "chat.adapters.http",
         "chat.adapters.rest",
         "chat.adapters.rest_changes",
+        "chat.adapters.rest_moderation",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],

@@ -50,6 +50,7 @@ async def test_the_session_lists_the_rooms_with_pointers_and_dm_peer_names(node)
     [session] = ann.events("session")
     assert session["user"] == {"id": "ann", "email": "ann@example.com", "name": "Ann"}
     counts = {"read_seq": 0, "mentions": 0}  # issue 16: ann has read nothing yet
+    counts |= {"managed": False, "role": "member"}  # issue 17: the caller's role
     assert session["rooms"] == [
         {"id": "books", "name": "Books", "private": True, "last_seq": 1, "unread": 1, **counts},
         {"id": "dm:ann:bob", "name": "Bob", "private": True, "last_seq": 1, "unread": 1, **counts},

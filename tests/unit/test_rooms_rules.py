@@ -21,7 +21,8 @@ async def make(node, owner, room_id, private=False):
 async def test_a_created_room_has_its_creator_as_member_on_every_node(node, other, world):
     ann, ann_phone = await node.connect("ann"), await other.connect("ann")
     room = await make(node, ann, "books")
-    assert room == {"id": "books", "name": "books", "private": False, "last_seq": 0}
+    assert room == {"id": "books", "name": "books", "private": False, "last_seq": 0,
+                    "managed": False, "role": "owner"}  # fmt: skip
     await other.settle()
     assert await world.rooms.is_member("books", "ann")
     for client in (ann, ann_phone):
@@ -156,4 +157,5 @@ async def test_the_listing_has_public_rooms_and_every_room_of_the_user(node, wor
     listed = {r["id"]: r for r in await node.rooms.visible(ann.conn.user)}
     assert set(listed) == {"lobby", "open", "mine", "dm:ann:bob"}
     assert listed["dm:ann:bob"] == {"id": "dm:ann:bob", "name": "Bob", "private": True,
-                                    "last_seq": 1}  # fmt: skip
+                                    "last_seq": 1, "managed": False,
+                                    "role": "member"}  # fmt: skip

@@ -49,7 +49,7 @@ async def test_members_are_online_first_then_by_name_in_pages(node, world):
     assert (first["count"], first["has_more"]) == (5, True)
     rest = await ann.call("members", {"room": "lobby", "offset": 3, "limit": 3})
     assert [m["id"] for m in rest["members"]] == ["bob", "cid"] and rest["has_more"] is False
-    assert first["members"][2] == {"id": "zed", "name": "aaron", "online": False}
+    assert first["members"][2] == {"id": "zed", "name": "aaron", "online": False, "role": "member"}
 
 
 @pytest.mark.parametrize(("room", "count"), [("dm:ann:bob", 2), ("dm:ann:ann", 1)])

@@ -25,7 +25,8 @@ from chat.ports import ChangeRequest
 # KEYS: seq, log, idem, state, reactors of the target, mcount.
 # ARGV: kind, target id, target seq, user, JSON head, middle and tail, idempotency ms, maxlen,
 # max age ms, edit window ms, text or emoji, on (1/0), most emoji, most reactions per user,
-# the reactor keys' prefix (the script completes it with the seqs of trimmed messages).
+# the reactor keys' prefix (the script completes it with the seqs of trimmed messages), the
+# caller moderates the room (1/0: a delete of anyone's message).
 CHANGE = """
 local prev = redis.call('GET', KEYS[3])
 if prev then
@@ -42,7 +43,11 @@ for j = 1, #f, 2 do
 end
 local target = cjson.decode(raw)
 if target.id ~= ARGV[2] then return {-1, 'no_message'} end
-if kind ~= 'react' and target.from.id ~= user then return {-1, 'forbidden'} end
+-- A room admin or owner may delete anyone's message (ARGV[17]); the entry says so.
+local by_moderator = kind == 'delete' and target.from.id ~= user and ARGV[17] == '1'
+if kind ~= 'react' and target.from.id ~= user and not by_moderator then
+  return {-1, 'forbidden'}
+end
 local stored = redis.call('HGET', KEYS[4], tseq)
 local state = stored and cjson.decode(stored) or {}
 if state.deleted then return {-1, 'message_deleted'} end
@@ -82,6 +87,7 @@ local seq = redis.call('INCR', KEYS[1])
 state.v = seq
 redis.call('HSET', KEYS[4], tseq, cjson.encode(state))
 local msg = ARGV[5] .. seq .. ',"id":"' .. seq .. ARGV[6] .. ts .. ARGV[7]
+if by_moderator then msg = string.sub(msg, 1, -2) .. ',"by_moderator":true}' end
 local n = redis.call('GET', KEYS[6]) or '0'
 -- 't' second: age retention reads it there.  'k' and 'g' mark a change and its target.
 local entry = {seq .. '-0', 'm', msg, 't', ts, 'n', n, 'k', kind, 'g', tseq}
@@ -148,7 +154,7 @@ class ClusterChanges:
             req.kind, req.target, req.target_seq, req.sender.id, head, middle, _tail(req),
             IDEMPOTENCY_MS, self._max_len, self._max_age_ms, req.edit_window_ms,
             (req.text if req.kind == "edit" else req.emoji) or "", int(req.on),
-            req.max_emoji, req.max_per_user, keys.room_reactors_prefix(room),
+            req.max_emoji, req.max_per_user, keys.room_reactors_prefix(room), int(req.moderator),
         )  # fmt: skip
         answer = await self._script(script_keys, args, durable=True, what=req.kind)
         status = int(answer[0])

@@ -29,13 +29,15 @@ from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
 
-# KEYS: as SET_MEMBER's, then the room's meta.  ARGV: as SET_MEMBER's (the creator), then
-# name, private, created.  The room and its first member are made together.
+# KEYS: as SET_MEMBER's, then the room's meta and roles.  ARGV: as SET_MEMBER's (the
+# creator), then name, private, created, managed, member limit.  The room, its first member
+# and its owner are made together.
 CREATE_ROOM = (
     """
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 redis.call('HSET', KEYS[4], 'name', ARGV[7], 'private', ARGV[8], 'created_by', ARGV[1],
-           'created', ARGV[9])
+           'created', ARGV[9], 'managed', ARGV[10], 'member_limit', ARGV[11])
+redis.call('HSET', KEYS[5], ARGV[1], 'owner')
 """
     + SET_MEMBER
 )
@@ -99,11 +101,17 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
+ROOM_FIELDS = ("name", "private", "created_by", "created", "managed", "member_limit")
+
+
 def _room(room_id: str, fields: list[Any]) -> Room | None:
     if not fields or fields[0] is None:
         return None
-    name, private, created_by, created = (_text(f) for f in fields)
-    return Room(room_id, name, private == "1", created_by, int(created or 0))
+    name, private, created_by, created, managed, limit = (_text(f) for f in fields)
+    return Room(
+        room_id, name, private == "1", created_by, int(created or 0), managed == "1",
+        int(limit or 0),
+    )  # fmt: skip
 
 
 class ClusterRooms:
@@ -120,17 +128,22 @@ class ClusterRooms:
         self._rooms_max = rooms_per_user
         self._created_max = created_per_user
 
-    async def create(self, room_id: str, name: str, private: bool, creator: str) -> Room | None:
-        """Create the room with its creator as member; None if the id is taken."""
+    async def create(
+        self, room_id: str, name: str, private: bool, creator: str, *, managed: bool = False,
+        member_limit: int = 0,
+    ) -> Room | None:  # fmt: skip
+        """Create the room with its creator as member and owner; None if the id is taken."""
         await self._take_creation(creator)
-        room = Room(room_id, name, private, creator, int(time.time()))
+        private = private or managed
+        room = Room(room_id, name, private, creator, int(time.time()), managed, member_limit)
         pv, online, nv, creator_name = await self.roster.state(creator)
         script_keys = [
             keys.room_roster_key(room_id), keys.room_roster_index_key(room_id),
             keys.room_members_key(room_id), keys.room_meta_key(room_id),
+            keys.room_roles_key(room_id),
         ]  # fmt: skip
         args = [creator, pv, online, nv, tail(creator, creator_name), "add"]
-        args += [name, "1" if private else "0", room.created]
+        args += [name, "1" if private else "0", room.created, int(managed), member_limit]
         made = await self._create(script_keys, args, what="create room")
         if not made:
             quota = keys.user_quota_key(creator)
@@ -179,7 +192,7 @@ class ClusterRooms:
         }
         ids = [r for r in wanted if r != LOBBY.id and r not in dms]
 
-        fields = ("name", "private", "created_by", "created")
+        fields = ROOM_FIELDS
         rows = await asyncio.gather(
             *(self._cluster.send(keys.room_meta_key(r), "HMGET", keys.room_meta_key(r), *fields)
               for r in ids)
@@ -199,8 +212,33 @@ class ClusterRooms:
         return await self.roster.add(room_id, user_id)
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
+        """Remove a member; a role they had in the room goes with them."""
         await self._user_script(self._unlink, user_id, [room_id])
-        return await self.roster.remove(room_id, user_id)
+        roles = keys.room_roles_key(room_id)
+        removed, _ = await asyncio.gather(
+            self.roster.remove(room_id, user_id),
+            self._cluster.send(roles, "HDEL", roles, user_id, what="role"),
+        )
+        return removed
+
+    async def set_settings(
+        self, room_id: str, managed: bool | None, member_limit: int | None
+    ) -> None:
+        """Change what is not None; a managed room is private (and no longer listed)."""
+        meta, changes = keys.room_meta_key(room_id), []
+        if managed is not None:
+            changes += ["managed", int(managed)] + (["private", 1] if managed else [])
+        if member_limit is not None:
+            changes += ["member_limit", member_limit]
+        if changes:
+            await self._cluster.send(meta, "HSET", meta, *changes, durable=True, what="settings")
+        if managed:
+            public = keys.public_rooms_key()
+            await self._cluster.send(public, "SREM", public, room_id, what="settings")
+
+    async def member_count(self, room_id: str) -> int:
+        key = keys.room_members_key(room_id)
+        return int(await self._cluster.send(key, "SCARD", key, what="members"))
 
     async def is_member(self, room_id: str, user_id: str) -> bool:
         if room_id == LOBBY.id:
