@@ -14,13 +14,17 @@ from aiohttp import web
 from chat.adapters.http import client_address, error_response, json_body, request_token
 from chat.adapters.rest_changes import ROWS as CHANGE_ROWS
 from chat.adapters.rest_changes import ChangeRoutes
+from chat.adapters.rest_people import ROWS as PEOPLE_ROWS
+from chat.adapters.rest_people import PeopleRoutes
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
+from chat.core.deletion import AccountDeletion
 from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
 from chat.core.payloads import HistoryQuery, MessageBody, ReadBody, SettingsIn, parse
+from chat.core.people import People
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
@@ -54,6 +58,7 @@ ROUTE_ROWS = {
     "GET /api/me/settings": "settings",
     "PATCH /api/me/settings": "settings",
     **CHANGE_ROWS,
+    **PEOPLE_ROWS,
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -76,7 +81,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest(ChangeRoutes):
+class Rest(ChangeRoutes, PeopleRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -91,6 +96,8 @@ class Rest(ChangeRoutes):
     sessions: Sessions
     reading: Reading
     changes: Changes
+    people: People | None = None
+    deletion: AccountDeletion | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -109,6 +116,7 @@ class Rest(ChangeRoutes):
             web.get("/api/me/settings", self.settings_get),
             web.patch("/api/me/settings", self.settings_set),
             *self.change_routes(),
+            *self.people_routes(),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -168,6 +176,12 @@ class Rest(ChangeRoutes):
             secure=self.cookie_secure,
         )
         return response
+
+    def _device(self, request: web.Request) -> str | None:
+        return presented_device(request)
+
+    def _cleared(self, response: web.Response) -> web.Response:
+        return clear_cookies(response)
 
     # --- accounts ----------------------------------------------------------------------------
 

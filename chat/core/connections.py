@@ -19,6 +19,7 @@ from chat.core.accounts import Accounts
 from chat.core.lifetime import Lifetimes
 from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
+from chat.core.people import DELETED_NAME
 from chat.core.presence import Presence
 from chat.core.subscriptions import Subscriptions
 from chat.models import RoomCounts, UserRecord, is_dm_room, peer_of
@@ -140,7 +141,9 @@ class Connections:
         peers = {peer_of(r, user_id) for r in rooms if is_dm_room(r)}
         names = {u.id: u.name for u in (await self._users.users(peers)).values()}
         return {
-            room_id: room.wire(0, names.get(peer_of(room_id, user_id), "") if room.is_dm else None)
+            room_id: room.wire(
+                0, names.get(peer_of(room_id, user_id), DELETED_NAME) if room.is_dm else None
+            )
             for room_id, room in rooms.items()
         }
 

@@ -16,6 +16,8 @@ from chat.core.connections import Conn
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.payloads import (
+    BlockIn,
+    BlocksIn,
     DeleteIn,
     DmIn,
     EditIn,
@@ -27,12 +29,14 @@ from chat.core.payloads import (
     ReadIn,
     RenameIn,
     RoomIn,
+    SearchIn,
     SendIn,
     SettingsIn,
     SyncIn,
     UsersIn,
     parse,
 )
+from chat.core.people import People
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
@@ -52,7 +56,9 @@ class ClientEvents:
         renaming: Renaming,
         changes: Changes,
         reading: Reading | None = None,
+        people: People | None = None,
     ) -> None:
+        self._people = people
         self._reading = reading
         self._messaging = messaging
         self._rooms = rooms
@@ -81,6 +87,10 @@ class ClientEvents:
             "edit": self.edit,
             "delete": self.delete,
             "react": self.react,
+            "block": self.block,
+            "unblock": self.unblock,
+            "blocks": self.blocks,
+            "users": self.users,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -200,3 +210,25 @@ class ClientEvents:
             conn.user, req.room, req.id, req.emoji, req.on, req.cid, conn
         )
         return {"message": None if entry is None else to_wire(entry)}
+
+    @property
+    def _persons(self) -> People:
+        if self._people is None:
+            raise RuntimeError("ClientEvents was built without people")
+        return self._people
+
+    async def block(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._persons.block(conn.user.id, parse(payload, BlockIn).user)
+        return {}
+
+    async def unblock(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._persons.unblock(conn.user.id, parse(payload, BlockIn).user)
+        return {}
+
+    async def blocks(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        parse(payload, BlocksIn)
+        return {"users": await self._persons.blocks(conn.user.id)}
+
+    async def users(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, SearchIn)
+        return await self._persons.search(req.prefix, req.offset, req.limit)

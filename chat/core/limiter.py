@@ -31,7 +31,10 @@ LEASES_MAX = 100_000
 
 #: Events that spend another event's row: a message is a message, however it is sent, and
 #: a change of one (edit, delete, reaction) is one more entry in the room's stream.
-SHARED_ROWS = {"dm": "send", "edit": "send", "delete": "send", "react": "send"}
+SHARED_ROWS = {
+    "dm": "send", "edit": "send", "delete": "send", "react": "send",
+    "unblock": "block", "users": "search",
+}  # fmt: skip
 
 Handler = Callable[["Conn", dict[str, Any]], Awaitable[dict[str, Any]]]
 

@@ -17,6 +17,7 @@ from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
+from chat.core.people import DELETED_NAME
 from chat.errors import ChatError, forbidden, not_found
 from chat.models import (
     ROOM_ID_PATTERN,
@@ -97,8 +98,8 @@ class Rooms:
         return room, member
 
     async def users_exist(self, user_ids: Iterable[str]) -> bool:
-        """Whether every user exists.  Remembered per node once seen in the store (accounts
-        are never deleted, so a remembered user cannot turn stale)."""
+        """Whether every user exists.  Remembered per node once seen in the store (a deleted
+        account stays remembered: the DM guard, ``People.check_dm``, refuses a DM to it)."""
         unknown = [u for u in dict.fromkeys(user_ids) if u not in self._known_users]
         if unknown:
             found = await self._users.users(unknown)
@@ -120,7 +121,9 @@ class Rooms:
         peers = [peer_of(r, user.id) for r in rooms if is_dm_room(r)]
         names = {u.id: u.name for u in (await self._users.users(peers)).values()}
         return [
-            room.wire(seqs[rid], names.get(peer_of(rid, user.id), "") if room.is_dm else None)
+            room.wire(
+                seqs[rid], names.get(peer_of(rid, user.id), DELETED_NAME) if room.is_dm else None
+            )
             for rid, room in sorted(rooms.items())
         ]
 

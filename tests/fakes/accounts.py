@@ -1,4 +1,6 @@
-"""``AccountStore`` in memory: users by id, accounts by email key (the key is unique)."""
+"""``AccountStore`` in memory: users by id, accounts by email key (the key is unique), and the
+name index of user search, kept on create and rename as ``ClusterAccounts`` keeps it (entries
+``<lowercased name>\0<id>``; read by ``fakes/people.py``)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ class MemoryAccounts:
     def __init__(self) -> None:
         self.records: dict[str, UserRecord] = {}
         self.accounts: dict[str, Account] = {}
+        self.names: set[str] = set()
 
     def add(self, user_id: str, name: str | None = None) -> UserRecord:
         """A user without an account (what most use-case tests need)."""
         user = UserRecord(user_id, f"{user_id}@example.com", name or user_id.title())
         self.records[user_id] = user
+        self.names.add(f"{user.name.lower()}\0{user_id}")
         return user
 
     async def create(self, user: UserRecord, email_key: str, password_hash: str) -> bool:
@@ -25,6 +29,7 @@ class MemoryAccounts:
             return False
         self.records[user.id] = user
         self.accounts[email_key] = Account(user.id, password_hash)
+        self.names.add(f"{user.name.lower()}\0{user.id}")
         return True
 
     async def account(self, email_key: str) -> Account | None:
@@ -40,6 +45,8 @@ class MemoryAccounts:
         return {u: self.records[u] for u in user_ids if u in self.records}
 
     async def set_name(self, user_id: str, name: str) -> None:
+        self.names.discard(f"{self.records[user_id].name.lower()}\0{user_id}")
+        self.names.add(f"{name.lower()}\0{user_id}")
         self.records[user_id] = msgspec.structs.replace(self.records[user_id], name=name)
 
     async def set_receipts(self, user_id: str, on: bool) -> None:

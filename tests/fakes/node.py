@@ -17,12 +17,14 @@ from chat.core import controls
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.connections import Conn, Connections
+from chat.core.deletion import AccountDeletion, DeletedNames
 from chat.core.events import ClientEvents
 from chat.core.inbound import InboundDispatcher, room_ordering
 from chat.core.limiter import EventLimiter
 from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.passwords import PasswordHasher
+from chat.core.people import People
 from chat.core.presence import Presence
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
@@ -30,6 +32,7 @@ from chat.core.renaming import Renaming
 from chat.core.rooms import Rooms
 from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
+from chat.core.typing_filter import TypingFilter
 from chat.errors import ChatError
 from fakes.accounts import MemoryAccounts
 from fakes.broker import MemoryBroker, MemoryHub
@@ -38,6 +41,7 @@ from fakes.clock import Clock
 from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
+from fakes.people import MemoryPeople
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
@@ -64,6 +68,7 @@ class World:
         self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
         self.history.roster = self._roster
         self.reads = MemoryReads(self.history, self._member_count)
+        self.people = MemoryPeople(self.accounts)
 
     def _member_ids(self, room: str) -> set[str]:
         return (
@@ -91,6 +96,7 @@ class MemoryNode:
         per_user: int = 0,
         receipts_max: int = 20,
         edit_window_s: int = 86400,
+        blocks_max: int = 1000,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -112,10 +118,17 @@ class MemoryNode:
             self.presence, self.limiter, counts=w.reads.counts,
         )  # fmt: skip
         self.rooms = Rooms(w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits)
+        self.people = People(w.people, w.accounts, self.broker, blocks_max=blocks_max)
+        self.typing = TypingFilter(w.people, self.connections, self.delivery)
+        self.typing.register(self.fanout)
         self.messaging = Messaging(
-            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
+            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000,
+            dm_guard=self.people.check_dm,
+        )  # fmt: skip
+        self.recovery = Recovery(DeletedNames(w.history, w.people), self.rooms, self.connections)
+        self.deletion = AccountDeletion(
+            self.accounts, w.accounts, w.people, w.sessions, w.rooms, self.broker
         )
-        self.recovery = Recovery(w.history, self.rooms, self.connections)
         self.changes = Changes(
             w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s
         )
@@ -133,13 +146,14 @@ class MemoryNode:
             self.profile,
             self.changes,
             self.reading,
+            self.people,
         )
         self.events = self.limiter.guard(api.events())
 
     async def settle(self) -> None:
         """Wait for the control actions queued so far (and those they queue)."""
-        while self.fanout._tails:
-            await asyncio.gather(*self.fanout._tails.values())
+        while self.fanout._tails or self.typing.tasks:
+            await asyncio.gather(*self.fanout._tails.values(), *self.typing.tasks)
 
     async def connect(self, user_id: str, token: object = MINT) -> Client:
         """A handshake as the Socket.IO adapter runs it: open, then ``session``; with a token

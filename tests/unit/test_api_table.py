@@ -37,6 +37,12 @@ BAD = {
               {"room": "lobby", "id": "1.x", "on": True}, {"room": "lobby", "id": "1.x",
               "emoji": "👍", "on": "yes"}, {"room": "lobby", "id": "1.x", "emoji": 1, "on": True},
               {"room": "lobby", "id": "1.x", "emoji": "x" * 65, "on": True}],
+    "block": [None, {}, {"user": "a b"}, {"user": 5}],
+    "unblock": [None, {"user": ""}, {"user": ["bob"]}],
+    "blocks": [None, [], "all"],
+    "users": [None, {}, {"prefix": ""}, {"prefix": 1}, {"prefix": "a", "limit": 0},
+              {"prefix": "a", "limit": 51}, {"prefix": "a", "offset": -1},
+              {"prefix": "x" * 65}],
 }  # fmt: skip
 
 

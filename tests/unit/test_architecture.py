@@ -136,6 +136,7 @@ CONFINED = {
         "chat.adapters.http",
         "chat.adapters.rest",
         "chat.adapters.rest_changes",
+        "chat.adapters.rest_people",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],
