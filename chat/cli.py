@@ -1,5 +1,5 @@
-"""``chat`` command: ``serve`` a node, change the pub/sub ``shards``, mint a ``token`` with
-the local stack's secret.
+"""``chat`` command: ``serve`` a node, change the pub/sub ``shards``, delete ``users`` (and
+rebuild their name index), mint a ``token`` with the local stack's secret.
 
 The local stack itself is not part of the server: ``python -m devstack`` (``make run``).
 """
@@ -65,11 +65,27 @@ def _shards_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     action.add_parser("resume", help="finish a change that stopped half-way")
 
 
+def _users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = sub.add_parser(
+        "users",
+        help="delete an account; rebuild the name index of user search",
+        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 not done (the "
+        "cluster or the shards unreachable: run it again), 2 no such user.",
+    )
+    action = users.add_subparsers(dest="action", required=True)
+    delete = action.add_parser(
+        "delete", help="delete an account as DELETE /api/me does (no password asked)"
+    )
+    delete.add_argument("user", metavar="USER_ID|EMAIL")
+    action.add_parser("reindex", help="index every user's display name for search")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _shards_parser(sub)
+    _users_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -103,6 +119,17 @@ def shards(args: argparse.Namespace) -> int:
     shard, weight = getattr(args, "shard", None), getattr(args, "weight", 1)
     command = run_shards(settings, args.action, shard, wait=args.wait, weight=weight)
     return asyncio.run(command)
+
+
+def users(args: argparse.Namespace) -> int:
+    from chat.admin import users as run_users
+
+    try:
+        settings = config.load(overrides={})
+    except config.ConfigError as exc:
+        print(f"chat users: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_users(settings, args.action, getattr(args, "user", None)))
 
 
 def tune_gc() -> None:
@@ -147,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve({opt.name: getattr(args, opt.name) for opt in config.OPTIONS})
     if args.command == "shards":
         return shards(args)
+    if args.command == "users":
+        return users(args)
     return token(args)
 
 

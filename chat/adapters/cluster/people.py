@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from typing import Any
 
 from chat import keys
@@ -96,6 +96,14 @@ class ClusterPeople:
             args += [0, name_entry(user.id, user.name)]
         if args:
             await self._cluster.send(key, "ZADD", key, *args, what="reindex")
+
+    async def user_ids(self) -> AsyncIterator[str]:
+        """Every user with a record (``chat users reindex``: a scan of every master)."""
+        prefix, suffix = keys.user_key("\0").split("\0")
+        async for raw in self._cluster.scan(f"{prefix}*{suffix}"):
+            key = _text(raw)
+            if key.startswith(prefix) and key.endswith(suffix):
+                yield key[len(prefix) : -len(suffix)]
 
     async def deleted(self, user_ids: Collection[str]) -> set[str]:
         ids = list(dict.fromkeys(user_ids))
