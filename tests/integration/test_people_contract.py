@@ -75,7 +75,7 @@ async def test_the_name_index_pages_a_prefix_by_lowercased_name_then_id(stores):
     assert [e[0] for e in await p.search("al", 0, 10)] == ["u3", "u4", "u1", "u2"]
     assert await p.search("bo", 0, 5) == []
     await stores.accounts.set_name("u4", "ALBRECHT")  # only the case: one entry still
-    assert [e for e in await p.search("albr", 0, 5)] == [("u4", "albrecht")]
+    assert await p.search("albr", 0, 5) == [("u4", "albrecht")]
     await p.unindex("u3", "alberto")
     assert [e[0] for e in await p.search("al", 0, 10)] == ["u4", "u1", "u2"]
 
