@@ -2,8 +2,9 @@
 
 Every Socket.IO event and REST route that names a room or a user has its rows here, for every
 room kind and every relation of the caller to it; an event or route without rows fails
-``test_every_event_and_route_has_rows``.  Rooms and accounts cannot be deleted (yet), so
-"deleted" is the same as "unknown": a well-formed id that names nothing.
+``test_every_event_and_route_has_rows``.  Rooms cannot be deleted (yet), so "deleted" is the
+same as "unknown": a well-formed id that names nothing; a deleted account answers as an unknown
+user does (e2e/test_people.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FORBIDDEN = "forbidden"
 NO_ROOM = "no_room"
 NO_USER = "no_user"
 NO_MESSAGE = "no_message"
+INVALID = "invalid_request"
 
 # --- the table ---------------------------------------------------------------------------------
 # Room kinds and the caller's relations to a room of that kind:
@@ -116,9 +118,14 @@ USER_EVENTS: dict[str, dict[str, str]] = {
     "online": {"self": OK, "other": OK, "unknown": OK},
     "watch": {"self": OK, "other": OK, "unknown": OK},
     "unwatch": {"self": OK, "other": OK, "unknown": OK},
+    # nobody blocks themselves; unblocking whoever is not blocked changes nothing
+    "block": {"self": INVALID, "other": OK, "unknown": NO_USER},
+    "unblock": {"self": OK, "other": OK, "unknown": OK},
 }
 USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/users/{id}"): {"self": OK, "other": OK, "unknown": NO_USER},
+    ("PUT", "/api/me/blocks/{id}"): {"self": INVALID, "other": OK, "unknown": NO_USER},
+    ("DELETE", "/api/me/blocks/{id}"): {"self": OK, "other": OK, "unknown": OK},
 }
 
 #: Events and routes that name no room, message or other user: they act on the caller's own
@@ -126,6 +133,11 @@ USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
 NAMES_NOTHING = {
     "rename",
     "settings",
+    "blocks",
+    "users",  # a search: names a prefix, never a user
+    ("GET", "/api/me/blocks"),
+    ("GET", "/api/users"),
+    ("DELETE", "/api/me"),
     ("GET", "/api/me/settings"),
     ("PATCH", "/api/me/settings"),
     ("POST", "/api/register"),
@@ -317,6 +329,8 @@ async def test_user_events_and_routes_answer_as_documented(world: World):
                 payload: dict[str, Any] = {"to": user, "text": "matrix"}
             elif event == "invite":
                 payload = {"room": await _room(world, "private"), "user": user}
+            elif event in ("block", "unblock"):
+                payload = {"user": user}
             else:
                 payload = {"users": [user]}
             got.setdefault(event, {})[target] = _code(await _ack(alice, event, payload))
