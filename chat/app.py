@@ -209,7 +209,10 @@ def build_node(s: Settings) -> Node:
         accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter,
         counts=db.reads.counts,
     )  # fmt: skip
-    rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits)
+    rooms = Rooms(
+        db.rooms, db.users, db.history, broker, connections, db.limits,
+        deleted=db.people.deleted,
+    )  # fmt: skip
     people = People(db.people, db.users, broker, blocks_max=s.blocks_max)
     TypingFilter(db.people, connections, sockets).register(inbound)
     messaging = Messaging(

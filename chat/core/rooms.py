@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 from chat import channels
@@ -33,6 +33,8 @@ from chat.models import (
 from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 
 LOBBY = "lobby"
+#: Those of some user ids whose account was deleted (``PeopleStore.deleted``).
+Deleted = Callable[[Collection[str]], Awaitable[set[str]]]
 TYPING_EVERY = 2.0
 KNOWN_USERS_MAX = 100_000
 
@@ -52,7 +54,11 @@ class Rooms:
         broker: Broker,
         connections: Connections,
         limits: Limits,
+        *,
+        deleted: Deleted | None = None,
     ) -> None:
+        #: Which users' accounts were deleted: they existed, so their DMs stay readable.
+        self._deleted = deleted
         self._limits = limits
         self._store = store
         self._users = users
@@ -98,12 +104,14 @@ class Rooms:
         return room, member
 
     async def users_exist(self, user_ids: Iterable[str]) -> bool:
-        """Whether every user exists.  Remembered per node once seen in the store (a deleted
-        account stays remembered: the DM guard, ``People.check_dm``, refuses a DM to it)."""
+        """Whether every user exists or existed (a deleted account: its DMs stay readable by
+        the other user; the DM guard, ``People.check_dm``, refuses new messages to it).
+        Remembered per node once seen in the store: nothing turns either answer stale."""
         unknown = [u for u in dict.fromkeys(user_ids) if u not in self._known_users]
         if unknown:
             found = await self._users.users(unknown)
-            if len(found) < len(unknown):
+            missing = {u for u in unknown if u not in found}
+            if missing and (self._deleted is None or await self._deleted(missing) != missing):
                 return False
             for user_id in unknown:
                 self._known_users[user_id] = None

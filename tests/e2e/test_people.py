@@ -126,6 +126,7 @@ async def test_deleting_an_account_closes_its_sockets_everywhere_and_frees_the_e
         assert (await f.call("join", {"room": room}))["ok"]
         sent = await g0.call("send", {"room": room, "text": "last words"})
         assert sent["ok"]
+        assert (await g0.call("dm", {"to": friend.id, "text": "psst"}))["ok"]
         status, body, _ = await call(
             "DELETE", f"{stack.url(1)}/api/me", {"password": "wrong-password"}, token=gone.token
         )
@@ -148,6 +149,11 @@ async def test_deleting_an_account_closes_its_sockets_everywhere_and_frees_the_e
         assert [m["id"] for m in members["members"]] == [friend.id]
         refused = await f.call("dm", {"to": gone.id, "text": "are you there?"})
         assert refused["error"]["code"] == "no_user"
+        dm = "dm:" + ":".join(sorted((gone.id, friend.id)))
+        page = await f.call("history", {"room": dm})  # still the friend's to read
+        assert [m["from"]["name"] for m in page["messages"]] == ["Deleted user"]
+        status, body, _ = await call("GET", f"{stack.url(0)}/api/rooms", token=friend.token)
+        assert {r["id"]: r["name"] for r in body["rooms"]}[dm] == "Deleted user"
     status, body, _ = await call("GET", f"{stack.url(0)}/api/users/{gone.id}", token=friend.token)
     assert status == 404 and body["error"]["code"] == "no_user"
     status, _, _ = await call("GET", f"{stack.url(0)}/api/me", token=gone.token)

@@ -117,7 +117,10 @@ class MemoryNode:
             self.accounts, w.accounts, w.rooms, follow, self.ordering, self.delivery,
             self.presence, self.limiter, counts=w.reads.counts,
         )  # fmt: skip
-        self.rooms = Rooms(w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits)
+        self.rooms = Rooms(
+            w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits,
+            deleted=w.people.deleted,
+        )  # fmt: skip
         self.people = People(w.people, w.accounts, self.broker, blocks_max=blocks_max)
         self.typing = TypingFilter(w.people, self.connections, self.delivery)
         self.typing.register(self.fanout)

@@ -136,6 +136,7 @@ async def test_deletion_ends_sessions_frees_the_email_and_renames_history(node, 
     ann, cid = await node.connect("ann"), await other.connect("cid")
     sent = await ann.call("send", {"room": "team", "text": "bye all"})
     assert sent["ok"]
+    assert (await ann.call("dm", {"to": "cid", "text": "just you"}))["ok"]
     world.people.blocked["ann"] = {"dan"}
     user = world.accounts.records["ann"]
 
@@ -152,6 +153,13 @@ async def test_deletion_ends_sessions_frees_the_email_and_renames_history(node, 
     assert page["messages"][-1]["from"] == {"id": "ann", "name": "Deleted user"}
     assert (await cid.call("users", {"prefix": "ann"}))["users"] == []
     assert code(await cid.call("dm", {"to": "ann", "text": "hello?"})) == "no_user"
+    # Their DM stays the other user's to read, under the neutral name.
+    assert code(await cid.call("send", {"room": "ann:cid", "text": "hello?"})) == "no_room"
+    assert code(await cid.call("send", {"room": "dm:ann:cid", "text": "hello?"})) == "no_user"
+    dm = await cid.call("history", {"room": "dm:ann:cid"})
+    assert [m["from"]["name"] for m in dm["messages"]] == ["Deleted user"]
+    listed = {r["id"]: r["name"] for r in await node.rooms.visible(world.accounts.records["cid"])}
+    assert listed["dm:ann:cid"] == "Deleted user"
     with pytest.raises(ChatError) as err:
         await node.accounts.find("ann")
     assert err.value.code == "no_user"
