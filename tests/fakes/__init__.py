@@ -9,6 +9,7 @@ from fakes.clock import Clock
 from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
+from fakes.people import MemoryPeople
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
@@ -24,6 +25,7 @@ __all__ = [
     "MemoryHistory",
     "MemoryHub",
     "MemoryLimits",
+    "MemoryPeople",
     "MemoryPresence",
     "MemoryReads",
     "MemoryRooms",
