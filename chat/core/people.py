@@ -20,11 +20,10 @@ from typing import Any, ClassVar
 
 from chat.core.controls import Control, control
 from chat.errors import ChatError, forbidden, invalid_request, not_found
-from chat.models import is_user_id
+from chat.models import DELETED_NAME, is_user_id
 from chat.ports import AccountStore, Broker, PeopleStore
 
-#: How read paths show a deleted user's name.
-DELETED_NAME = "Deleted user"
+__all__ = ["DELETED_NAME", "BlocksChanged", "People", "clean_prefix"]
 
 
 class BlocksChanged(Control, frozen=True):

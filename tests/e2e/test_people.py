@@ -152,6 +152,8 @@ async def test_deleting_an_account_closes_its_sockets_everywhere_and_frees_the_e
         dm = "dm:" + ":".join(sorted((gone.id, friend.id)))
         page = await f.call("history", {"room": dm})  # still the friend's to read
         assert [m["from"]["name"] for m in page["messages"]] == ["Deleted user"]
+        pair = await f.call("members", {"room": dm})
+        assert {m["id"]: m["name"] for m in pair["members"]}[gone.id] == "Deleted user"
         status, body, _ = await call("GET", f"{stack.url(0)}/api/rooms", token=friend.token)
         assert {r["id"]: r["name"] for r in body["rooms"]}[dm] == "Deleted user"
     status, body, _ = await call("GET", f"{stack.url(0)}/api/users/{gone.id}", token=friend.token)

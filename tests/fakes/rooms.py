@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chat.errors import ChatError
-from chat.models import Room, dm_members, is_dm_room
+from chat.models import DELETED_NAME, Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
 from fakes.clock import Clock
 from fakes.presence import PresenceState
@@ -105,7 +105,9 @@ class MemoryRooms:
             ids = self.members.get(room_id, set())
         names = {u: r.name for u, r in (await self._accounts.users(ids)).items()}
         rows = [
-            {"id": u, "name": names.get(u, ""), "online": self._presence.is_online(u)} for u in ids
+            # A DM member without a record is a deleted account.
+            {"id": u, "name": names.get(u, DELETED_NAME), "online": self._presence.is_online(u)}
+            for u in ids
         ]
         rows.sort(key=lambda r: (not r["online"], r["name"].lower(), r["id"]))
         return rows[offset : offset + limit], len(rows)

@@ -158,6 +158,8 @@ async def test_deletion_ends_sessions_frees_the_email_and_renames_history(node, 
     assert code(await cid.call("send", {"room": "dm:ann:cid", "text": "hello?"})) == "no_user"
     dm = await cid.call("history", {"room": "dm:ann:cid"})
     assert [m["from"]["name"] for m in dm["messages"]] == ["Deleted user"]
+    pair = await cid.call("members", {"room": "dm:ann:cid"})
+    assert {m["id"]: m["name"] for m in pair["members"]}["ann"] == "Deleted user"
     listed = {r["id"]: r["name"] for r in await node.rooms.visible(world.accounts.records["cid"])}
     assert listed["dm:ann:cid"] == "Deleted user"
     with pytest.raises(ChatError) as err:

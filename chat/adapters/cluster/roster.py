@@ -28,7 +28,7 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError
-from chat.models import dm_members, is_dm_room
+from chat.models import DELETED_NAME, dm_members, is_dm_room
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +102,15 @@ class ClusterRoster:
 
     # --- membership ------------------------------------------------------------------------
 
-    async def state(self, user_id: str) -> list[Any]:
-        """The script arguments describing the user now: presence and name, with versions."""
+    async def state(self, user_id: str, missing: str | None = None) -> list[Any]:
+        """The script arguments describing the user now: presence and name, with versions
+        (``missing``: the name of a user without a record; else their id)."""
         user, presence = keys.user_key(user_id), keys.user_presence_key(user_id)
         (name, name_v), (online, presence_v) = await asyncio.gather(
             self._cluster.send(user, "HMGET", user, "name", "nv", what="roster user"),
             self._cluster.send(presence, "HMGET", presence, "online", "v", what="roster"),
         )
-        name = _text(name) or user_id
+        name = _text(name) or (user_id if missing is None else missing)
         return [int(_text(presence_v) or 0), _text(online) or "0", int(_text(name_v) or 0), name]
 
     async def add(self, room_id: str, user_id: str, state: list[Any] | None = None) -> bool:
@@ -165,9 +166,10 @@ class ClusterRoster:
     async def _dm_page(
         self, room_id: str, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """A DM has no roster: its two members are in its id."""
+        """A DM has no roster: its two members are in its id (a member without a record is a
+        deleted account)."""
         ids = sorted(set(dm_members(room_id)))
-        states = await asyncio.gather(*(self.state(u) for u in ids))
+        states = await asyncio.gather(*(self.state(u, DELETED_NAME) for u in ids))
         rows = [
             {"id": u, "name": s[3], "online": s[1] == "1"} for u, s in zip(ids, states, strict=True)
         ]
