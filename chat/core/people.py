@@ -71,8 +71,13 @@ class People:
         await self._broker.publish(*control(user_id, BlocksChanged(target, False)))
 
     async def blocks(self, user_id: str) -> list[dict[str, str]]:
-        """The users blocked, by name (a deleted one is no longer shown)."""
-        found = await self._users.users(await self._store.blocks(user_id))
+        """The users blocked, by name.  A deleted one is no longer shown, and no longer
+        counts against the bound (dropped here, when met)."""
+        ids = await self._store.blocks(user_id)
+        found = await self._users.users(ids)
+        gone = [u for u in ids if u not in found]
+        for target in await self._store.deleted(gone) if gone else ():
+            await self._store.unblock(user_id, target)
         return sorted(
             (u.public() for u in found.values()), key=lambda u: (u["name"].lower(), u["id"])
         )

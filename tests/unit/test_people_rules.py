@@ -138,6 +138,7 @@ async def test_deletion_ends_sessions_frees_the_email_and_renames_history(node, 
     assert sent["ok"]
     assert (await ann.call("dm", {"to": "cid", "text": "just you"}))["ok"]
     world.people.blocked["ann"] = {"dan"}
+    world.people.blocked["dan"] = {"ann", "bob"}
     user = world.accounts.records["ann"]
 
     await node.deletion.delete(user)
@@ -147,6 +148,9 @@ async def test_deletion_ends_sessions_frees_the_email_and_renames_history(node, 
     assert ann.events("session_end")[-1]["code"] == "token_revoked"
     assert "ann" not in world.accounts.records and "ann" in world.people.deleted_ids
     assert "ann" not in world.people.blocked
+    dan = await node.connect("dan")
+    assert (await dan.call("blocks", {}))["users"] == [{"id": "bob", "name": "Bob"}]
+    assert world.people.blocked["dan"] == {"bob"}  # no longer counted against the bound
     assert "ann" not in world.rooms.members["team"]
     assert cid.events("left")[-1] == {"room": "team", "user": {"id": "ann", "name": "Deleted user"}}
     page = await cid.call("history", {"room": "team"})
