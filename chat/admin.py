@@ -118,6 +118,9 @@ async def users(settings: Settings, command: str, who: str | None) -> int:
     except ChatError as exc:
         print(f"chat users {command}: {exc.message}", file=sys.stderr)
         return 2 if exc.code == "no_user" else 1
+    except RuntimeError as exc:  # the pub/sub shards unreachable (never echoes credentials)
+        print(f"chat users {command}: {exc}", file=sys.stderr)
+        return 1
     finally:
         await cluster.stop()
 
