@@ -187,3 +187,17 @@ async def test_own_deletion_needs_the_password_and_frees_the_email(node, world):
     # A deletion run again (an operator finishing it) leaves the new account alone.
     await node.deletion.delete(user)
     assert (await node.accounts.login("eve@example.com", "Another-pass-2", "ip")).id == again.id
+
+
+async def test_typing_is_dropped_not_shown_unfiltered_when_blocks_cannot_be_read(
+    node, other, world
+):
+    ann, bob = await node.connect("ann"), await other.connect("bob")
+
+    async def failing(user_id):
+        raise ChatError("unavailable", "the cluster is failing over", 503)
+
+    world.people.blocks = failing
+    assert (await bob.call("typing", {"room": "lobby"}))["sent"]
+    await node.settle()
+    assert ann.events("typing") == []
