@@ -1,6 +1,7 @@
 """Composition root of ``chat shards``: the operator's view and changes of the pub/sub shard
-set (the logic is ``chat/core/shardset.py``'s, the Redis the adapters').  It connects to the
-cluster and the shards with the same ``CHAT_*`` settings as ``chat serve``.
+set (the logic is ``chat/core/shardset.py``'s, the Redis the adapters'), and of ``chat users``
+(account deletion, the name index).  It connects to the cluster and the shards with the same
+``CHAT_*`` settings as ``chat serve``.
 
 Exit codes: 0 done, 1 not done (the cluster unreachable, or the nodes did not all follow in
 time: the change stays where it is, ``chat shards resume``), 2 refused (nothing changed).
@@ -12,13 +13,19 @@ import asyncio
 import sys
 from typing import TextIO
 
+from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.people import ClusterPeople
 from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
+from chat.adapters.cluster.sessions import ClusterSessions
 from chat.adapters.cluster.shardset import ClusterShardSet
 from chat.adapters.redis_common import redis_access
+from chat.adapters.shards.broker import ShardedBroker
 from chat.adapters.shards.probe import channel_count, prober
 from chat.config import Settings
+from chat.core.deletion import AccountDeletion
 from chat.core.shardset import Admin, NotAcknowledged, Refused
 from chat.errors import ChatError
 from chat.models import Layout
@@ -87,3 +94,88 @@ def _print_layout(layout: Layout, out: TextIO) -> None:
         print(f"shard {name} {url}" + (f" weight {weight}" if weight != 1 else ""), file=out)
     for name, url in sorted(layout.previous.items()):
         print(f"previous {name} {url}", file=out)
+
+
+async def users(settings: Settings, command: str, who: str | None) -> int:
+    """``chat users delete <user id|email>`` (the effect of ``DELETE /api/me``, without the
+    password) and ``chat users reindex`` (the name index of user search, for users registered
+    before it existed).  Exit 0 done, 1 not done (unreachable: run it again), 2 no such user."""
+    cluster = Cluster(
+        settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
+        replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
+    )  # fmt: skip
+    try:
+        await cluster.start(CONNECT_TIMEOUT)
+    except RuntimeError as exc:
+        print(f"chat users {command}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if command == "reindex":
+            count = await _reindex(cluster)
+            print(f"indexed {count} users")
+            return 0
+        return await _delete(settings, cluster, who or "")
+    except ChatError as exc:
+        print(f"chat users {command}: {exc.message}", file=sys.stderr)
+        return 2 if exc.code == "no_user" else 1
+    except RuntimeError as exc:  # the pub/sub shards unreachable (never echoes credentials)
+        print(f"chat users {command}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await cluster.stop()
+
+
+async def _reindex(cluster: Cluster) -> int:
+    roster = ClusterRoster(cluster)
+    accounts, people = ClusterAccounts(cluster, roster), ClusterPeople(cluster)
+    batch: list[str] = []
+    count = 0
+    async for user_id in people.user_ids():
+        batch.append(user_id)
+        if len(batch) >= 500:
+            count += await _index(accounts, people, batch)
+            batch = []
+    return count + await _index(accounts, people, batch)
+
+
+async def _index(accounts: ClusterAccounts, people: ClusterPeople, ids: list[str]) -> int:
+    found = await accounts.users(ids)
+    await people.reindex(found.values())
+    return len(found)
+
+
+async def _delete(settings: Settings, cluster: Cluster, who: str) -> int:
+    """The revocation and the members' ``left`` go out on the pub/sub shards: this command
+    publishes like a node (on the shard set in force), without following any channel."""
+    roster = ClusterRoster(cluster)
+    rooms = ClusterRooms(cluster, roster, rooms_per_user=settings.rooms_per_user,
+                         created_per_user=settings.rooms_created_per_user)  # fmt: skip
+    broker = ShardedBroker(
+        settings.shard_urls, _ignore, node_id="admin", access=redis_access(settings, "shards")
+    )
+    layout = await ClusterShardSet(cluster).read()
+    if layout is not None:
+        broker.adopt(layout)
+    await broker.start(CONNECT_TIMEOUT)
+    try:
+        people = ClusterPeople(cluster)
+        deletion = AccountDeletion(
+            None, ClusterAccounts(cluster, roster), people, ClusterSessions(cluster), rooms,
+            broker,
+        )  # fmt: skip
+        try:
+            user = await deletion.find(who)
+        except ChatError:
+            if "@" in who or not await deletion.finish(who):
+                raise
+            print(f"finished the deletion of {who}")
+            return 0
+        await deletion.delete(user)
+        print(f"deleted {user.id}")
+        return 0
+    finally:
+        await broker.stop()
+
+
+async def _ignore(channel: str, payload: bytes) -> None:
+    """This command follows no channel."""

@@ -27,6 +27,7 @@ from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.limits import ClusterLimits
 from chat.adapters.cluster.moderation import ClusterModeration
+from chat.adapters.cluster.people import ClusterPeople
 from chat.adapters.cluster.presence import ClusterPresence
 from chat.adapters.cluster.reads import ClusterReads
 from chat.adapters.cluster.rooms import ClusterRooms
@@ -54,6 +55,7 @@ from chat.core import controls
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.connections import Connections
+from chat.core.deletion import AccountDeletion, DeletedNames
 from chat.core.devices import DeviceCookies
 from chat.core.events import ClientEvents
 from chat.core.inbound import InboundDispatcher, room_ordering
@@ -65,6 +67,7 @@ from chat.core.messaging import Messaging
 from chat.core.moderation import Moderation
 from chat.core.ordering import Ordering
 from chat.core.passwords import PasswordHasher
+from chat.core.people import People
 from chat.core.presence import Presence
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
@@ -76,6 +79,7 @@ from chat.core.sessions import Sessions
 from chat.core.shardset import Follower
 from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
+from chat.core.typing_filter import TypingFilter
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +154,7 @@ class Storage:
     reads: ClusterReads
     changes: ClusterChanges
     moderation: ClusterModeration
+    people: ClusterPeople
 
 
 def storage(s: Settings) -> Storage:
@@ -171,6 +176,7 @@ def storage(s: Settings) -> Storage:
         ClusterPresence(cluster, s.node_id, roster), ClusterReads(cluster),
         ClusterChanges(cluster, max_len=s.history_max, max_age_s=s.history_max_age),
         ClusterModeration(cluster, max_len=s.history_max),
+        ClusterPeople(cluster),
     )  # fmt: skip
 
 
@@ -212,9 +218,18 @@ def build_node(s: Settings) -> Node:
         accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter,
         counts=db.reads.counts, roles=roles.roles_of,
     )  # fmt: skip
-    rooms = Rooms(db.rooms, db.users, db.history, broker, connections, db.limits, roles)
-    messaging = Messaging(broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max)
-    recovery = Recovery(db.history, rooms, connections)
+    rooms = Rooms(
+        db.rooms, db.users, db.history, broker, connections, db.limits, roles,
+        deleted=db.people.deleted,
+    )  # fmt: skip
+    people = People(db.people, db.users, broker, blocks_max=s.blocks_max)
+    TypingFilter(db.people, connections, sockets).register(inbound)
+    messaging = Messaging(
+        broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max,
+        dm_guard=people.check_dm,
+    )  # fmt: skip
+    shown = DeletedNames(db.history, db.people)  # read paths: deleted users' neutral name
+    recovery = Recovery(shown, rooms, connections)
     changes = Changes(
         db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s,
         roles=roles,
@@ -228,14 +243,23 @@ def build_node(s: Settings) -> Node:
     controls.register(inbound, connections)
     # Every event spends its row of the limit table first (an event without one: no start).
     events = ClientEvents(
-        messaging, rooms, recovery, member_presence, renaming, changes, reading, moderation
+        messaging,
+        rooms,
+        recovery,
+        member_presence,
+        renaming,
+        changes,
+        reading=reading,
+        moderation=moderation,
+        people=people,
     ).events()
     sockets.serve(connections, limiter.guard(events))
+    deletion = AccountDeletion(accounts, db.users, db.people, sign_ins, db.rooms, broker)
     rest = Rest(
-        accounts, renaming, messaging, rooms, recovery, db.history, presence.online,
+        accounts, renaming, messaging, rooms, recovery, shown, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
         limiter=limiter, sessions=sessions, reading=reading, changes=changes,
-        moderation=moderation,
+        moderation=moderation, people=people, deletion=deletion,
     )  # fmt: skip
     check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
     follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)

@@ -1,5 +1,6 @@
 """``chat`` command: ``serve`` a node, change the pub/sub ``shards``, manage service ``tokens``
-for bots, mint a ``token`` with the local stack's secret.
+for bots, delete ``users`` (and rebuild their name index), mint a ``token`` with the local
+stack's secret.
 
 The local stack itself is not part of the server: ``python -m devstack`` (``make run``).
 """
@@ -86,12 +87,28 @@ def _tokens_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     revoke.add_argument("id", help="the token's id (from `list`)")
 
 
+def _users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = sub.add_parser(
+        "users",
+        help="delete an account; rebuild the name index of user search",
+        description="Uses the CHAT_* settings of `chat serve`. Exit 0 done, 1 not done (the "
+        "cluster or the shards unreachable: run it again), 2 no such user.",
+    )
+    action = users.add_subparsers(dest="action", required=True)
+    delete = action.add_parser(
+        "delete", help="delete an account as DELETE /api/me does (no password asked)"
+    )
+    delete.add_argument("user", metavar="USER_ID|EMAIL")
+    action.add_parser("reindex", help="index every user's display name for search")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chat", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _shards_parser(sub)
     _tokens_parser(sub)
+    _users_parser(sub)
     _token_parser(sub)
     return parser
 
@@ -142,6 +159,17 @@ def service_tokens(args: argparse.Namespace) -> int:
     return asyncio.run(command)
 
 
+def users(args: argparse.Namespace) -> int:
+    from chat.admin import users as run_users
+
+    try:
+        settings = config.load(overrides={})
+    except config.ConfigError as exc:
+        print(f"chat users: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run_users(settings, args.action, getattr(args, "user", None)))
+
+
 def tune_gc() -> None:
     """What is alive after start-up (modules, configuration) lives as long as the process:
     frozen, the collector never scans it again.  A higher first threshold makes collections of
@@ -186,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return shards(args)
     if args.command == "tokens":
         return service_tokens(args)
+    if args.command == "users":
+        return users(args)
     return token(args)
 
 

@@ -169,6 +169,7 @@ EVENT_LIMITS: dict[str, tuple[float, int]] = {
     "watch": (10, 100), "unwatch": (10, 100), "me": (1, 20), "user": (5, 50),
     "rooms": (2, 30), "logout": (1, 10), "read": (20, 40), "settings": (1, 20),
     "moderate": (2, 30),
+    "block": (1, 30), "blocks": (1, 20), "search": (2, 10), "delete_account": (0.1, 5),
 }  # fmt: skip
 
 
@@ -249,6 +250,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("read_burst", _positive(int), "read position update burst per user", "40"),
     Option("receipts_max_members", _non_negative(int), "largest room with read receipts", "20"),
     Option("event_limits", _event_limits, "per-user limits: event=rate/burst,... (*: all)", ""),
+    Option("search_rate", _positive(float), "user searches per second per user", "2"),
+    Option("search_burst", _positive(int), "user search burst per user", "10"),
+    Option("blocks_max", _positive(int), "users one user may block", "1000"),
     Option("rooms_per_user", _positive(int), "rooms (not DMs) a user may belong to", "500"),
     Option("rooms_created_per_user", _positive(int), "rooms a user may ever create", "100"),
     Option("room_members_max", _positive(int), "members a room may have (not the lobby)", "10000"),
@@ -324,6 +328,9 @@ class Settings:
     read_burst: int
     receipts_max_members: int
     event_limits: dict[str, tuple[float, int]]
+    search_rate: float
+    search_burst: int
+    blocks_max: int
     rooms_per_user: int
     rooms_created_per_user: int
     room_members_max: int
@@ -360,6 +367,7 @@ class Settings:
             **EVENT_LIMITS,
             "send": (self.send_rate, self.send_burst),
             "read": (self.read_rate, self.read_burst),
+            "search": (self.search_rate, self.search_burst),
         }
         table = {name: every or row for name, row in table.items()}
         return {**table, **{k: v for k, v in self.event_limits.items() if k != "*"}}

@@ -21,6 +21,10 @@ class UserRef(msgspec.Struct, frozen=True):
     name: str
 
 
+#: How read paths show a user whose account was deleted (their record is gone).
+DELETED_NAME = "Deleted user"
+
+
 class UserRecord(msgspec.Struct, frozen=True):
     """A stored user.  ``email`` is shown only to the user themselves."""
 

@@ -431,3 +431,39 @@ class ShardSwitch(Protocol):
 
 #: PING of a shard URL with the deployment's credentials: True if it answered.
 Probe = Callable[[str], Awaitable[bool]]
+
+
+class PeopleStore(Protocol):
+    """Blocks between users, the display-name index of user search, and what account deletion
+    removes or marks (``chat/core/people.py``, ``chat/core/deletion.py``)."""
+
+    async def block(self, user_id: str, target: str, most: int) -> bool:
+        """Add ``target`` to the user's blocks; False (nothing changed) when the user has
+        ``most`` blocks already and ``target`` is not among them."""
+
+    async def unblock(self, user_id: str, target: str) -> None: ...
+
+    async def blocks(self, user_id: str) -> set[str]:
+        """The users ``user_id`` blocked."""
+
+    async def blocked_either(self, a: str, b: str) -> bool:
+        """Whether ``a`` blocked ``b`` or ``b`` blocked ``a`` (both read in one round trip)."""
+
+    async def search(self, prefix: str, offset: int, limit: int) -> list[tuple[str, str]]:
+        """Index entries ``(user id, lowercased name)`` whose name starts with ``prefix``
+        (lowercased), by name then id, ``offset`` to ``offset + limit``."""
+
+    async def unindex(self, user_id: str, lowered_name: str) -> None:
+        """Drop one entry of the name index (a stale one, or a deleted user's)."""
+
+    async def reindex(self, users: Iterable[UserRecord]) -> None:
+        """Index these users under their current names (``chat users reindex``)."""
+
+    async def deleted(self, user_ids: Collection[str]) -> set[str]:
+        """Those of ``user_ids`` whose account was deleted."""
+
+    async def forget(self, user: UserRecord, email_key: str) -> None:
+        """Account deletion: mark the user deleted (first, so that read paths show the neutral
+        name from then on), then remove the login record if it still names the user (the
+        email is free again), the user record, the name index entry, the blocks and the room
+        list.  Idempotent: an interrupted deletion is finished by running it again."""

@@ -16,14 +16,18 @@ from chat.adapters.rest_changes import ROWS as CHANGE_ROWS
 from chat.adapters.rest_changes import ChangeRoutes
 from chat.adapters.rest_moderation import ROWS as MODERATION_ROWS
 from chat.adapters.rest_moderation import ModerationRoutes
+from chat.adapters.rest_people import ROWS as PEOPLE_ROWS
+from chat.adapters.rest_people import PeopleRoutes
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
+from chat.core.deletion import AccountDeletion
 from chat.core.devices import COOKIE as DEVICE_COOKIE
 from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
 from chat.core.moderation import Moderation
 from chat.core.payloads import HistoryQuery, MessageBody, ReadBody, SettingsIn, parse
+from chat.core.people import People
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
@@ -58,6 +62,7 @@ ROUTE_ROWS = {
     "PATCH /api/me/settings": "settings",
     **CHANGE_ROWS,
     **MODERATION_ROWS,
+    **PEOPLE_ROWS,
     "POST /message/": "send",
 }
 PUBLIC = frozenset(
@@ -80,7 +85,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest(ChangeRoutes, ModerationRoutes):
+class Rest(ChangeRoutes, ModerationRoutes, PeopleRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -96,6 +101,8 @@ class Rest(ChangeRoutes, ModerationRoutes):
     reading: Reading
     changes: Changes
     moderation: Moderation
+    people: People | None = None
+    deletion: AccountDeletion | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -115,6 +122,7 @@ class Rest(ChangeRoutes, ModerationRoutes):
             web.patch("/api/me/settings", self.settings_set),
             *self.change_routes(),
             *self.moderation_routes(),
+            *self.people_routes(),
             web.post("/user/", self.compat_register),
             web.put("/user/", self.compat_login),
             web.post("/message/", self.compat_send),
@@ -174,6 +182,12 @@ class Rest(ChangeRoutes, ModerationRoutes):
             secure=self.cookie_secure,
         )
         return response
+
+    def _device(self, request: web.Request) -> str | None:
+        return presented_device(request)
+
+    def _cleared(self, response: web.Response) -> web.Response:
+        return clear_cookies(response)
 
     # --- accounts ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from chat.core.accounts import Accounts
 from chat.core.lifetime import Lifetimes
 from chat.core.limiter import EventLimiter
 from chat.core.ordering import Ordering
+from chat.core.people import DELETED_NAME
 from chat.core.presence import Presence
 from chat.core.subscriptions import Subscriptions
 from chat.models import Room, RoomCounts, UserRecord, is_dm_room, peer_of
@@ -147,7 +148,7 @@ class Connections:
         roles = await self._roles(user_id, rooms) if self._roles is not None else {}
         return {
             room_id: room.wire(
-                0, names.get(peer_of(room_id, user_id), "") if room.is_dm else None,
+                0, names.get(peer_of(room_id, user_id), DELETED_NAME) if room.is_dm else None,
                 roles.get(room_id),
             )
             for room_id, room in rooms.items()

@@ -18,6 +18,8 @@ from chat.core.messaging import Messaging
 from chat.core.moderation import Moderation
 from chat.core.payloads import (
     BanIn,
+    BlockIn,
+    BlocksIn,
     DeleteIn,
     DmIn,
     EditIn,
@@ -33,12 +35,14 @@ from chat.core.payloads import (
     RoleIn,
     RoomIn,
     RoomSettingsIn,
+    SearchIn,
     SendIn,
     SettingsIn,
     SyncIn,
     UsersIn,
     parse,
 )
+from chat.core.people import People
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
 from chat.core.renaming import Renaming
@@ -57,10 +61,13 @@ class ClientEvents:
         member_presence: MemberPresence,
         renaming: Renaming,
         changes: Changes,
+        *,
         reading: Reading | None = None,
         moderation: Moderation | None = None,
+        people: People | None = None,
     ) -> None:
         self._moderation = moderation
+        self._people = people
         self._reading = reading
         self._messaging = messaging
         self._rooms = rooms
@@ -97,6 +104,10 @@ class ClientEvents:
             "role": self.role,
             "transfer": self.transfer,
             "room_settings": self.room_settings,
+            "block": self.block,
+            "unblock": self.unblock,
+            "blocks": self.blocks,
+            "users": self.users,
         }
 
     async def send(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
@@ -259,3 +270,25 @@ class ClientEvents:
         req = parse(payload, RoomSettingsIn)
         room = await self._moderator.settings(conn.user, req.room, req.managed, req.member_limit)
         return {"room": room}
+
+    @property
+    def _persons(self) -> People:
+        if self._people is None:
+            raise RuntimeError("ClientEvents was built without people")
+        return self._people
+
+    async def block(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._persons.block(conn.user.id, parse(payload, BlockIn).user)
+        return {}
+
+    async def unblock(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        await self._persons.unblock(conn.user.id, parse(payload, BlockIn).user)
+        return {}
+
+    async def blocks(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        parse(payload, BlocksIn)
+        return {"users": await self._persons.blocks(conn.user.id)}
+
+    async def users(self, conn: Conn, payload: dict[str, Any]) -> dict[str, Any]:
+        req = parse(payload, SearchIn)
+        return await self._persons.search(req.prefix, req.offset, req.limit)

@@ -43,6 +43,9 @@ def room_ordering(delivery: LocalDelivery, history: History, hold_ms: int) -> Or
 
 
 ControlHandler = Callable[[str, Any], Awaitable[None]]
+#: Delivers one event (not a room message) to the local sockets of a channel in place of the
+#: plain delivery: ``(channel, raw JSON, skip_user)``.  It runs in the listener loop too.
+EmitHandler = Callable[[str, bytes, str | None], Awaitable[None]]
 
 
 class InboundDispatcher:
@@ -51,7 +54,12 @@ class InboundDispatcher:
         self._ordering = ordering
         self._controls: dict[str, tuple[type[Control], ControlHandler]] = {}
         self._tails: dict[str, asyncio.Task[None]] = {}  # the last action queued per channel
+        self._emits: dict[str, EmitHandler] = {}
         self.received = 0
+
+    def on_emit(self, event: str, handler: EmitHandler) -> None:
+        """Deliver ``event`` with ``handler`` (a filter per socket, such as blocked typing)."""
+        self._emits[event] = handler
 
     def on_control(self, kind: type[C], handler: Callable[[str, C], Awaitable[None]]) -> None:
         """Run ``handler`` for each ``kind`` of control (core/controls.py) on any channel."""
@@ -66,7 +74,11 @@ class InboundDispatcher:
                 await self._ordering.on_message(channel, message)
             elif envelope.kind == "emit":
                 raw = bytes(envelope.data)
-                await self._delivery.emit_raw(channel, envelope.event, raw, envelope.skip_user)
+                special = self._emits.get(envelope.event)
+                if special is not None:
+                    await special(channel, raw, envelope.skip_user)
+                else:
+                    await self._delivery.emit_raw(channel, envelope.event, raw, envelope.skip_user)
             elif envelope.kind == "ctl" and envelope.event in self._controls:
                 kind, handler = self._controls[envelope.event]
                 self._queue(channel, handler, msgspec.json.decode(envelope.data, type=kind))

@@ -38,6 +38,7 @@ SHARED_ROWS = {
         ("kick", "ban", "unban", "mute", "unmute", "role", "transfer", "room_settings"),
         "moderate",
     ),
+    "unblock": "block", "users": "search",
 }  # fmt: skip
 
 Handler = Callable[["Conn", dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 
 from chat import channels
 from chat.core.connections import Conn
@@ -36,6 +36,8 @@ from chat.ports import AccountStore, Broker, History, RoomStore
 log = logging.getLogger(__name__)
 
 KNOWN_MAX = 100_000
+#: Refuses a DM from the first user to the second (``People.check_dm``: blocks).
+DmGuard = Callable[[str, str], Awaitable[None]]
 
 
 class Messaging:
@@ -48,7 +50,9 @@ class Messaging:
         users: AccountStore,
         *,
         text_max: int,
+        dm_guard: DmGuard | None = None,
     ) -> None:
+        self._dm_guard = dm_guard
         self._broker = broker
         self._history = history
         self._rooms = rooms
@@ -105,6 +109,8 @@ class Messaging:
         while the message is stored (no need to wait).  Only this node's own record of having
         listed it skips that: whatever the socket read before (an empty ``history``) must not
         make the first message look like a later one, or the DM is listed for nobody."""
+        if self._dm_guard is not None:
+            await self._dm_guard(sender.id, peer_of(room_id, sender.id))
         mentions = await self._dm_mentions(sender, room_id, text, mentions)
         if room_id in self._known_dms:
             return await self._store_and_publish(sender, room_id, text, cid, mentions)

@@ -200,6 +200,31 @@ class RoomSettingsIn(msgspec.Struct, frozen=True):
     member_limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
+class BlockIn(msgspec.Struct, frozen=True):
+    """``block`` and ``unblock``."""
+
+    user: UserId
+
+
+class BlocksIn(msgspec.Struct, frozen=True):
+    """``blocks``: nothing to say."""
+
+
+class SearchIn(msgspec.Struct, frozen=True):
+    """``users`` and ``GET /api/users`` (a query: ``strict=False``).  The prefix's rules after
+    trimming (at least one character) are the use case's."""
+
+    prefix: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    offset: Annotated[int, msgspec.Meta(ge=0, le=10_000)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 20
+
+
+class DeleteAccountBody(msgspec.Struct, frozen=True):
+    """``DELETE /api/me``: the password, entered again."""
+
+    password: Annotated[str, msgspec.Meta(max_length=10_000)]
+
+
 def parse(payload: Any, shape: type[T], *, strict: bool = True) -> T:
     """``strict=False`` converts strings to numbers (query strings carry only text)."""
     try:

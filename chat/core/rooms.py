@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import Any
 
 from chat import channels
 from chat.core.connections import Conn, Connections, room_channel
 from chat.core.controls import control, room_notice
 from chat.core.identity import clean_name
+from chat.core.people import DELETED_NAME
 from chat.core.roles import MODERATORS, OWNER, RoomRoles, check_limit, unmanaged
 from chat.errors import ChatError, forbidden, moderation_refusal, not_found
 from chat.models import (
@@ -36,6 +37,8 @@ from chat.ports import AccountStore, Broker, History, Limits, RoomStore
 log = logging.getLogger(__name__)
 
 LOBBY = "lobby"
+#: Those of some user ids whose account was deleted (``PeopleStore.deleted``).
+Deleted = Callable[[Collection[str]], Awaitable[set[str]]]
 TYPING_EVERY = 2.0
 KNOWN_USERS_MAX = 100_000
 
@@ -56,9 +59,13 @@ class Rooms:
         connections: Connections,
         limits: Limits,
         roles: RoomRoles | None = None,
+        *,
+        deleted: Deleted | None = None,
     ) -> None:
         #: Roles, bans, mutes and member limits (absent: a node without moderation).
         self.roles = roles
+        #: Which users' accounts were deleted: they existed, so their DMs stay readable.
+        self._deleted = deleted
         self._limits = limits
         self._store = store
         self._users = users
@@ -126,12 +133,14 @@ class Rooms:
         return room, member
 
     async def users_exist(self, user_ids: Iterable[str]) -> bool:
-        """Whether every user exists.  Remembered per node once seen in the store (accounts
-        are never deleted, so a remembered user cannot turn stale)."""
+        """Whether every user exists or existed (a deleted account: its DMs stay readable by
+        the other user; the DM guard, ``People.check_dm``, refuses new messages to it).
+        Remembered per node once seen in the store: nothing turns either answer stale."""
         unknown = [u for u in dict.fromkeys(user_ids) if u not in self._known_users]
         if unknown:
             found = await self._users.users(unknown)
-            if len(found) < len(unknown):
+            missing = {u for u in unknown if u not in found}
+            if missing and (self._deleted is None or await self._deleted(missing) != missing):
                 return False
             for user_id in unknown:
                 self._known_users[user_id] = None
@@ -151,7 +160,7 @@ class Rooms:
         roles = await self.roles.roles_of(user.id, rooms) if self.roles is not None else {}
         return [
             room.wire(
-                seqs[rid], names.get(peer_of(rid, user.id), "") if room.is_dm else None,
+                seqs[rid], names.get(peer_of(rid, user.id), DELETED_NAME) if room.is_dm else None,
                 roles.get(rid),
             )
             for rid, room in sorted(rooms.items())

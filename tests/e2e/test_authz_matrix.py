@@ -2,8 +2,9 @@
 
 Every Socket.IO event and REST route that names a room or a user has its rows here, for every
 room kind and every relation of the caller to it; an event or route without rows fails
-``test_every_event_and_route_has_rows``.  Rooms and accounts cannot be deleted (yet), so
-"deleted" is the same as "unknown": a well-formed id that names nothing.
+``test_every_event_and_route_has_rows``.  Rooms cannot be deleted (yet), so "deleted" is the
+same as "unknown": a well-formed id that names nothing; a deleted account answers as an unknown
+user does (e2e/test_people.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ NO_USER = "no_user"
 NO_MESSAGE = "no_message"
 NOT_MEMBER = "not_member"
 OWNER_MUST_TRANSFER = "owner_must_transfer"
+INVALID = "invalid_request"
 
 # --- the table ---------------------------------------------------------------------------------
 # Room kinds and the caller's relations to a room of that kind:
@@ -145,9 +147,14 @@ USER_EVENTS: dict[str, dict[str, str]] = {
     # the owner of a private room acts on: nobody acts on themselves; a ban needs no member
     "kick": {"self": FORBIDDEN, "other": NOT_MEMBER, "unknown": NO_USER},
     "ban": {"self": FORBIDDEN, "other": OK, "unknown": NO_USER},
+    # nobody blocks themselves; unblocking whoever is not blocked changes nothing
+    "block": {"self": INVALID, "other": OK, "unknown": NO_USER},
+    "unblock": {"self": OK, "other": OK, "unknown": OK},
 }
 USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/users/{id}"): {"self": OK, "other": OK, "unknown": NO_USER},
+    ("PUT", "/api/me/blocks/{id}"): {"self": INVALID, "other": OK, "unknown": NO_USER},
+    ("DELETE", "/api/me/blocks/{id}"): {"self": OK, "other": OK, "unknown": OK},
 }
 
 #: Events and routes that name no room, message or other user: they act on the caller's own
@@ -155,6 +162,11 @@ USER_ROUTES: dict[tuple[str, str], dict[str, str]] = {
 NAMES_NOTHING = {
     "rename",
     "settings",
+    "blocks",
+    "users",  # a search: names a prefix, never a user
+    ("GET", "/api/me/blocks"),
+    ("GET", "/api/users"),
+    ("DELETE", "/api/me"),
     ("GET", "/api/me/settings"),
     ("PATCH", "/api/me/settings"),
     ("POST", "/api/register"),
@@ -355,6 +367,8 @@ async def test_user_events_and_routes_answer_as_documented(world: World):
                 payload: dict[str, Any] = {"to": user, "text": "matrix"}
             elif event in ("invite", "kick", "ban"):
                 payload = {"room": await _room(world, "private"), "user": user}
+            elif event in ("block", "unblock"):
+                payload = {"user": user}
             else:
                 payload = {"users": [user]}
             got.setdefault(event, {})[target] = _code(await _ack(alice, event, payload))

@@ -17,7 +17,8 @@ from chat import keys
 
 # A rate of 0.01/s: no token comes back while a test runs, so counts are exact.
 LIMITS = {
-    "event_limits": "*=1000/1000, members=0.01/3, rename=0.01/2, me=0.01/2, connect=0.01/6",
+    "event_limits": "*=1000/1000, members=0.01/3, rename=0.01/2, me=0.01/2, connect=0.01/6,"
+    " search=0.01/3",
     "connections_per_user": "2",
     "rooms_per_user": "3",
     "rooms_created_per_user": "4",
@@ -153,3 +154,19 @@ async def test_a_dm_does_not_count_as_a_room(small: Stack):
         assert (await u.call("dm", {"to": peer.id, "text": "hi"}))["ok"]
         for _ in range(3):  # as many as allowed, the DM aside
             assert (await create(small, user, room_id()))[0] == 201
+
+
+async def test_user_search_has_its_own_row_shared_by_its_route_across_nodes(small: Stack):
+    user = await register(small.url(0))
+    async with connected(small.url(1), user.token) as a:
+        answers = [(await a.call("users", {"prefix": "a"}))["ok"] for _ in range(2)]
+        status, _, _ = await call("GET", f"{small.url(0)}/api/users?prefix=a", token=user.token)
+        assert answers == [True, True] and status == 200
+        refused = await a.call("users", {"prefix": "a"})
+        assert refused["error"]["code"] == "rate_limited" and refused["error"]["retry_after"] > 1
+        status, body, resp = await call(
+            "GET", f"{small.url(0)}/api/users?prefix=a", token=user.token
+        )
+        assert status == 429 and body["error"]["code"] == "rate_limited"
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert (await a.call("blocks", {}))["ok"]  # another row

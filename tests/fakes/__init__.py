@@ -10,6 +10,7 @@ from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
 from fakes.moderation import MemoryModeration
+from fakes.people import MemoryPeople
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
@@ -27,6 +28,7 @@ __all__ = [
     "MemoryHub",
     "MemoryLimits",
     "MemoryModeration",
+    "MemoryPeople",
     "MemoryPresence",
     "MemoryReads",
     "MemoryRooms",

@@ -17,6 +17,7 @@ from chat.core import controls
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.connections import Conn, Connections
+from chat.core.deletion import AccountDeletion, DeletedNames
 from chat.core.events import ClientEvents
 from chat.core.inbound import InboundDispatcher, room_ordering
 from chat.core.limiter import EventLimiter
@@ -24,6 +25,7 @@ from chat.core.member_presence import MemberPresence
 from chat.core.messaging import Messaging
 from chat.core.moderation import Moderation
 from chat.core.passwords import PasswordHasher
+from chat.core.people import People
 from chat.core.presence import Presence
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
@@ -33,6 +35,7 @@ from chat.core.rooms import Rooms
 from chat.core.service import ServiceTokens
 from chat.core.subscriptions import Subscriptions, history_baselines
 from chat.core.tokens import TokenService
+from chat.core.typing_filter import TypingFilter
 from chat.errors import ChatError
 from fakes.accounts import MemoryAccounts
 from fakes.broker import MemoryBroker, MemoryHub
@@ -42,6 +45,7 @@ from fakes.delivery import MemoryDelivery
 from fakes.history import MemoryHistory
 from fakes.limits import MemoryLimits
 from fakes.moderation import MemoryModeration
+from fakes.people import MemoryPeople
 from fakes.presence import MemoryPresence, PresenceState
 from fakes.reads import MemoryReads
 from fakes.rooms import MemoryRooms
@@ -70,7 +74,10 @@ class World:
         self.tokens = TokenService(signing_key="s" * 32, issuer="chat", clock=self.clock)
         self.history.roster = self._roster
         self.reads = MemoryReads(self.history, self._member_count)
+        self.rooms.on_member = self.reads.membership
+        self.accounts.on_created = lambda user: self.reads.membership("lobby", user, True)
         self.moderation = MemoryModeration(lambda: self.rooms, self.history)
+        self.people = MemoryPeople(self.accounts)
 
     def _member_ids(self, room: str) -> set[str]:
         return (
@@ -99,6 +106,7 @@ class MemoryNode:
         receipts_max: int = 20,
         edit_window_s: int = 86400,
         members_max: int = 10_000,
+        blocks_max: int = 1000,
     ) -> None:
         self.world, w = world, world
         self.delivery = MemoryDelivery()
@@ -124,12 +132,20 @@ class MemoryNode:
             self.presence, self.limiter, counts=w.reads.counts, roles=self.roles.roles_of,
         )  # fmt: skip
         self.rooms = Rooms(
-            w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits, self.roles
-        )
+            w.rooms, w.accounts, w.history, self.broker, self.connections, w.limits, self.roles,
+            deleted=w.people.deleted,
+        )  # fmt: skip
+        self.people = People(w.people, w.accounts, self.broker, blocks_max=blocks_max)
+        self.typing = TypingFilter(w.people, self.connections, self.delivery)
+        self.typing.register(self.fanout)
         self.messaging = Messaging(
-            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
+            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000,
+            dm_guard=self.people.check_dm,
+        )  # fmt: skip
+        self.recovery = Recovery(DeletedNames(w.history, w.people), self.rooms, self.connections)
+        self.deletion = AccountDeletion(
+            self.accounts, w.accounts, w.people, w.sessions, w.rooms, self.broker
         )
-        self.recovery = Recovery(w.history, self.rooms, self.connections)
         self.changes = Changes(
             w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s,
             roles=self.roles,
@@ -142,21 +158,15 @@ class MemoryNode:
             w.reads, self.rooms, w.rooms, w.accounts, self.broker, receipts_max=receipts_max
         )
         api = ClientEvents(
-            self.messaging,
-            self.rooms,
-            self.recovery,
-            self.watch,
-            self.profile,
-            self.changes,
-            self.reading,
-            self.moderation,
-        )
+            self.messaging, self.rooms, self.recovery, self.watch, self.profile, self.changes,
+            reading=self.reading, moderation=self.moderation, people=self.people,
+        )  # fmt: skip
         self.events = self.limiter.guard(api.events())
 
     async def settle(self) -> None:
         """Wait for the control actions queued so far (and those they queue)."""
-        while self.fanout._tails:
-            await asyncio.gather(*self.fanout._tails.values())
+        while self.fanout._tails or self.typing.tasks:
+            await asyncio.gather(*self.fanout._tails.values(), *self.typing.tasks)
 
     async def connect(self, user_id: str, token: object = MINT) -> Client:
         """A handshake as the Socket.IO adapter runs it: open, then ``session``; with a token

@@ -18,6 +18,8 @@ class MemoryReads:
         self._history = history
         self._member_count = member_count or (lambda room: 0)
         self.positions_of: dict[tuple[str, str], tuple[int, int]] = {}  # -> (read_seq, n)
+        #: Positions that are where a member joined, not a read: receipts do not show them.
+        self.joined_at: set[tuple[str, str]] = set()
 
     def _counts(self, room: str, user_id: str) -> RoomCounts:
         h = self._history
@@ -37,12 +39,28 @@ class MemoryReads:
         below = [s for (r, s) in self._history.n if r == room and s <= seq]
         n = self._history.n[(room, max(below))] if below else 0
         self.positions_of[(room, user_id)] = (seq, n)
+        self.joined_at.discard((room, user_id))
         return "moved", self._counts(room, user_id), members
+
+    def membership(self, room: str, user_id: str, joined: bool) -> None:
+        """As the roster's scripts: a new member reads from the room's newest message on; a
+        member who leaves loses the position."""
+        if not joined:
+            self.positions_of.pop((room, user_id), None)
+            self.joined_at.discard((room, user_id))
+            return
+        h = self._history
+        last = len(h.logs.get(room, ()))
+        if (room, user_id) not in self.positions_of:
+            self.positions_of[(room, user_id)] = (last, h.mcount.get(room, 0))
+            self.joined_at.add((room, user_id))
 
     async def counts(self, user_id: str, rooms: Collection[str]) -> dict[str, RoomCounts]:
         return {room: self._counts(room, user_id) for room in rooms}
 
     async def positions(self, room: str, user_ids: Collection[str]) -> dict[str, int]:
         return {
-            u: self.positions_of[(room, u)][0] for u in user_ids if (room, u) in self.positions_of
+            u: self.positions_of[(room, u)][0]
+            for u in user_ids
+            if (room, u) in self.positions_of and (room, u) not in self.joined_at
         }

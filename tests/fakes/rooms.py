@@ -6,13 +6,13 @@ bounds on rooms a user is in (DMs and the lobby aside) and on rooms a user ever 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from msgspec.structs import replace
 
 from chat.errors import ChatError
-from chat.models import Room, dm_members, is_dm_room
+from chat.models import DELETED_NAME, Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
 from fakes.clock import Clock
 from fakes.presence import PresenceState
@@ -41,6 +41,9 @@ class MemoryRooms:
         self.created: dict[str, int] = {}
         #: Per room, the users with a role (``owner``/``admin``), as ``room_roles_key``.
         self.roles: dict[str, dict[str, str]] = {}
+        #: Told of every membership change (room, user, joined): the read positions the
+        #: roster's scripts keep beside the members (set by the world).
+        self.on_member: Callable[[str, str, bool], None] = lambda room, user, joined: None
 
     async def create(
         self, room_id: str, name: str, private: bool, creator: str, *, managed: bool = False,
@@ -88,6 +91,8 @@ class MemoryRooms:
         members = self.members.setdefault(room_id, set())
         added = user_id not in members
         members.add(user_id)
+        if added:
+            self.on_member(room_id, user_id, True)
         return added
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
@@ -95,6 +100,8 @@ class MemoryRooms:
         members = self.members.get(room_id, set())
         removed = user_id in members
         members.discard(user_id)
+        if removed:
+            self.on_member(room_id, user_id, False)
         self.roles.get(room_id, {}).pop(user_id, None)
         return removed
 
@@ -129,7 +136,9 @@ class MemoryRooms:
             ids = self.members.get(room_id, set())
         names = {u: r.name for u, r in (await self._accounts.users(ids)).items()}
         rows = [
-            {"id": u, "name": names.get(u, ""), "online": self._presence.is_online(u)} for u in ids
+            # A DM member without a record is a deleted account.
+            {"id": u, "name": names.get(u, DELETED_NAME), "online": self._presence.is_online(u)}
+            for u in ids
         ]
         rows.sort(key=lambda r: (not r["online"], r["name"].lower(), r["id"]))
         return rows[offset : offset + limit], len(rows)

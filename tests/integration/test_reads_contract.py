@@ -43,7 +43,9 @@ def _memory() -> Stores:
 
     history.roster = lambda room: {u: accounts.records[u].name for u in members(room)}
     count = lambda room: 0 if room.startswith("dm:") else len(members(room))  # noqa: E731
-    return Stores(history, MemoryReads(history, count), rooms, accounts)
+    reads = MemoryReads(history, count)
+    rooms.on_member = reads.membership
+    return Stores(history, reads, rooms, accounts)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -158,3 +160,27 @@ async def test_the_receipts_setting_is_kept_with_the_user_record(stores):
     assert {u: r.receipts for u, r in found.items()} == {"ann": True, "bob": False}
     await stores.accounts.set_name("bob", "Robert")
     assert (await stores.accounts.user("bob")).receipts is False
+
+
+async def test_a_new_member_starts_at_the_newest_message_and_shows_no_receipt_until_reading(
+    stores,
+):
+    room = await a_room(stores)
+    for _ in range(3):
+        await append(stores, room, ANN)
+    await stores.rooms.add_member(room, "bob")
+    counts = (await stores.reads.counts("bob", [room]))[room]
+    assert (counts.last_seq, counts.read_seq, counts.unread) == (3, 3, 0)
+    assert await stores.reads.positions(room, ["bob"]) == {}  # joining is not reading
+    await append(stores, room, ANN)
+    counts = (await stores.reads.counts("bob", [room]))[room]
+    assert (counts.read_seq, counts.unread) == (3, 1)
+    outcome, _, _ = await stores.reads.mark(room, "bob", 4)
+    assert outcome == "moved"
+    assert await stores.reads.positions(room, ["bob"]) == {"bob": 4}
+    # Leaving drops the position: joining again starts from the newest message again.
+    await stores.rooms.remove_member(room, "bob")
+    await append(stores, room, ANN)
+    await stores.rooms.add_member(room, "bob")
+    counts = (await stores.reads.counts("bob", [room]))[room]
+    assert (counts.read_seq, counts.unread) == (5, 0)

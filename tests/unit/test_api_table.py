@@ -50,6 +50,12 @@ BAD = {
     "transfer": [{}, {"room": "r"}, {"room": "r", "user": ["bob"]}],
     "room_settings": [{}, {"room": "r", "managed": "yes"}, {"room": "r", "member_limit": 0},
                       {"room": "r", "member_limit": "5"}],
+    "block": [None, {}, {"user": "a b"}, {"user": 5}],
+    "unblock": [None, {"user": ""}, {"user": ["bob"]}],
+    "blocks": [None, [], "all"],
+    "users": [None, {}, {"prefix": ""}, {"prefix": 1}, {"prefix": "a", "limit": 0},
+              {"prefix": "a", "limit": 51}, {"prefix": "a", "offset": -1},
+              {"prefix": "x" * 65}],
 }  # fmt: skip
 
 

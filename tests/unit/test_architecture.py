@@ -145,6 +145,7 @@ CONFINED = {
         "chat.adapters.rest",
         "chat.adapters.rest_changes",
         "chat.adapters.rest_moderation",
+        "chat.adapters.rest_people",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],

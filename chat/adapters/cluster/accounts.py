@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from chat import keys
 from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.people import name_entry
 from chat.adapters.cluster.roster import LOBBY, ClusterRoster
 from chat.adapters.cluster.scripts import Script
 from chat.models import Account, UserRecord
@@ -26,10 +28,12 @@ return 1
 
 
 # The name and its version (``nv``), which orders the roster's copies of it (see
-# ``roster.py``): renames applied there out of order never bring back an old name.
+# ``roster.py``): renames applied there out of order never bring back an old name.  Returns
+# the version and the name replaced (its entry of the name index goes).
 SET_NAME = """
+local old = redis.call('HGET', KEYS[1], 'name') or ''
 redis.call('HSET', KEYS[1], 'name', ARGV[1])
-return redis.call('HINCRBY', KEYS[1], 'nv', 1)
+return {redis.call('HINCRBY', KEYS[1], 'nv', 1), old}
 """
 
 #: ``receipts``: the user's receipts setting, "0" when off (absent: on, the default).
@@ -59,8 +63,13 @@ class ClusterAccounts:
         if not claimed:
             await self._cluster.send(user_key, "DEL", user_key, what="drop orphan user")
             return False
-        # Everyone is in the lobby; its member list is the one room list kept this way.
-        await self._roster.add(LOBBY, user.id, [0, "0", 0, user.name])
+        # Everyone is in the lobby; its member list is the one room list kept this way.  The
+        # name index (user search) learns the user at the same time.
+        names = keys.user_names_key()
+        await asyncio.gather(
+            self._roster.add(LOBBY, user.id, [0, "0", 0, user.name]),
+            self._cluster.send(names, "ZADD", names, 0, name_entry(user.id, user.name)),
+        )
         return True
 
     async def create_bot(self, user: UserRecord) -> None:
@@ -100,9 +109,17 @@ class ClusterAccounts:
 
     async def set_name(self, user_id: str, name: str) -> None:
         """Store the name, then update it in the rosters of the user's rooms."""
-        key = keys.user_key(user_id)
-        version = await self._set_name([key], [name], what="rename")
-        await self._roster.renamed(user_id, name, int(version))
+        key, names = keys.user_key(user_id), keys.user_names_key()
+        version, old = await self._set_name([key], [name], what="rename")
+        index: list[tuple[str, tuple[Any, ...]]] = [
+            (names, ("ZADD", names, 0, name_entry(user_id, name)))
+        ]
+        if _text(old) and _text(old).lower() != name.lower():
+            index.append((names, ("ZREM", names, name_entry(user_id, _text(old)))))
+        await asyncio.gather(
+            self._roster.renamed(user_id, name, int(version)),
+            self._cluster.send_all(index, "index name"),
+        )
 
     async def set_receipts(self, user_id: str, on: bool) -> None:
         key = keys.user_key(user_id)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -186,6 +186,12 @@ class Cluster:
             except RETRIABLE as exc:
                 failures += 1
                 await self._before_retry(exc, failures, give_up, what)
+
+    async def scan(self, match: str, count: int = 1000) -> AsyncIterator[bytes]:
+        """Every key matching ``match`` on every master (operator commands only: a full scan;
+        not retried, the caller runs again)."""
+        async for key in self._redis.scan_iter(match=match, count=count):
+            yield key
 
     async def _before_retry(
         self, exc: BaseException, failures: int, give_up: float, what: str

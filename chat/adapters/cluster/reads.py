@@ -33,7 +33,8 @@ local function counts()
   local rs, n = 0, 0
   local stored = redis.call('HGET', KEYS[3], ARGV[1])
   if stored then
-    local a, b = string.match(stored, '^(%d+) (%d+)$')
+    -- "<read_seq> <n>", or "<seq> <n> j": where a member joined (the roster's scripts).
+    local a, b = string.match(stored, '^(%d+) (%d+)')
     rs, n = tonumber(a), tonumber(b)
   end
   local unread = mcount - n - redis.call('ZCOUNT', KEYS[4], '(' .. rs, '+inf')
@@ -119,8 +120,7 @@ class ClusterReads:
             return {}
         key = keys.room_read_key(room)
         found = await self._cluster.send(key, "HMGET", key, *ids, what="read positions")
-        return {
-            user: int(value.split(b" ")[0] if isinstance(value, bytes) else value.split(" ")[0])
-            for user, value in zip(ids, found, strict=True)
-            if value
-        }
+        # A position from joining (" j") is where the member started, not what they read.
+        replies = zip(ids, found, strict=True)
+        texts = {u: v.decode() if isinstance(v, bytes) else v for u, v in replies}
+        return {u: int(v.split(" ")[0]) for u, v in texts.items() if v and not v.endswith(" j")}

@@ -22,22 +22,22 @@ from typing import Any
 
 from chat import keys
 from chat.adapters.cluster.client import Cluster
-from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, tail
+from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, member_keys, tail
 from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError
 from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
 
-# KEYS: as SET_MEMBER's, then the room's meta and roles.  ARGV: as SET_MEMBER's (the
+# KEYS: as SET_MEMBER's (six), then the room's meta and roles.  ARGV: as SET_MEMBER's (the
 # creator), then name, private, created, managed, member limit.  The room, its first member
 # and its owner are made together.
 CREATE_ROOM = (
     """
-if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-redis.call('HSET', KEYS[4], 'name', ARGV[7], 'private', ARGV[8], 'created_by', ARGV[1],
+if redis.call('EXISTS', KEYS[7]) == 1 then return 0 end
+redis.call('HSET', KEYS[7], 'name', ARGV[7], 'private', ARGV[8], 'created_by', ARGV[1],
            'created', ARGV[9], 'managed', ARGV[10], 'member_limit', ARGV[11])
-redis.call('HSET', KEYS[5], ARGV[1], 'owner')
+redis.call('HSET', KEYS[8], ARGV[1], 'owner')
 """
     + SET_MEMBER
 )
@@ -138,10 +138,10 @@ class ClusterRooms:
         room = Room(room_id, name, private, creator, int(time.time()), managed, member_limit)
         pv, online, nv, creator_name = await self.roster.state(creator)
         script_keys = [
-            keys.room_roster_key(room_id), keys.room_roster_index_key(room_id),
-            keys.room_members_key(room_id), keys.room_meta_key(room_id),
+            *member_keys(room_id),
+            keys.room_meta_key(room_id),
             keys.room_roles_key(room_id),
-        ]  # fmt: skip
+        ]
         args = [creator, pv, online, nv, tail(creator, creator_name), "add"]
         args += [name, "1" if private else "0", room.created, int(managed), member_limit]
         made = await self._create(script_keys, args, what="create room")

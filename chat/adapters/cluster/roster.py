@@ -28,15 +28,16 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError
-from chat.models import dm_members, is_dm_room
+from chat.models import DELETED_NAME, dm_members, is_dm_room
 
 log = logging.getLogger(__name__)
 
 LOBBY = "lobby"
 
-# KEYS: roster, index, members.  ARGV: id, presence version or '', online, name version or '',
-# tail (``<lower>\0<id>\0<name>``), 'add' (also a member: SADD) or 'update' (only if listed).
-# Returns 1 if ``members`` gained the id.
+# KEYS: roster, index, members, read positions, seq, mcount.  ARGV: id, presence version or '',
+# online, name version or '', tail (``<lower>\0<id>\0<name>``), 'add' (also a member: SADD)
+# or 'update' (only if listed).  Returns 1 if ``members`` gained the id.  A new member's read
+# position starts at the room's newest message: what came before they joined is not unread.
 SET_MEMBER = r"""
 local id, idx = ARGV[1], KEYS[2]
 local function keep_newer(field, version, value)
@@ -50,6 +51,11 @@ keep_newer('p:' .. id, ARGV[2], ARGV[3])
 keep_newer('n:' .. id, ARGV[4], ARGV[5])
 local added = 0
 if ARGV[6] == 'add' then added = redis.call('SADD', KEYS[3], id) end
+if added == 1 then
+  local seq = redis.call('GET', KEYS[5]) or '0'
+  -- Marked " j": a starting point, not a read (receipts do not show it).
+  redis.call('HSETNX', KEYS[4], id, seq .. ' ' .. (redis.call('GET', KEYS[6]) or '0') .. ' j')
+end
 local old = redis.call('HGET', idx, 'm:' .. id)
 if ARGV[6] ~= 'add' and not old then return added end
 local p = redis.call('HGET', idx, 'p:' .. id) or '0 0'
@@ -63,13 +69,27 @@ end
 return added
 """
 
-# KEYS: roster, index, members.  ARGV: id.  Returns 1 if ``members`` lost the id.
+# KEYS: as SET_MEMBER.  ARGV: id.  Returns 1 if ``members`` lost the id (and its read position:
+# joining again starts from the room's newest message then).
 REMOVE_MEMBER = """
 local old = redis.call('HGET', KEYS[2], 'm:' .. ARGV[1])
 if old then redis.call('ZREM', KEYS[1], old) end
 redis.call('HDEL', KEYS[2], 'm:' .. ARGV[1], 'p:' .. ARGV[1], 'n:' .. ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return redis.call('SREM', KEYS[3], ARGV[1])
 """
+
+
+def member_keys(room_id: str) -> list[str]:
+    """The KEYS of ``SET_MEMBER`` and ``REMOVE_MEMBER``, in their order."""
+    return [
+        keys.room_roster_key(room_id),
+        keys.room_roster_index_key(room_id),
+        keys.room_members_key(room_id),
+        keys.room_read_key(room_id),
+        keys.room_seq_key(room_id),
+        keys.room_mcount_key(room_id),
+    ]
 
 
 def _text(value: Any) -> str:
@@ -93,23 +113,19 @@ class ClusterRoster:
         self._remove = Script(cluster, REMOVE_MEMBER)
 
     async def _run(self, script: Script, room_id: str, args: list[Any]) -> int:
-        script_keys = [
-            keys.room_roster_key(room_id),
-            keys.room_roster_index_key(room_id),
-            keys.room_members_key(room_id),
-        ]
-        return int(await script(script_keys, args, what="roster"))
+        return int(await script(member_keys(room_id), args, what="roster"))
 
     # --- membership ------------------------------------------------------------------------
 
-    async def state(self, user_id: str) -> list[Any]:
-        """The script arguments describing the user now: presence and name, with versions."""
+    async def state(self, user_id: str, missing: str | None = None) -> list[Any]:
+        """The script arguments describing the user now: presence and name, with versions
+        (``missing``: the name of a user without a record; else their id)."""
         user, presence = keys.user_key(user_id), keys.user_presence_key(user_id)
         (name, name_v), (online, presence_v) = await asyncio.gather(
             self._cluster.send(user, "HMGET", user, "name", "nv", what="roster user"),
             self._cluster.send(presence, "HMGET", presence, "online", "v", what="roster"),
         )
-        name = _text(name) or user_id
+        name = _text(name) or (user_id if missing is None else missing)
         return [int(_text(presence_v) or 0), _text(online) or "0", int(_text(name_v) or 0), name]
 
     async def add(self, room_id: str, user_id: str, state: list[Any] | None = None) -> bool:
@@ -165,9 +181,10 @@ class ClusterRoster:
     async def _dm_page(
         self, room_id: str, offset: int, limit: int
     ) -> tuple[list[dict[str, Any]], int]:
-        """A DM has no roster: its two members are in its id."""
+        """A DM has no roster: its two members are in its id (a member without a record is a
+        deleted account)."""
         ids = sorted(set(dm_members(room_id)))
-        states = await asyncio.gather(*(self.state(u) for u in ids))
+        states = await asyncio.gather(*(self.state(u, DELETED_NAME) for u in ids))
         rows = [
             {"id": u, "name": s[3], "online": s[1] == "1"} for u, s in zip(ids, states, strict=True)
         ]

@@ -1,0 +1,121 @@
+"""One suite, two implementations: the contract of ``PeopleStore`` (chat/ports.py), with the
+name index that ``AccountStore`` keeps on create and rename, over the fakes and over the Redis
+Cluster adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fakes.accounts import MemoryAccounts
+from fakes.people import MemoryPeople
+from redis_fixtures import access
+
+from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.people import ClusterPeople
+from chat.adapters.cluster.roster import ClusterRoster
+from chat.models import UserRecord
+
+
+@dataclass
+class Stores:
+    people: Any
+    accounts: Any
+    cluster: Cluster | None = None
+
+    async def user(self, user_id: str, name: str) -> UserRecord:
+        record = UserRecord(user_id, f"{user_id}@example.com", name)
+        assert await self.accounts.create(record, f"{user_id}@example.com", "hash")
+        return record
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
+    if request.param == "memory":
+        accounts = MemoryAccounts()
+        yield Stores(MemoryPeople(accounts), accounts)
+        return
+    fleet = request.getfixturevalue("redis_clean")
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in fleet.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(fleet))
+    await cluster.start(10)
+    try:
+        yield Stores(
+            ClusterPeople(cluster), ClusterAccounts(cluster, ClusterRoster(cluster)), cluster
+        )
+    finally:
+        await cluster.stop()
+
+
+async def test_blocks_are_bounded_and_read_both_ways(stores):
+    p = stores.people
+    assert await p.block("ann", "bob", 2) and await p.block("ann", "cid", 2)
+    assert await p.block("ann", "bob", 2)  # already blocked: still true at the bound
+    assert not await p.block("ann", "dan", 2)
+    assert await p.blocks("ann") == {"bob", "cid"} and await p.blocks("bob") == set()
+    assert await p.blocked_either("ann", "bob") and await p.blocked_either("bob", "ann")
+    assert not await p.blocked_either("bob", "cid")
+    await p.unblock("ann", "bob")
+    await p.unblock("ann", "nobody")
+    assert await p.blocks("ann") == {"cid"} and not await p.blocked_either("bob", "ann")
+
+
+async def test_the_name_index_pages_a_prefix_by_lowercased_name_then_id(stores):
+    for user_id, name in (("u2", "Alma"), ("u1", "alma"), ("u3", "Alberto"), ("u4", "Bo")):
+        await stores.user(user_id, name)
+    p = stores.people
+    assert await p.search("al", 0, 10) == [("u3", "alberto"), ("u1", "alma"), ("u2", "alma")]
+    assert await p.search("AL", 1, 1) == [("u1", "alma")]
+    assert await p.search("alm", 2, 5) == []
+    assert await p.search("z", 0, 5) == []
+    await stores.accounts.set_name("u4", "Albrecht")
+    assert [e[0] for e in await p.search("al", 0, 10)] == ["u3", "u4", "u1", "u2"]
+    assert await p.search("bo", 0, 5) == []
+    await stores.accounts.set_name("u4", "ALBRECHT")  # only the case: one entry still
+    assert await p.search("albr", 0, 5) == [("u4", "albrecht")]
+    await p.unindex("u3", "alberto")
+    assert [e[0] for e in await p.search("al", 0, 10)] == ["u4", "u1", "u2"]
+
+
+async def test_names_beyond_ascii_are_found_by_their_prefix(stores):
+    await stores.user("u1", "Émile")
+    await stores.user("u2", "Ёлка")
+    assert await stores.people.search("é", 0, 5) == [("u1", "émile")]
+    assert await stores.people.search("ЁЛ", 0, 5) == [("u2", "ёлка")]
+
+
+async def test_reindex_adds_users_under_their_current_names(stores):
+    p = stores.people
+    await p.reindex([UserRecord("old", "", "Olga")])
+    assert await p.search("olg", 0, 5) == [("old", "olga")]
+
+
+async def test_forget_frees_the_email_and_marks_the_user_deleted(stores):
+    ann = await stores.user("ann", "Ann")
+    await stores.user("bob", "Bob")
+    await stores.people.block("ann", "bob", 10)
+    assert await stores.people.deleted(["ann", "bob"]) == set()
+    await stores.people.forget(ann, "ann@example.com")
+    assert await stores.people.deleted(["ann", "bob", "ann"]) == {"ann"}
+    assert await stores.accounts.user("ann") is None
+    assert await stores.accounts.account("ann@example.com") is None
+    assert await stores.people.blocks("ann") == set()
+    assert await stores.people.search("ann", 0, 5) == []
+    # The email registered again, then the deletion run again: the new account stays.
+    again = UserRecord("ann2", "ann@example.com", "Ann")
+    assert await stores.accounts.create(again, "ann@example.com", "hash")
+    await stores.people.forget(ann, "ann@example.com")
+    assert (await stores.accounts.account("ann@example.com")).user_id == "ann2"
+    assert await stores.people.search("ann", 0, 5) == [("ann2", "ann")]
+
+
+async def test_the_operator_scan_finds_every_user(stores):
+    if stores.cluster is None:
+        pytest.skip("a scan of the cluster's masters (ClusterPeople only)")
+    for i in range(30):
+        await stores.user(f"s{i}", f"S{i}")
+    found = [u async for u in stores.people.user_ids()]
+    assert set(found) >= {f"s{i}" for i in range(30)}
