@@ -428,7 +428,7 @@ async def test_sends_while_offline_are_delivered_once_and_missed_messages_synced
     assert "reconnecting" in states, states
     status, page = await rest(ann, "GET", f"/api/rooms/{room}/messages")
     assert status == 200
-    assert [m["text"] for m in page["messages"]].count(offline_text) == 1
+    assert [m.get("text") for m in page["messages"]].count(offline_text) == 1
 
     await bob.testid("leave-room").click()
     await expect(bob.room(room)).to_have_count(0)
@@ -474,7 +474,7 @@ async def test_a_send_whose_ack_is_lost_is_retried_with_the_same_cid(stack: Stac
     assert len(seen["connections"]) >= 2
     status, page = await rest(ann, "GET", "/api/rooms/lobby/messages?limit=100")
     assert status == 200
-    assert [m["text"] for m in page["messages"]].count(text) == 1
+    assert [m.get("text") for m in page["messages"]].count(text) == 1
     again = f"and this one arrives twice {tag()}"
     await ann.send(again)
     await expect(ann.message(again)).to_have_count(1)
