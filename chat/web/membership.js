@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { $ } from "./dom.js";
 import { catchUp } from "./history.js";
 import { readFields } from "./reading.js";
+import { roomGone } from "./room-header.js";
 import { LOBBY, dmRoomId, kindOf } from "./store.js";
 
 export function unknownRoom(chat, message, mine) {
@@ -28,6 +29,7 @@ export async function refreshRoomInfo(chat, roomId) {
       room.private = info.private;
       room.kind = kindOf(room.id, info.private);
       room.name = info.name || room.name;
+      room.setInfo(info);
       if (chat.current === roomId) chat.renderHeader(room);
       chat.sidebar.render();
     }
@@ -111,6 +113,16 @@ export function onJoined(chat, notice) {
 }
 
 export function onLeft(chat, { room: roomId, user }) {
-  if (user.id === chat.me.id) removeRoom(chat, roomId);
-  else chat.members.left(roomId, user);
+  if (user.id !== chat.me.id) {
+    chat.members.left(roomId, user);
+    return;
+  }
+  const room = chat.rooms.get(roomId);
+  const why = chat.removedWhy.get(roomId);
+  chat.removedWhy.delete(roomId);
+  if (!room) return; // left from this page: gone already
+  const shown = chat.current === roomId;
+  removeRoom(chat, roomId);
+  // Removed by a moderator (or left on another device): say so rather than vanish.
+  if (why || shown) roomGone(room.name, why);
 }
