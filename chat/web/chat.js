@@ -2,23 +2,23 @@
 
 import * as api from "./api.js";
 import { Connection } from "./connection.js";
-import { $, listen, show } from "./dom.js";
+import { $, listen } from "./dom.js";
 import { Drafts } from "./drafts.js";
 import { catchUp, loadNewest, loadOlder } from "./history.js";
 import * as inbox from "./inbox.js";
 import { MembersPanel } from "./members-ui.js";
 import * as rooms from "./membership.js";
 import { MessageView } from "./messages-ui.js";
-import { MemberMenu } from "./moderation-ui.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
-import { Blocks, bindDeleteAccount, bindNewDm } from "./people-ui.js";
+import { Blocks, bindPeople } from "./people-ui.js";
 import { Reading, readFields } from "./reading.js";
 import { clearRoomNotice, renderHeader, toggleDmBlock } from "./room-header.js";
 import { mayInvite } from "./roles.js";
 import { Sidebar } from "./rooms-ui.js";
 import { SessionKeeper } from "./session.js";
 import { LOBBY, ReadMarks, Room, rememberRoom, rememberedRoom } from "./store.js";
+import { clearPage } from "./teardown.js";
 import { Typing } from "./typing.js";
 
 export class Chat {
@@ -103,24 +103,7 @@ export class Chat {
       peerOf: (room) => rooms.peerOf(chat, room),
       menu: (room, member) => chat.menu.open(room, member),
     });
-    this.menu = new MemberMenu({
-      signal,
-      me: () => chat.me,
-      nameOf: (id, fallback) => chat.nameOf(id, fallback),
-      startDm: (id, name) => rooms.startDm(chat, id, name),
-      blocks: this.blocks,
-      moderate: actions.moderate,
-    });
-    const people = {
-      signal,
-      me: () => chat.me,
-      call: (event, payload) => chat.connection.call(event, payload),
-      startDm: (id, name) => rooms.startDm(chat, id, name),
-      deleting: (on) => (chat.loggingOut = on),
-      deleted: () => chat.signOut("Your account was deleted."),
-    };
-    bindNewDm(people);
-    bindDeleteAccount(people);
+    this.menu = bindPeople(this, signal, actions.moderate);
     this.reading = new Reading(this);
     this.sidebar.showMe(me);
     listen(signal, document, "visibilitychange", () => inbox.seenCurrent(chat));
@@ -333,18 +316,6 @@ export class Chat {
     this.typing.clear();
     this.connection.close();
     this.abort.abort();
-    for (const id of ["room-list", "dm-list", "message-list", "pending-list", "member-list"]) {
-      $(id).replaceChildren();
-    }
-    for (const id of ["room-title", "room-kind", "send-error", "history-status", "me-name"]) {
-      $(id).textContent = "";
-    }
-    $("composer-input").value = ""; // the next person at this browser must not see it
-    $("member-search").value = "";
-    show($("new-below"), false);
-    show($("drawer-badge"), false);
-    delete $("chat-view").dataset.drawer;
-    show($("backdrop"), false);
-    document.title = "Chat";
+    clearPage(); // the next person at this browser must see nothing of this one
   }
 }

@@ -3,7 +3,9 @@
 
 import * as api from "./api.js";
 import { $, el, listen, show, whoIs } from "./dom.js";
+import * as rooms from "./membership.js";
 import { avatarClass } from "./message-item.js";
+import { MemberMenu } from "./moderation-ui.js";
 
 const DEBOUNCE_MS = 250;
 const SEARCH_PAGE = 20;
@@ -170,4 +172,22 @@ export function bindDeleteAccount(ctx) {
     dialog.close();
     ctx.deleted();
   });
+}
+
+/** The member menu, the "new DM" dialog and account deletion of `chat`; returns the menu. */
+export function bindPeople(chat, signal, moderate) {
+  const people = {
+    signal,
+    me: () => chat.me,
+    call: (event, payload) => chat.connection.call(event, payload),
+    nameOf: (id, fallback) => chat.nameOf(id, fallback),
+    startDm: (id, name) => rooms.startDm(chat, id, name),
+    blocks: chat.blocks,
+    moderate,
+    deleting: (on) => (chat.loggingOut = on),
+    deleted: () => chat.signOut("Your account was deleted."),
+  };
+  bindNewDm(people);
+  bindDeleteAccount(people);
+  return new MemberMenu(people);
 }

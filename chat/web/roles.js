@@ -73,7 +73,7 @@ export function renderNotice(entry, text, extra = null) {
       "data-testid": "moderation-notice",
       "data-seq": entry.seq,
       "data-action": entry.action,
-      "data-user-id": entry.user ? entry.user.id : "",
+      "data-target-id": entry.user ? entry.user.id : "",
       role: "note",
     },
     el("span", { class: "notice-text", "data-testid": "notice-text", text }),
