@@ -130,27 +130,7 @@ export class Chat {
     const first = this.sessions++ === 0;
     this.reading.settings(session.settings);
     this.reading.supported ||= session.rooms.some((info) => Number.isInteger(info.read_seq));
-    const listed = new Set();
-    for (const info of session.rooms) {
-      listed.add(info.id);
-      const room = this.rooms.get(info.id);
-      if (!room) {
-        this.addRoom(info);
-        continue;
-      }
-      if (info.name) this.setRoomName(room, info.name);
-      room.setInfo(info); // role, managed, member_limit: as they are now
-      if (Number.isInteger(info.unread)) {
-        readFields(room, info); // the server counts: the same on every device
-        if (!room.keeps) room.top = Math.max(room.top, info.last_seq);
-      } else if (!room.keeps && info.last_seq > room.top) {
-        room.unread += info.last_seq - room.top;
-        room.top = info.last_seq;
-      }
-    }
-    for (const room of [...this.rooms.values()]) {
-      if (!listed.has(room.id) && !(room.draft && !room.seqs.length)) this.rooms.delete(room.id);
-    }
+    rooms.fromSession(this, session.rooms);
     const wanted = first ? rememberedRoom(this.me.id) : this.current;
     const target = this.rooms.has(wanted) ? wanted : LOBBY;
     if (first || target !== this.current) {

@@ -165,6 +165,11 @@ async def test_managed_room_invites_by_name_and_only_admins_invite(stack: Stack,
     await expect(bob.member(ann.id).get_by_test_id("member-role")).to_have_text("Owner")
     await expect(ann.testid("invite-form")).to_be_visible()
     await expect(cy.room(room)).to_have_count(0)
+    # A member's "Invite" on someone offers no managed room of which they are no admin.
+    await bob.room("lobby").click()
+    await bob.member(cy.id).hover()
+    await bob.member(cy.id).get_by_test_id("member-invite").click()
+    await expect(bob.testid("invite-room").locator("option")).to_have_count(0)
 
 
 async def test_new_dm_by_name_blocking_and_account_deletion(stack: Stack, people: Open):
@@ -202,3 +207,5 @@ async def test_new_dm_by_name_blocking_and_account_deletion(stack: Stack, people
     await expect(ann.testid("auth-error")).to_have_text("Your account was deleted.")
     status, _ = await rest(bob, "GET", f"/api/users/{ann.id}")
     assert status == 404
+    # Bob's page learns it live: her messages are from "Deleted user" now.
+    await expect(bob.message(hello).get_by_test_id("message-author")).to_have_text("Deleted user")
