@@ -77,6 +77,7 @@ async def test_roles_moderation_menu_and_notices_across_nodes(stack: Stack, peop
 
     # The owner makes Bob an admin: a notice everywhere, badges follow, Bob may moderate.
     dialog = await member_menu(ann, bob.id)
+    await ann.screenshot("member-menu")
     await dialog.get_by_test_id("menu-make-admin").click()
     await expect(dialog).to_be_hidden()
     for who in (ann, bob, cy):
