@@ -79,7 +79,10 @@ export async function api(method, path, body, retried = false) {
       error.code || "http_error",
       error.message || `HTTP ${response.status}`,
     );
-    if (response.status === 401 && !OWN_401.some((own) => path.startsWith(own))) {
+    // DELETE /api/me answers 401 for a wrong password: that ends no session.
+    const own =
+      OWN_401.some((prefix) => path.startsWith(prefix)) || (method === "DELETE" && path === "/api/me");
+    if (response.status === 401 && !own) {
       // An expired access token: renew it and try once more.
       if (!retried && (await renewed())) return api(method, path, body, true);
       onUnauthorized(failure);
@@ -97,3 +100,4 @@ export const me = () => api("GET", "/api/me");
 export const userById = (id) => api("GET", `/api/users/${encodeURIComponent(id)}`);
 export const listRooms = () => api("GET", "/api/rooms");
 export const createRoom = (room) => api("POST", "/api/rooms", room);
+export const deleteMe = (password) => api("DELETE", "/api/me", { password });

@@ -40,6 +40,7 @@ function apply(target, change, meId) {
   if (change.kind === "delete") {
     if (target.deleted) return false;
     target.deleted = true;
+    if (change.by_moderator) target.by_moderator = true;
     delete target.text;
     delete target.mentions;
     delete target.reactions;

@@ -2,7 +2,7 @@
 
 import * as api from "./api.js";
 import { Connection } from "./connection.js";
-import { $, listen, show } from "./dom.js";
+import { $, listen } from "./dom.js";
 import { Drafts } from "./drafts.js";
 import { catchUp, loadNewest, loadOlder } from "./history.js";
 import * as inbox from "./inbox.js";
@@ -11,18 +11,15 @@ import * as rooms from "./membership.js";
 import { MessageView } from "./messages-ui.js";
 import { Notifier } from "./notify.js";
 import { Outbox } from "./outbox.js";
+import { Blocks, bindPeople } from "./people-ui.js";
 import { Reading, readFields } from "./reading.js";
+import { clearRoomNotice, renderHeader, toggleDmBlock } from "./room-header.js";
+import { mayInvite } from "./roles.js";
 import { Sidebar } from "./rooms-ui.js";
 import { SessionKeeper } from "./session.js";
 import { LOBBY, ReadMarks, Room, rememberRoom, rememberedRoom } from "./store.js";
+import { clearPage } from "./teardown.js";
 import { Typing } from "./typing.js";
-
-const KIND_LABELS = {
-  lobby: "Everyone is here",
-  public: "Public room",
-  private: "Private room",
-  dm: "Direct message",
-};
 
 export class Chat {
   /**
@@ -36,6 +33,7 @@ export class Chat {
     this.names = new Map();
     this.current = null;
     this.sessions = 0;
+    this.removedWhy = new Map(); // room id -> why the user was removed (a moderation entry)
     this.marks = new ReadMarks(me.id);
     this.drafts = new Drafts(me.id);
     this.abort = new AbortController(); // ends every listener on the page's static elements
@@ -58,6 +56,11 @@ export class Chat {
       delivered: (item, message) => this.ingest(message, { live: true }),
       changed: () => this.view.renderPending(),
     });
+    this.blocks = new Blocks(
+      (event, payload) => chat.connection.call(event, payload),
+      () => chat.blocksChanged(),
+    );
+    const actions = inbox.messageActions(this);
     this.view = new MessageView({
       signal,
       me: () => chat.me,
@@ -70,7 +73,7 @@ export class Chat {
       retry: (cid) => chat.outbox.retry(cid),
       discard: (cid) => chat.outbox.discard(cid),
       drafts: this.drafts,
-      actions: inbox.messageActions(this),
+      actions,
       atBottom: () => inbox.seenCurrent(chat),
     });
     this.notifier = new Notifier({ signal, userId: me.id, open: (id) => chat.select(id) });
@@ -95,14 +98,17 @@ export class Chat {
       nameOf: (id, fallback) => chat.nameOf(id, fallback),
       learnName: (id, name) => chat.learnName(id, name),
       startDm: (id, name) => rooms.startDm(chat, id, name),
-      privateRooms: () => [...chat.rooms.values()].filter((room) => room.kind === "private"),
+      privateRooms: () => [...chat.rooms.values()].filter(mayInvite),
       invite: (roomId, userId) => chat.connection.call("invite", { room: roomId, user: userId }),
       peerOf: (room) => rooms.peerOf(chat, room),
+      menu: (room, member) => chat.menu.open(room, member),
     });
+    this.menu = bindPeople(this, signal, actions.moderate);
     this.reading = new Reading(this);
     this.sidebar.showMe(me);
     listen(signal, document, "visibilitychange", () => inbox.seenCurrent(chat));
     listen(signal, $("leave-room"), "click", () => rooms.leave(this));
+    listen(signal, $("dm-block"), "click", () => toggleDmBlock(this));
     const on = (event, handler) => this.connection.on(event, handler);
     on("message", (message) => this.ingest(message, { live: true }));
     on("joined", (notice) => rooms.onJoined(this, notice));
@@ -124,26 +130,7 @@ export class Chat {
     const first = this.sessions++ === 0;
     this.reading.settings(session.settings);
     this.reading.supported ||= session.rooms.some((info) => Number.isInteger(info.read_seq));
-    const listed = new Set();
-    for (const info of session.rooms) {
-      listed.add(info.id);
-      const room = this.rooms.get(info.id);
-      if (!room) {
-        this.addRoom(info);
-        continue;
-      }
-      if (info.name) this.setRoomName(room, info.name);
-      if (Number.isInteger(info.unread)) {
-        readFields(room, info); // the server counts: the same on every device
-        if (!room.keeps) room.top = Math.max(room.top, info.last_seq);
-      } else if (!room.keeps && info.last_seq > room.top) {
-        room.unread += info.last_seq - room.top;
-        room.top = info.last_seq;
-      }
-    }
-    for (const room of [...this.rooms.values()]) {
-      if (!listed.has(room.id) && !(room.draft && !room.seqs.length)) this.rooms.delete(room.id);
-    }
+    rooms.fromSession(this, session.rooms);
     const wanted = first ? rememberedRoom(this.me.id) : this.current;
     const target = this.rooms.has(wanted) ? wanted : LOBBY;
     if (first || target !== this.current) {
@@ -155,6 +142,7 @@ export class Chat {
       this.markRead(room); // the server's count of the shown room is no badge
     }
     if (!first) catchUp(this); // what the loaded rooms missed while disconnected
+    this.blocks.load();
     this.sidebar.render();
     this.updateTitle();
     this.outbox.pump();
@@ -204,6 +192,7 @@ export class Chat {
     const changed = this.current !== roomId;
     this.current = roomId;
     rememberRoom(this.me.id, roomId);
+    if (changed) clearRoomNotice();
     this.renderHeader(room);
     if (changed) this.typing.render();
     // Opened where the user stopped reading (the server's position), when others wrote since.
@@ -215,10 +204,21 @@ export class Chat {
   }
 
   renderHeader(room) {
-    $("room-title").textContent = room.name;
-    $("room-kind").textContent = KIND_LABELS[room.kind];
-    show($("leave-room"), room.kind === "public" || room.kind === "private");
-    $("composer-input").placeholder = `Message ${room.kind === "dm" ? room.name : "#" + room.name}`;
+    renderHeader(this, room);
+  }
+
+  /** The user's role in `room` changed: what the header, rows and menus offer follows. */
+  roleChanged(room) {
+    if (room.id !== this.current) return;
+    this.renderHeader(room);
+    this.view.show(room); // "Delete" on others' messages comes and goes with the role
+    this.menu.render();
+  }
+
+  blocksChanged() {
+    const room = this.rooms.get(this.current);
+    if (room) this.renderHeader(room);
+    this.menu.render();
   }
 
   setRoomName(room, name) {
@@ -296,18 +296,6 @@ export class Chat {
     this.typing.clear();
     this.connection.close();
     this.abort.abort();
-    for (const id of ["room-list", "dm-list", "message-list", "pending-list", "member-list"]) {
-      $(id).replaceChildren();
-    }
-    for (const id of ["room-title", "room-kind", "send-error", "history-status", "me-name"]) {
-      $(id).textContent = "";
-    }
-    $("composer-input").value = ""; // the next person at this browser must not see it
-    $("member-search").value = "";
-    show($("new-below"), false);
-    show($("drawer-badge"), false);
-    delete $("chat-view").dataset.drawer;
-    show($("backdrop"), false);
-    document.title = "Chat";
+    clearPage(); // the next person at this browser must see nothing of this one
   }
 }

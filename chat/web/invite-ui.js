@@ -1,13 +1,25 @@
-// Inviting users to private rooms: by id (the form under the members of a private room) or
-// from a member's "Invite" button (a dialog to pick one of the user's private rooms).
+// Inviting users to private rooms: found by name (the search under the members of a private
+// room; by id too, folded away), or from a member's "Invite" button (a dialog to pick one of
+// the user's private rooms).
 
 import { $, el, listen } from "./dom.js";
+import { UserSearch, searchParts } from "./people-ui.js";
 
 /**
- * @param ctx {signal, invite(roomId, userId), privateRooms(), nameOf(id, fallback)}
+ * @param ctx {signal, invite(roomId, userId), privateRooms(), nameOf(id, fallback), call, me}
  * @param currentRoom () => the room shown in the members panel
  */
 export function bindInvites(ctx, currentRoom) {
+  new UserSearch(ctx, searchParts("invite"), async (user) => {
+    const room = currentRoom();
+    if (!room) return;
+    try {
+      await ctx.invite(room.id, user.id);
+      $("invite-status").textContent = `Invited ${user.name}.`;
+    } catch (error) {
+      $("invite-status").textContent = error.message;
+    }
+  }, "Invite");
   listen(ctx.signal, $("invite-form"), "submit", (event) => {
     event.preventDefault();
     inviteById(ctx, currentRoom());

@@ -4,6 +4,7 @@
 import { $, el, initial, listen, show, whoIs } from "./dom.js";
 import { bindInvites, openInvite } from "./invite-ui.js";
 import { avatarClass } from "./message-item.js";
+import { ROLE_LABELS, mayInvite } from "./roles.js";
 
 const PAGE = 100; // members per page
 const WATCH_CHUNK = 100; // ids per watch call (server limit)
@@ -14,7 +15,7 @@ export class MembersPanel {
   /**
    * @param ctx {me(), connected(), call(event, payload), nameOf(id, fallback),
    *             learnName(id, name), startDm(id, name), privateRooms(), invite(roomId, userId),
-   *             peerOf(room): {id, name, online}|Promise}
+   *             peerOf(room): {id, name, online}|Promise, menu(room, member): the member menu}
    */
   constructor(ctx) {
     this.ctx = ctx;
@@ -22,6 +23,7 @@ export class MembersPanel {
     this.items = new Map(); // user id -> <li>
     this.online = new Map(); // user id -> bool, for everyone ever seen
     this.watched = new Set();
+    this.roles = new Map(); // user id -> role in the room shown
     this.room = null;
     this.offset = 0;
     this.count = 0;
@@ -41,11 +43,12 @@ export class MembersPanel {
       this.room = room;
       this.offset = 0;
       this.items.clear();
+      this.roles.clear();
       this.list.replaceChildren(el("li", { class: "muted", text: "Loading…" }));
       $("members-count").textContent = "";
       if (!reconnected) this.search.value = "";
     }
-    show($("invite-form"), room.kind === "private");
+    show($("invite-form"), mayInvite(room));
     $("invite-status").textContent = "";
     if (!this.ctx.connected()) return;
     await this.page(room, generation, 0);
@@ -85,6 +88,7 @@ export class MembersPanel {
     if (generation !== this.generation) return;
     if (offset === 0) {
       this.items.clear();
+      this.roles.clear();
       this.list.replaceChildren();
     }
     for (const member of ack.members) {
@@ -107,6 +111,7 @@ export class MembersPanel {
 
   add(member) {
     if (this.items.has(member.id)) return;
+    this.roles.set(member.id, member.role || this.roles.get(member.id) || "member");
     const me = this.ctx.me();
     const self = member.id === me.id;
     const name = this.ctx.nameOf(member.id, member.name);
@@ -131,6 +136,15 @@ export class MembersPanel {
             text: "Invite",
             onclick: () => this.openInvite(member.id),
           }),
+          el("button", {
+            type: "button",
+            class: "small",
+            "data-testid": "member-menu",
+            "aria-label": `More for ${name}`,
+            title: "Block, moderate",
+            text: "⋯",
+            onclick: () => this.openMenu(member),
+          }),
         );
     const node = el(
       "li",
@@ -147,10 +161,12 @@ export class MembersPanel {
         title: whoIs(name, member.id),
         text: name,
       }),
+      el("span", { class: "role-badge", "data-testid": "member-role" }),
       el("span", { class: "sr-only presence-label" }),
       actions,
     );
     this.items.set(member.id, node);
+    this.showRole(node, this.roles.get(member.id));
     this.setOnline(node, this.online.get(member.id) ?? Boolean(member.online));
     this.list.append(node);
     this.filter();
@@ -241,6 +257,27 @@ export class MembersPanel {
     if (dm) dm.setAttribute("aria-label", `Message ${name}`);
     const invite = node.querySelector('[data-testid="member-invite"]');
     if (invite) invite.setAttribute("aria-label", `Invite ${name} to a private room`);
+  }
+
+  /** A role changed (a `role` or `transfer` entry): the badge, and an open menu, follow. */
+  setRole(roomId, userId, role) {
+    if (!this.room || this.room.id !== roomId) return;
+    this.roles.set(userId, role);
+    const node = this.items.get(userId);
+    if (node) this.showRole(node, role);
+  }
+
+  showRole(node, role) {
+    const badge = node.querySelector(".role-badge");
+    node.dataset.role = role;
+    badge.dataset.role = role;
+    badge.textContent = role === "member" ? "" : ROLE_LABELS[role];
+    badge.hidden = role === "member";
+  }
+
+  openMenu(member) {
+    const name = this.ctx.nameOf(member.id, member.name);
+    this.ctx.menu(this.room, { id: member.id, name, role: this.roles.get(member.id) });
   }
 
   openInvite(userId) {

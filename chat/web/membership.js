@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { $ } from "./dom.js";
 import { catchUp } from "./history.js";
 import { readFields } from "./reading.js";
+import { roomGone } from "./room-header.js";
 import { LOBBY, dmRoomId, kindOf } from "./store.js";
 
 export function unknownRoom(chat, message, mine) {
@@ -20,6 +21,32 @@ export function unknownRoom(chat, message, mine) {
   return room;
 }
 
+/** The rooms of a `session` (each connect): new ones added, known ones updated, the rest
+ * dropped (left, kicked or banned meanwhile) but for a DM not written in yet. */
+export function fromSession(chat, infos) {
+  const listed = new Set();
+  for (const info of infos) {
+    listed.add(info.id);
+    const room = chat.rooms.get(info.id);
+    if (!room) {
+      chat.addRoom(info);
+      continue;
+    }
+    if (info.name) chat.setRoomName(room, info.name);
+    room.setInfo(info); // role, managed, member_limit: as they are now
+    if (Number.isInteger(info.unread)) {
+      readFields(room, info); // the server counts: the same on every device
+      if (!room.keeps) room.top = Math.max(room.top, info.last_seq);
+    } else if (!room.keeps && info.last_seq > room.top) {
+      room.unread += info.last_seq - room.top;
+      room.top = info.last_seq;
+    }
+  }
+  for (const room of [...chat.rooms.values()]) {
+    if (!listed.has(room.id) && !(room.draft && !room.seqs.length)) chat.rooms.delete(room.id);
+  }
+}
+
 export async function refreshRoomInfo(chat, roomId) {
   try {
     const info = (await api.listRooms()).rooms.find((r) => r.id === roomId);
@@ -28,6 +55,7 @@ export async function refreshRoomInfo(chat, roomId) {
       room.private = info.private;
       room.kind = kindOf(room.id, info.private);
       room.name = info.name || room.name;
+      room.setInfo(info);
       if (chat.current === roomId) chat.renderHeader(room);
       chat.sidebar.render();
     }
@@ -111,6 +139,17 @@ export function onJoined(chat, notice) {
 }
 
 export function onLeft(chat, { room: roomId, user }) {
-  if (user.id === chat.me.id) removeRoom(chat, roomId);
-  else chat.members.left(roomId, user);
+  if (user.id !== chat.me.id) {
+    chat.learnName(user.id, user.name); // a deleted account leaves as "Deleted user"
+    chat.members.left(roomId, user);
+    return;
+  }
+  const room = chat.rooms.get(roomId);
+  const why = chat.removedWhy.get(roomId);
+  chat.removedWhy.delete(roomId);
+  if (!room) return; // left from this page: gone already
+  const shown = chat.current === roomId;
+  removeRoom(chat, roomId);
+  // Removed by a moderator (or left on another device): say so rather than vanish.
+  if (why || shown) roomGone(room.name, why);
 }

@@ -10,7 +10,7 @@ export const PALETTE = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏"
 /**
  * Add the reaction chips and the action toolbar to the row `node` of `message`.
  * @param ctx {me(): user, react(message, emoji, on), edit(message, text), remove(message),
- *             failed(error)}
+ *             failed(error), moderates(roomId): bool (the reader deletes any message there)}
  */
 export function addActions(node, message, ctx) {
   const body = node.querySelector(".msg-body");
@@ -19,12 +19,15 @@ export function addActions(node, message, ctx) {
   const chips = reactionChips(message, ctx);
   if (chips) body.append(chips);
   const mine = message.from.id === ctx.me().id;
+  const removable = mine || ctx.moderates(message.room);
   const toolbar = el(
     "div",
     { class: "msg-actions", "data-testid": "message-actions" },
     button("☺+", "react-open", "Add a reaction", () => togglePalette(node, message, ctx)),
     mine ? button("Edit", "message-edit", "Edit this message", () => startEdit(node, message, ctx)) : null,
-    mine ? button("Delete", "message-delete", "Delete this message", () => askDelete(node, message, ctx)) : null,
+    removable
+      ? button("Delete", "message-delete", "Delete this message", () => askDelete(node, message, ctx))
+      : null,
   );
   body.append(toolbar);
 }

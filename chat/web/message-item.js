@@ -123,7 +123,9 @@ export function renderMessage(message, me, name) {
       el("div", {
         class: "msg-text tombstone",
         "data-testid": "message-deleted",
-        text: "This message was deleted.",
+        text: message.by_moderator
+          ? "This message was removed by a moderator."
+          : "This message was deleted.",
       }),
     );
     return node;

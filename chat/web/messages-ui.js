@@ -6,6 +6,7 @@ import { $, el, initial, listen, whoIs } from "./dom.js";
 import { addActions } from "./message-actions.js";
 import { decorate, renderChange, renderMessage } from "./message-item.js";
 import { pendingItems } from "./pending-ui.js";
+import { isModeration, moderates, moderationText, renderNotice } from "./roles.js";
 
 export { avatarClass } from "./message-item.js";
 
@@ -88,11 +89,32 @@ export class MessageView {
   }
 
   render(message) {
+    if (isModeration(message)) return this.renderNotice(message);
     if (isChange(message)) return renderChange(message);
     const name = this.ctx.nameOf(message.from.id, message.from.name);
     const node = renderMessage(message, this.ctx.me(), name);
     if (changeable(message)) addActions(node, message, this.ctx.actions);
     return node;
+  }
+
+  /** A moderation entry: one line of system text (a ban offers "Unban" to moderators). */
+  renderNotice(entry) {
+    const text = moderationText(entry, this.ctx.nameOf, this.ctx.me().id);
+    const room = this.room && this.room.id === entry.room ? this.room : null;
+    const unban =
+      entry.action === "ban" && room && moderates(room.role)
+        ? el("button", {
+            type: "button",
+            class: "small",
+            "data-testid": "notice-unban",
+            text: "Unban",
+            onclick: () =>
+              this.ctx.actions.moderate("unban", entry.room, entry.user.id).catch((error) => {
+                $("send-error").textContent = error.message;
+              }),
+          })
+        : null;
+    return renderNotice(entry, text, unban);
   }
 
   /** The row of `seq` again (its message changed: edited, deleted, reacted to). */
@@ -186,6 +208,7 @@ export class MessageView {
     this.decorateAt(index);
     this.decorateAt(this.nextShown(index));
     if (room.seqs.length === 1) this.renderHistoryStatus();
+    if (isModeration(message) && stick) this.scrollToBottom();
     if (isChange(message)) return;
     if (message.from.id === this.ctx.me().id && room.kind === "dm") this.renderSeen();
     if (stick) this.scrollToBottom();

@@ -98,7 +98,7 @@ export class Outbox {
           if (error.code !== "disconnected") this.later();
         } else {
           item.state = "failed";
-          item.error = error.message || error.code;
+          item.error = refusal(error, item);
           this.pump();
         }
         this.hooks.changed();
@@ -111,4 +111,14 @@ export class Outbox {
     this.timer = setTimeout(() => this.pump(), this.delay);
     this.delay = Math.min(this.delay * 2, MAX_RETRY_MS);
   }
+}
+
+/** What a refused message says: the server's code, in words the writer can act on. */
+function refusal(error, item) {
+  const dm = item.to || item.room.startsWith("dm:");
+  if (error.code === "forbidden" && dm) {
+    return "this person cannot receive your messages (not allowed).";
+  }
+  if (error.code === "muted") return "you are muted in this room for now.";
+  return error.message || error.code;
 }

@@ -207,8 +207,12 @@ export class Sidebar {
       const id = $("create-id").value.trim();
       const name = $("create-name").value.trim();
       try {
-        const isPrivate = $("create-private").checked;
-        await this.ctx.create({ id, ...(name ? { name } : {}), private: isPrivate });
+        const managed = $("create-managed").checked;
+        const limit = $("create-limit").value.trim();
+        const spec = { id, ...(name ? { name } : {}), private: managed || $("create-private").checked };
+        if (managed) spec.managed = true;
+        if (limit) spec.member_limit = Number(limit);
+        await this.ctx.create(spec);
         dialog.close();
         this.closeDrawers();
       } catch (error) {

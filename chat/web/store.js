@@ -16,11 +16,16 @@ export function dmRoomId(a, b) {
 }
 
 export class Room {
-  constructor({ id, name, private: isPrivate, last_seq: lastSeq }) {
+  constructor({ id, name, private: isPrivate, last_seq: lastSeq, ...info }) {
     this.id = id;
     this.kind = kindOf(id, isPrivate);
     this.name = name || id;
     this.private = Boolean(isPrivate);
+    this.role = "member"; // the user's role here (issue 17: owner, admin, member)
+    this.managed = false; // only owners and admins invite
+    this.memberLimit = null;
+    this.removedByModerator = new Set(); // seqs of messages a moderator deleted
+    this.setInfo(info);
     this.seqs = []; // ascending
     this.bySeq = new Map();
     // "idle": nothing loaded (live messages are only counted); "loading": the newest page is
@@ -32,6 +37,15 @@ export class Room {
     this.olderLoading = false;
     this.unread = 0;
     this.mentions = 0; // unread messages that mention the user
+  }
+
+  /** The fields of issue 17's room objects (`role`, `managed`, `member_limit`), if given. */
+  setInfo(info) {
+    if (typeof info.role === "string") this.role = info.role;
+    if (typeof info.managed === "boolean") this.managed = info.managed;
+    if ("member_limit" in info || typeof info.managed === "boolean") {
+      this.memberLimit = Number.isInteger(info.member_limit) ? info.member_limit : null;
+    }
   }
 
   get keeps() {
@@ -61,9 +75,24 @@ export class Room {
     }
     this.seqs.splice(low, 0, seq);
     this.bySeq.set(seq, message);
+    this.byModerator(message);
     if (seq > this.top) this.top = seq;
     this.advance();
     return low;
+  }
+
+  /**
+   * Read paths say only `deleted`: that a moderator deleted it is known from the delete entry
+   * (`by_moderator`), which may arrive before or after its target (pages, live events).
+   */
+  byModerator(message) {
+    if (message.kind === "delete" && message.by_moderator) {
+      this.removedByModerator.add(message.target_seq);
+      const target = this.bySeq.get(message.target_seq);
+      if (target && target.deleted) target.by_moderator = true;
+    } else if (!message.kind && message.deleted && this.removedByModerator.has(message.seq)) {
+      message.by_moderator = true;
+    }
   }
 
   advance() {
