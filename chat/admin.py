@@ -33,9 +33,9 @@ from chat.models import Layout
 CONNECT_TIMEOUT = 10.0
 
 
-async def shards(
-    settings: Settings, command: str, arg: str | None, *, wait: float, weight: int = 1
-) -> int:
+async def operator_cluster(settings: Settings, label: str) -> Cluster | None:
+    """The operator commands' cluster client, started with the settings of ``chat serve``;
+    None (said on stderr, after ``label``) when the cluster is unreachable or refuses us."""
     cluster = Cluster(
         settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
         replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
@@ -43,7 +43,16 @@ async def shards(
     try:
         await cluster.start(CONNECT_TIMEOUT)
     except RuntimeError as exc:  # unreachable, or credentials refused (never echoed)
-        print(f"chat shards {command}: {exc}", file=sys.stderr)
+        print(f"{label}: {exc}", file=sys.stderr)
+        return None
+    return cluster
+
+
+async def shards(
+    settings: Settings, command: str, arg: str | None, *, wait: float, weight: int = 1
+) -> int:
+    cluster = await operator_cluster(settings, f"chat shards {command}")
+    if cluster is None:
         return 1
     presence = ClusterPresence(cluster, "admin", ClusterRoster(cluster))
     access = redis_access(settings, "shards")
@@ -100,14 +109,8 @@ async def users(settings: Settings, command: str, who: str | None) -> int:
     """``chat users delete <user id|email>`` (the effect of ``DELETE /api/me``, without the
     password) and ``chat users reindex`` (the name index of user search, for users registered
     before it existed).  Exit 0 done, 1 not done (unreachable: run it again), 2 no such user."""
-    cluster = Cluster(
-        settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
-        replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
-    )  # fmt: skip
-    try:
-        await cluster.start(CONNECT_TIMEOUT)
-    except RuntimeError as exc:
-        print(f"chat users {command}: {exc}", file=sys.stderr)
+    cluster = await operator_cluster(settings, f"chat users {command}")
+    if cluster is None:
         return 1
     try:
         if command == "reindex":

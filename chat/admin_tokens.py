@@ -14,30 +14,22 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from chat.adapters.cluster.accounts import ClusterAccounts
-from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.adapters.cluster.service_tokens import ClusterServiceTokens
 from chat.adapters.cluster.shardset import ClusterShardSet
 from chat.adapters.redis_common import redis_access
 from chat.adapters.shards.announce import AnnounceFailed, announcer
+from chat.admin import operator_cluster
 from chat.config import Settings
 from chat.core.service import ServiceTokens
 from chat.errors import ChatError
 from chat.models import Layout, ServiceToken
 
-CONNECT_TIMEOUT = 10.0
-
 
 async def tokens(settings: Settings, command: str, *, name: str = "",
                  scopes: list[str] | None = None, token_id: str = "") -> int:  # fmt: skip
-    cluster = Cluster(
-        settings.cluster, node_id="admin", deadline=settings.cluster_deadline,
-        replica_wait_ms=settings.replica_wait_ms, access=redis_access(settings, "cluster"),
-    )  # fmt: skip
-    try:
-        await cluster.start(CONNECT_TIMEOUT)
-    except RuntimeError as exc:  # unreachable, or credentials refused (never echoed)
-        print(f"chat tokens {command}: {exc}", file=sys.stderr)
+    cluster = await operator_cluster(settings, f"chat tokens {command}")
+    if cluster is None:
         return 1
     try:
         layout = await ClusterShardSet(cluster).read() or Layout(0, settings.shard_urls)

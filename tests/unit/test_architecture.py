@@ -85,6 +85,7 @@ LAYERS = {
         "chat.adapters.*",
     ],
     "chat.admin_tokens": [
+        "chat.admin",  # the operator commands' one way to the cluster (operator_cluster)
         "chat.config",
         "chat.errors",
         "chat.models",
