@@ -1037,9 +1037,7 @@ def test_overlay_matches_kubernetes_schema(
             kv.validate(obj, version, strict=True)
         except (kv.ValidationError, kv.SchemaNotFoundError) as exc:
             problems.append(f"{_name(obj)}: {getattr(exc, 'message', exc)}")
-    assert not problems, f"overlay {name} invalid for Kubernetes {version}:\n" + "\n".join(
-        problems
-    )
+    assert not problems, f"overlay {name} invalid for Kubernetes {version}:\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize("rule", _object_rules(), ids=lambda f: f.__name__[len("test_") :])
