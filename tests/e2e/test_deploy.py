@@ -899,12 +899,15 @@ def test_valkey_accepts_the_manifest_flags_and_probes_work(
 
 
 def _cluster_init(
-    nodes: list[RedisProcess], binaries: RedisBinaries, password: str = REDIS_PASSWORD
+    nodes: list[RedisProcess],
+    binaries: RedisBinaries,
+    password: str = REDIS_PASSWORD,
+    replicas: str = "1",
 ) -> tuple[int, str]:
     env = {
         **os.environ,
         "CLUSTER_NODES": ",".join(n.address for n in nodes),
-        "CLUSTER_REPLICAS": "1",
+        "CLUSTER_REPLICAS": replicas,
         "WAIT_SECONDS": "40",
         "POLL_SECONDS": "0.2",
         "VALKEY_CLI": str(binaries.cli),
@@ -969,6 +972,30 @@ def test_cluster_init_creates_is_idempotent_repairs_and_refuses(
         nodes[5].start()
         code, out = _cluster_init(nodes, valkey)
         assert code == 1 and "lost its data" in out, out
+    finally:
+        stop_all(nodes)
+
+
+@pytest.mark.slow
+def test_cluster_init_creates_the_dev_overlay_cluster(
+    valkey: RedisBinaries, tmp_path: Path
+) -> None:
+    """The dev overlay's cluster shape (its node count, no replicas) is one cluster-init.sh
+    can make: created once, then left alone."""
+    objs = _render(K8S / "overlays" / "dev")
+    init = next(c for _, c in _containers(_one(objs, "Job", "chat-redis-init")))
+    count = len(_env_value(init, "CLUSTER_NODES").split(","))
+    replicas = _env_value(init, "CLUSTER_REPLICAS")
+    nodes = _cluster_nodes("127.0.0.1", pick_free_ports(count, cluster_bus=True), valkey, tmp_path)
+    try:
+        for node in nodes:
+            node.spawn()
+        for node in nodes:
+            node.wait_ready()
+        code, out = _cluster_init(nodes, valkey, replicas=replicas)
+        assert code == 0 and f"{count} nodes, {replicas} replica(s)" in out, out
+        code, out = _cluster_init(nodes, valkey, replicas=replicas)
+        assert code == 0 and "nothing to do" in out, out
     finally:
         stop_all(nodes)
 
