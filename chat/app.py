@@ -186,7 +186,8 @@ def build_node(s: Settings) -> Node:
         origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
     )
     db = storage(s)
-    order = room_ordering(sockets, db.history, s.order_hold_ms)
+    latencies = metrics.Latencies()
+    order = room_ordering(sockets, db.history, s.order_hold_ms, latencies.delivery.observe)
     inbound = InboundDispatcher(sockets, order)
     broker = ShardedBroker(
         s.shard_urls, inbound, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
@@ -226,7 +227,7 @@ def build_node(s: Settings) -> Node:
     TypingFilter(db.people, connections, sockets).register(inbound)
     messaging = Messaging(
         broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max,
-        dm_guard=people.check_dm,
+        dm_guard=people.check_dm, observe_write=latencies.write.observe,
     )  # fmt: skip
     shown = DeletedNames(db.history, db.people)  # read paths: deleted users' neutral name
     recovery = Recovery(shown, rooms, connections)
@@ -276,7 +277,8 @@ def build_node(s: Settings) -> Node:
             messaging,
             lambda: broker.local_deliveries,
             lambda: broker.layout.step,
-        )
+        ),
+        latencies,
     )
     return node
 
