@@ -101,6 +101,8 @@ class Node:
     follower: Follower
     draining: bool = field(default=False)
     render_metrics: Callable[[], bytes] | None = None
+    #: The last readiness check's view of the cluster (a gauge reads it; the check is async).
+    cluster_ok: float = -1.0
 
     def drain(self) -> None:
         self.draining = True
@@ -108,6 +110,7 @@ class Node:
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         shards = self.broker.status()
         cluster_ok = await self.cluster.healthy()
+        self.cluster_ok = float(cluster_ok)
         ready = not self.draining and self.broker.is_ready() and cluster_ok
         detail = {"node": self.settings.node_id, "draining": self.draining}
         shardset = self.follower.status()
@@ -277,6 +280,7 @@ def build_node(s: Settings) -> Node:
             messaging,
             lambda: broker.local_deliveries,
             lambda: broker.layout.step,
+            lambda: node.cluster_ok,
         ),
         latencies,
     )

@@ -60,6 +60,7 @@ def node_collector(
     messaging: Messaging,
     local_deliveries: Callable[[], int] = lambda: 0,
     shard_step: Callable[[], tuple[int, str]] = lambda: (0, "steady"),
+    cluster_ok: Callable[[], float] = lambda: -1.0,
 ) -> NodeCollector:
     def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
         status = shards()
@@ -112,6 +113,11 @@ def node_collector(
                 "chat_shardset_epoch",
                 "epoch of the shard set this node runs",
                 lambda: shard_step()[0],
+            ),
+            (
+                "chat_cluster_ok",
+                "1: the Redis Cluster was ok at the last readiness check, 0: not, -1: none yet",
+                cluster_ok,
             ),
             (
                 "chat_shardset_phase",
