@@ -101,6 +101,8 @@ class Node:
     follower: Follower
     draining: bool = field(default=False)
     render_metrics: Callable[[], bytes] | None = None
+    #: The last readiness check's view of the cluster (a gauge reads it; the check is async).
+    cluster_ok: float = -1.0
 
     def drain(self) -> None:
         self.draining = True
@@ -108,6 +110,7 @@ class Node:
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         shards = self.broker.status()
         cluster_ok = await self.cluster.healthy()
+        self.cluster_ok = float(cluster_ok)
         ready = not self.draining and self.broker.is_ready() and cluster_ok
         detail = {"node": self.settings.node_id, "draining": self.draining}
         shardset = self.follower.status()
@@ -186,7 +189,8 @@ def build_node(s: Settings) -> Node:
         origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
     )
     db = storage(s)
-    order = room_ordering(sockets, db.history, s.order_hold_ms)
+    latencies = metrics.Latencies()
+    order = room_ordering(sockets, db.history, s.order_hold_ms, latencies.delivery.observe)
     inbound = InboundDispatcher(sockets, order)
     broker = ShardedBroker(
         s.shard_urls, inbound, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
@@ -226,7 +230,7 @@ def build_node(s: Settings) -> Node:
     TypingFilter(db.people, connections, sockets).register(inbound)
     messaging = Messaging(
         broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max,
-        dm_guard=people.check_dm,
+        dm_guard=people.check_dm, observe_write=latencies.write.observe,
     )  # fmt: skip
     shown = DeletedNames(db.history, db.people)  # read paths: deleted users' neutral name
     recovery = Recovery(shown, rooms, connections)
@@ -276,7 +280,9 @@ def build_node(s: Settings) -> Node:
             messaging,
             lambda: broker.local_deliveries,
             lambda: broker.layout.step,
-        )
+            lambda: node.cluster_ok,
+        ),
+        latencies,
     )
     return node
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -60,6 +60,7 @@ def node_collector(
     messaging: Messaging,
     local_deliveries: Callable[[], int] = lambda: 0,
     shard_step: Callable[[], tuple[int, str]] = lambda: (0, "steady"),
+    cluster_ok: Callable[[], float] = lambda: -1.0,
 ) -> NodeCollector:
     def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
         status = shards()
@@ -114,6 +115,11 @@ def node_collector(
                 lambda: shard_step()[0],
             ),
             (
+                "chat_cluster_ok",
+                "1: the Redis Cluster was ok at the last readiness check, 0: not, -1: none yet",
+                cluster_ok,
+            ),
+            (
                 "chat_shardset_phase",
                 "phase of the shard set change this node runs: 0 steady, 1 receive, 2 publish",
                 lambda: PHASE_CODES.get(shard_step()[1], -1),
@@ -127,9 +133,34 @@ def _label(name: str) -> str:
     return "shard" if "shard" in name else "state"
 
 
-def exporter(collector: NodeCollector) -> Callable[[], bytes]:
+#: Seconds.  A durable write is one script plus a WAIT for a replica (bounded by its timeout).
+WRITE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Seconds.  A delivery may wait for a gap's hold and its fill from history.
+DELIVERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Latencies:
+    """The node's latency histograms.  No labels: the hot path only observes a float."""
+
+    def __init__(self) -> None:
+        self.write = Histogram(
+            "chat_durable_write_seconds",
+            "latency of one durable history append (script and replica WAIT), per call",
+            buckets=WRITE_BUCKETS, registry=None,
+        )  # fmt: skip
+        self.delivery = Histogram(
+            "chat_delivery_latency_seconds",
+            "room message latency from its server ts to its emit on this node",
+            buckets=DELIVERY_BUCKETS, registry=None,
+        )  # fmt: skip
+
+
+def exporter(collector: NodeCollector, latencies: Latencies | None = None) -> Callable[[], bytes]:
     """The node's metrics and the process's, rendered in the Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ProcessCollector(registry=None))
     registry.register(collector)
+    if latencies is not None:
+        registry.register(latencies.write)
+        registry.register(latencies.delivery)
     return lambda: generate_latest(registry)

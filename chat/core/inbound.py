@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,17 +30,51 @@ log = logging.getLogger(__name__)
 C = TypeVar("C", bound=Control)
 
 
-def room_ordering(delivery: LocalDelivery, history: History, hold_ms: int) -> Ordering:
-    """Room messages in seq order to the local sockets; gaps filled from history."""
+#: Takes one delivery's latency in seconds (a histogram's ``observe``; the default: nothing).
+Observe = Callable[[float], None]
+
+
+def _ignore(_seconds: float) -> None:
+    return None
+
+
+def room_ordering(
+    delivery: LocalDelivery, history: History, hold_ms: int, observe: Observe = _ignore
+) -> Ordering:
+    """Room messages in seq order to the local sockets; gaps filled from history.
+
+    ``observe`` gets each message's end-to-end latency: from its server ``ts`` (the Redis
+    clock of the append) to its emit here.  Hazard: the two clocks differ by their skew, so
+    a negative latency is counted as 0 rather than dropped (it still counts the delivery).
+    """
 
     async def deliver(channel: str, message: Delivery) -> None:
         await delivery.emit_raw(channel, "message", message.raw)
+        ts = message_ts(message.raw)
+        if ts is not None:
+            observe(max(0.0, time.time() - ts / 1000))
 
     async def fetch(room: str, after: int, upto: int) -> list[Delivery]:
         found = await history.between(room, after, upto, FETCH_LIMIT)
         return [message_delivery(m) for m in found]
 
     return Ordering(deliver, fetch, hold=hold_ms / 1000)
+
+
+def message_ts(raw: bytes) -> int | None:
+    """A stored message's ``ts`` (ms) read from its JSON without decoding it all (hot path).
+
+    The append script writes ``..."id":"<id>","ts":<ms>,"from"...`` before any client text,
+    and JSON escapes every quote inside strings, so the first ``,"ts":`` is the field.
+    """
+    at = raw.find(b',"ts":')
+    if at < 0:
+        return None
+    start = at + 6
+    end = start
+    while end < len(raw) and 48 <= raw[end] <= 57:
+        end += 1
+    return int(raw[start:end]) if end > start else None
 
 
 ControlHandler = Callable[[str, Any], Awaitable[None]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 
@@ -51,8 +52,11 @@ class Messaging:
         *,
         text_max: int,
         dm_guard: DmGuard | None = None,
+        observe_write: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
         self._dm_guard = dm_guard
+        #: Takes each durable append's latency in seconds (incl. the replica WAIT).
+        self._observe_write = observe_write
         self._broker = broker
         self._history = history
         self._rooms = rooms
@@ -159,10 +163,12 @@ class Messaging:
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
         token = cid if cid is not None else secrets.token_urlsafe(12)
+        started = time.perf_counter()
         message, created = await self._history.append(
             secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token,
             mentions=mentions, names=() if dm else mention_words(text),
         )  # fmt: skip
+        self._observe_write(time.perf_counter() - started)
         self.sent += created
         return message
 
