@@ -25,6 +25,7 @@ from stack import register
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "k8s" / "monitoring"
+BASE = ROOT / "k8s" / "base"
 RULES = MONITORING / "chat-rules.yml"
 RULE_TESTS = MONITORING / "chat-rules.test.yml"
 #: The metric names of a PromQL expression: the project's and the process collector's.
@@ -134,8 +135,8 @@ def _load(path: Path, kind: str) -> dict[str, Any]:
 
 def test_podmonitor_selects_the_chat_pods_metrics_port() -> None:
     monitor = _load(MONITORING / "podmonitor.yaml", "PodMonitor")
-    deployment = _load(ROOT / "k8s" / "chat" / "deployment.yaml", "Deployment")
-    namespace = yaml.safe_load((ROOT / "k8s" / "kustomization.yaml").read_text())["namespace"]
+    deployment = _load(BASE / "chat" / "deployment.yaml", "Deployment")
+    namespace = yaml.safe_load((BASE / "kustomization.yaml").read_text())["namespace"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == namespace
     spec = monitor["spec"]
@@ -150,5 +151,5 @@ def test_podmonitor_selects_the_chat_pods_metrics_port() -> None:
     annotated = int(pod["metadata"]["annotations"]["prometheus.io/port"])
     assert ports[endpoint["port"]] == annotated, "the scraped port is the metrics port"
     # A CRD the offline validation cannot check: kept out of the default kustomization.
-    listed = yaml.safe_load((ROOT / "k8s" / "kustomization.yaml").read_text())["resources"]
+    listed = yaml.safe_load((BASE / "kustomization.yaml").read_text())["resources"]
     assert not [r for r in listed if r.startswith("monitoring")]
