@@ -37,12 +37,13 @@ COPY chat ./chat
 # development stack, devstack/) slipped in.
 # Versions: the ranges of setup.cfg, resolved at build time (DL3013: the package installed
 # is this project's own wheel).
-# hadolint ignore=DL3013
 # The build venv (/opt/build) has the pip: Debian's python3 has none of its own, and the
-# runtime venv must not carry one.
+# runtime venv must not carry one.  --use-pep517: an older pip (Debian 12 has 23.0) would try
+# setup.py bdist_wheel without the wheel package.
+# hadolint ignore=DL3013
 RUN python3 -m venv /opt/build \
     && python3 -m venv --without-pip /opt/venv \
-    && /opt/build/bin/pip wheel --wheel-dir /wheels . \
+    && /opt/build/bin/pip wheel --use-pep517 --wheel-dir /wheels . \
     && /opt/build/bin/pip --python /opt/venv/bin/python install --no-index \
        --find-links /wheels chat-cluster \
     && /opt/build/bin/pip --python /opt/venv/bin/python check \

@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from image import Image, build, inspect, podman, run_in
+from image import Image, build, inspect, podman, run_in, sandbox_flags
 from sioclient import connected
 from stack import ADDRESS_LIMITS, Stack, register
 
@@ -82,7 +82,7 @@ def container(tool: str, image: Image, stack: Stack, redis_fleet: RedisFleet) ->
     env = node_env(redis_fleet.shards_env, redis_fleet.cluster_env, stack.secret, **options)
     env |= {"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port), "CHAT_NODE_ID": "image-node",
             "CHAT_METRICS_PORT": str(metrics), "CHAT_DRAIN_SECONDS": "1"}  # fmt: skip
-    argv = [tool, "run", "-d", "--network=host", "--user=10001:10001", "--read-only",
+    argv = [tool, "run", *sandbox_flags(), "-d", "--network=host", "--user=10001:10001", "--read-only",
             "--cap-drop=ALL", "--security-opt=no-new-privileges"]  # fmt: skip
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
