@@ -48,7 +48,7 @@ def sandbox_flags() -> list[str]:
     """Flags of every podman build/run here.  Why: in this machine's sandbox crun cannot run
     (cgroups in hybrid mode) and no runtime may set RLIMIT_NPROC/NOFILE to podman's defaults
     (EPERM); runc with limits no higher than this process's own works.  Elsewhere harmless."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     flags = [f"--ulimit=nofile={soft}:{soft}", "--ulimit=nproc=4096:4096"]
     if shutil.which("runc"):
         flags.insert(0, "--runtime=runc")
@@ -81,9 +81,10 @@ def build(tool: str) -> Image:
     base_done = time.monotonic()
     tag = image_tag()
     version, _, ref = tag.split(":", 1)[1].partition("-g")
-    argv = [tool, "build", *sandbox_flags(), *_host_trust(), "--layers", "--format=docker", "--network=host", "-t", tag,
-            "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
-            "--build-arg", f"VERSION={version}", "--build-arg", f"VCS_REF={ref}", str(ROOT)]  # fmt: skip
+    argv = [tool, "build", *sandbox_flags(), *_host_trust(), "--layers", "--format=docker",
+            "--network=host", "-t", tag, "--build-arg", f"PYTHON_IMAGE={BASE_IMAGE}",
+            "--build-arg", f"VERSION={version}", "--build-arg", f"VCS_REF={ref}",
+            str(ROOT)]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
     assert out.returncode == 0, f"podman build failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     size = int(inspect(tool, tag, "{{.Size}}"))
@@ -108,6 +109,7 @@ def inspect(tool: str, ref: str, template: str, kind: str = "image") -> str:
 def run_in(tool: str, tag: str, script: str) -> subprocess.CompletedProcess[str]:
     """``sh -c script`` in a throwaway container of the image (as its own user)."""
     return subprocess.run(
-        [tool, "run", *sandbox_flags(), "--rm", "--network=none", "--entrypoint", "/bin/sh", tag, "-c", script],
+        [tool, "run", *sandbox_flags(), "--rm", "--network=none", "--entrypoint", "/bin/sh",
+         tag, "-c", script],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
