@@ -144,7 +144,7 @@ async def test_the_image_serves_a_dm_with_another_node_and_drains_on_sigterm(
         assert (await a.next("message"))["text"] == "from the image"
         assert (await a.next("message"))["id"] == back["message"]["id"]
         started = time.monotonic()
-        assert await _podman(tool, "kill", "--signal=TERM", cid) == ""
+        await _podman(tool, "kill", "--signal=TERM", cid)  # prints the id
         code = await _podman(tool, "wait", cid)
         stopped = time.monotonic() - started
     assert code == "0", _logs(tool, cid)
