@@ -16,7 +16,7 @@
 # The base image of both stages.  Elsewhere: the official python image (pinned).  Where no
 # image registry is reachable (this project's test machines), a local Debian base made by
 # scripts/image-base.sh (debootstrap; Debian's python3 + python3-venv):
-#   podman build --build-arg PYTHON_IMAGE=localhost/chat-base:bookworm -t chat-cluster .
+#   podman build --build-arg PYTHON_IMAGE=localhost/chat-base:bookworm-2 -t chat-cluster .
 # Everything below uses only `python3` and a pip from `python3 -m venv`, which both bases have.
 ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = os.environ.get("CHAT_BASE_IMAGE", "localhost/chat-base:bookworm")
+BASE_IMAGE = os.environ.get("CHAT_BASE_IMAGE", "localhost/chat-base:bookworm-2")
 INSTALL_HINT = "as root: apt-get install -y podman buildah debootstrap runc"
 #: The first build downloads Debian (debootstrap) and the wheels: minutes, once.
 BUILD_TIMEOUT = 900
