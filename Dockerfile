@@ -1,4 +1,5 @@
-# The chat node image: `docker build -t chat-cluster:0.1.0 .` from the repository root.
+# The chat node image: `docker build -t chat-cluster:0.1.0-g<commit> .` from the repository
+# root (tags: <version>-g<12 hex of the commit>, docs/deploy.md "Image tags").
 #
 #   docker run --rm -p 8080:8080 \
 #     -e CHAT_SHARDS=s0=redis://redis:6379 -e CHAT_CLUSTER=redis-cluster:6379 \
