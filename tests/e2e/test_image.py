@@ -77,10 +77,8 @@ def test_image_is_small_unprivileged_and_holds_no_tools_or_secrets(tool: str, im
 @pytest.fixture
 def container(tool: str, image: Image, stack: Stack, redis_fleet: RedisFleet) -> Iterator[str]:
     """The image, run as a third node of the stack (host network), ready."""
-    from conftest import SHARED_LIMITS
-
     port, metrics = pick_free_ports(2)
-    options = {**redis_fleet.node_options(), **ADDRESS_LIMITS, **SHARED_LIMITS}
+    options = {**redis_fleet.node_options(), **ADDRESS_LIMITS}
     env = node_env(redis_fleet.shards_env, redis_fleet.cluster_env, stack.secret, **options)
     env |= {"CHAT_HOST": "127.0.0.1", "CHAT_PORT": str(port), "CHAT_NODE_ID": "image-node",
             "CHAT_METRICS_PORT": str(metrics), "CHAT_DRAIN_SECONDS": "1"}  # fmt: skip
