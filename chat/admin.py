@@ -107,15 +107,16 @@ def _print_layout(layout: Layout, out: TextIO) -> None:
 
 async def users(settings: Settings, command: str, who: str | None) -> int:
     """``chat users delete <user id|email>`` (the effect of ``DELETE /api/me``, without the
-    password) and ``chat users reindex`` (the name index of user search, for users registered
-    before it existed).  Exit 0 done, 1 not done (unreachable: run it again), 2 no such user."""
+    password) and ``chat users reindex`` (the name index of user search and the DM gates of
+    blocks and deletions, for data stored before either existed).  Exit 0 done, 1 not done (unreachable: run it again), 2 no such user."""
     cluster = await operator_cluster(settings, f"chat users {command}")
     if cluster is None:
         return 1
     try:
         if command == "reindex":
             count = await _reindex(cluster)
-            print(f"indexed {count} users")
+            await ClusterPeople(cluster).restore_gates()
+            print(f"indexed {count} users; DM gates restored")
             return 0
         return await _delete(settings, cluster, who or "")
     except ChatError as exc:

@@ -230,7 +230,7 @@ def build_node(s: Settings) -> Node:
     TypingFilter(db.people, connections, sockets).register(inbound)
     messaging = Messaging(
         broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max,
-        dm_guard=people.check_dm, observe_write=latencies.write.observe,
+        observe_write=latencies.write.observe,
     )  # fmt: skip
     shown = DeletedNames(db.history, db.people)  # read paths: deleted users' neutral name
     recovery = Recovery(shown, rooms, connections)

@@ -88,6 +88,13 @@ def room_read_key(room_id: str) -> str:
     return f"{{r:{room_id}}}:read"
 
 
+def room_gate_key(room_id: str) -> str:
+    """A DM room's gate, a hash whose fields refuse new messages while present:
+    ``b:<user>`` the user blocked the other, ``x`` one of the two accounts was deleted.  Read
+    by the append script itself, so a DM costs no round trip of its own for these checks."""
+    return f"{{r:{room_id}}}:gate"
+
+
 def room_roles_key(room_id: str) -> str:
     """Roles other than plain member: user id -> ``owner`` | ``admin`` (issue 17)."""
     return f"{{r:{room_id}}}:roles"

@@ -107,7 +107,9 @@ class History(Protocol):
         ``token`` returns the first result (and False).  The message mentions the room's
         members among ``mentions`` (user ids) and those whose lowercased name is one of
         ``names`` (DMs: no roster, ``mentions`` only), never the sender; it counts for unread
-        (``ReadStore``)."""
+        (``ReadStore``).  A DM whose gate is closed (``PeopleStore``: a block between the two,
+        a deleted account) is refused in the same step, retries included: ``forbidden`` for a
+        block, ``no_user`` for a deletion; nothing is stored."""
 
     async def last_seq(self, room: str) -> int: ...
 
@@ -323,7 +325,9 @@ class RoomStore(Protocol):
 
     async def member_count(self, room_id: str) -> int: ...
 
-    async def ensure_dm(self, room_id: str) -> None: ...
+    async def ensure_dm(self, room_id: str) -> None:
+        """List the DM room for both users; ``no_user`` when either has no record (deleted),
+        checked with the listing in one step."""
 
     async def get(self, room_id: str) -> Room | None: ...
 
@@ -438,16 +442,20 @@ class PeopleStore(Protocol):
     removes or marks (``chat/core/people.py``, ``chat/core/deletion.py``)."""
 
     async def block(self, user_id: str, target: str, most: int) -> bool:
-        """Add ``target`` to the user's blocks; False (nothing changed) when the user has
+        """Add ``target`` to the user's blocks and close the two users' DM gate for it (the
+        history's append then refuses their DMs); False (nothing changed) when the user has
         ``most`` blocks already and ``target`` is not among them."""
 
-    async def unblock(self, user_id: str, target: str) -> None: ...
+    async def unblock(self, user_id: str, target: str) -> None:
+        """Drop the block and its part of the DM gate (the other user's block stays)."""
 
     async def blocks(self, user_id: str) -> set[str]:
         """The users ``user_id`` blocked."""
 
-    async def blocked_either(self, a: str, b: str) -> bool:
-        """Whether ``a`` blocked ``b`` or ``b`` blocked ``a`` (both read in one round trip)."""
+    async def close_dms(self, user_id: str) -> None:
+        """Close the gate of every DM of a deleted user (after ``forget``: a DM listed
+        concurrently was either listed before the record went, and is closed here, or refused
+        by ``RoomStore.ensure_dm``)."""
 
     async def search(self, prefix: str, offset: int, limit: int) -> list[tuple[str, str]]:
         """Index entries ``(user id, lowercased name)`` whose name starts with ``prefix``

@@ -6,7 +6,8 @@ The order is chosen so that nothing can sign the user in again half-way:
 1. ``PeopleStore.forget``: the user is marked deleted (read paths show ``DELETED_NAME`` from
    then on), the login record goes (no new login; the email is free), then the user record
    (no handshake or request gets past ``Accounts.me`` any more), the name index entry and
-   the blocks;
+   the blocks; then the gate of each of the user's DMs closes (new DMs are refused by the
+   append itself, ``no_user``);
 2. every sign-in ends and the generation rises (no refresh, no token issued before), and a
    ``revoke`` on the user's channel closes their sockets on every node (``session_end``
    ``token_revoked``); presence follows the closed sockets;
@@ -79,6 +80,7 @@ class AccountDeletion:
     async def delete(self, user: UserRecord) -> None:
         rooms = await self._rooms.user_rooms(user.id)
         await self._people.forget(user, user.email.strip().lower())
+        await self._people.close_dms(user.id)
         await self._end_sessions(user.id)
         await self._leave_rooms(user, rooms)
 
@@ -87,6 +89,7 @@ class AccountDeletion:
         the user was never deleted."""
         if not await self._people.deleted([user_id]):
             return False
+        await self._people.close_dms(user_id)
         await self._end_sessions(user_id)
         rooms = await self._rooms.user_rooms(user_id)
         await self._leave_rooms(UserRecord(user_id, "", DELETED_NAME), rooms)

@@ -9,12 +9,12 @@ a ``seq`` they already delivered, and it covers a first attempt that stored but 
 
 from __future__ import annotations
 
-import asyncio
+import base64
 import logging
-import secrets
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from chat import channels
 from chat.core.connections import Conn
@@ -37,8 +37,6 @@ from chat.ports import AccountStore, Broker, History, RoomStore
 log = logging.getLogger(__name__)
 
 KNOWN_MAX = 100_000
-#: Refuses a DM from the first user to the second (``People.check_dm``: blocks).
-DmGuard = Callable[[str, str], Awaitable[None]]
 
 
 class Messaging:
@@ -51,10 +49,8 @@ class Messaging:
         users: AccountStore,
         *,
         text_max: int,
-        dm_guard: DmGuard | None = None,
         observe_write: Callable[[float], None] = lambda _seconds: None,
     ) -> None:
-        self._dm_guard = dm_guard
         #: Takes each durable append's latency in seconds (incl. the replica WAIT).
         self._observe_write = observe_write
         self._broker = broker
@@ -109,27 +105,24 @@ class Messaging:
         conn: Conn | None,
         mentions: Sequence[str],
     ) -> Message:
-        """List the room for both users on the conversation's first message through this node,
-        while the message is stored (no need to wait).  Only this node's own record of having
-        listed it skips that: whatever the socket read before (an empty ``history``) must not
-        make the first message look like a later one, or the DM is listed for nobody."""
-        if self._dm_guard is not None:
-            await self._dm_guard(sender.id, peer_of(room_id, sender.id))
+        """Blocks and deleted accounts are refused by the append itself (the DM's gate, read
+        in the same script), so a DM costs one round trip.  The conversation's first message
+        through this node also lists the room for both users, after the append (a refused DM
+        must not show up in the blocker's list), and first checks that the peer still has a
+        record (a deleted account that never had this DM has no gate to close).  Only this
+        node's own record of having listed it skips that: whatever the socket read before (an
+        empty ``history``) must not make the first message look like a later one, or the DM
+        is listed for nobody."""
         mentions = await self._dm_mentions(sender, room_id, text, mentions)
         if room_id in self._known_dms:
             return await self._store_and_publish(sender, room_id, text, cid, mentions)
-        listing = asyncio.ensure_future(self._room_store.ensure_dm(room_id))
-        try:
-            message = await self._store(sender, room_id, text, cid, mentions, dm=True)
-        finally:
-            await asyncio.wait([listing])
-            if not listing.cancelled():
-                listing.exception()  # seen here (a failed store wins); raised below otherwise
-        # Published after the wait, in this task: nothing may suspend between the publish and
-        # the ack, or the sender's own copy (delivered here one loop turn after the publish)
-        # could overtake the ack.
+        peer = peer_of(room_id, sender.id)
+        if peer != sender.id and await self._users.user(peer) is None:
+            raise not_found("no_user", "no such user")
+        message = await self._store(sender, room_id, text, cid, mentions, dm=True)
+        # A failed listing fails the send: its retry (same cid) lists again.
+        await self._room_store.ensure_dm(room_id)
         await self._publish(message, _channels(room_id))
-        listing.result()  # a failed listing fails the send: its retry (same cid) lists again
         _remember(self._known_dms, room_id)
         return message
 
@@ -162,10 +155,10 @@ class Messaging:
     ) -> Message:
         # Without a client id, a server-made token still makes the cluster retries of this
         # one request idempotent.
-        token = cid if cid is not None else secrets.token_urlsafe(12)
+        token = cid if cid is not None else _token()
         started = time.perf_counter()
         message, created = await self._history.append(
-            secrets.token_urlsafe(12), room_id, sender.ref, text, cid, token,
+            _token(), room_id, sender.ref, text, cid, token,
             mentions=mentions, names=() if dm else mention_words(text),
         )  # fmt: skip
         self._observe_write(time.perf_counter() - started)
@@ -183,6 +176,24 @@ class Messaging:
             if result is not None:
                 # Stored, so not lost: receivers fill the gap from history, clients by sync.
                 log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
+
+
+class _RandomPool:
+    """Random bytes from one ``os.urandom`` call per 4 KiB: each ``secrets.token_urlsafe`` is a
+    ``getrandom`` system call, and a message took two (its id and its retry token)."""
+
+    def __init__(self) -> None:
+        self._bytes, self._at = b"", 0
+
+    def token(self) -> str:
+        """16 URL-safe characters of 96 random bits (as ``secrets.token_urlsafe(12)``)."""
+        if self._at + 12 > len(self._bytes):
+            self._bytes, self._at = os.urandom(4092), 0
+        self._at += 12
+        return base64.urlsafe_b64encode(self._bytes[self._at - 12 : self._at]).decode()
+
+
+_token = _RandomPool().token
 
 
 def _remember(cache: OrderedDict[str, None], key: str) -> None:

@@ -1,8 +1,9 @@
 """People: blocking other users and finding users by display name.
 
 A block is one user's decision about another: the blocked user can no longer DM the blocker,
-nor the blocker them (``check_dm``, refused with a plain ``forbidden`` that does not tell a
-block from any other refusal), and the blocker's sockets receive no ``typing`` from them
+nor the blocker them (the store closes their DM's gate, which the history's append reads in
+the same step as it stores: refused with a plain ``forbidden`` that does not tell a block from
+any other refusal), and the blocker's sockets receive no ``typing`` from them
 (filtered on delivery: ``chat/core/typing_filter.py``).  Each change is announced on the
 blocker's channel (``BlocksChanged``) so that every node drops what it cached of the blocks.
 
@@ -14,12 +15,11 @@ record), and never an email (``{id, name}`` only).
 
 from __future__ import annotations
 
-import asyncio
 import unicodedata
 from typing import Any, ClassVar
 
 from chat.core.controls import Control, control
-from chat.errors import ChatError, forbidden, invalid_request, not_found
+from chat.errors import ChatError, invalid_request, not_found
 from chat.models import DELETED_NAME, is_user_id
 from chat.ports import AccountStore, Broker, PeopleStore
 
@@ -81,20 +81,6 @@ class People:
         return sorted(
             (u.public() for u in found.values()), key=lambda u: (u["name"].lower(), u["id"])
         )
-
-    async def check_dm(self, sender: str, peer: str) -> None:
-        """Refuse a DM between two users where either blocked the other, with the message of
-        any ``forbidden``: the sender learns no more than that.  A deleted peer is
-        ``no_user`` (a node may remember the user from before).  One round trip."""
-        if peer == sender:
-            return
-        blocked, deleted = await asyncio.gather(
-            self._store.blocked_either(sender, peer), self._store.deleted([peer])
-        )
-        if deleted:
-            raise not_found("no_user", "no such user")
-        if blocked:
-            raise forbidden()
 
     # --- search --------------------------------------------------------------------------
 

@@ -134,7 +134,7 @@ class Rooms:
 
     async def users_exist(self, user_ids: Iterable[str]) -> bool:
         """Whether every user exists or existed (a deleted account: its DMs stay readable by
-        the other user; the DM guard, ``People.check_dm``, refuses new messages to it).
+        the other user; its DM gate refuses new messages to it: ``History.append``).
         Remembered per node once seen in the store: nothing turns either answer stale."""
         unknown = [u for u in dict.fromkeys(user_ids) if u not in self._known_users]
         if unknown:

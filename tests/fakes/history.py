@@ -1,14 +1,16 @@
 """``History`` in memory, honest to ``chat/adapters/cluster/history.py``: gap-free seqs per
 room from 1, the stamp from the store's clock, ids ``"<seq>.<random>"``, and a repeated
 ``(room, sender, token)`` answered with the first message (and False) for as long as its record
-lives (refreshed by each retry).  Reads show plain messages in their current state, as the
-Redis read script does; the state is written by ``fakes.changes.MemoryChanges``."""
+lives (refreshed by each retry); a DM whose gate holds anything is refused first.  Reads show
+plain messages in their current state, as the Redis read script does; the state is written by
+``fakes.changes.MemoryChanges``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+from chat.errors import forbidden, not_found
 from chat.models import Message, UserRef, is_dm_room, with_state
 from fakes.clock import Clock
 
@@ -38,6 +40,9 @@ class MemoryHistory:
         #: v}``) and who reacted with what (``"<emoji>\n<user>"``), as the Redis keys hold.
         self.state: dict[str, dict[int, dict[str, Any]]] = {}
         self.reactors: dict[tuple[str, int], set[str]] = {}
+        #: DM gates (``keys.room_gate_key``), written by ``fakes.people.MemoryPeople``: per
+        #: room, ``b:<user>`` for a block, ``x`` for a deleted account.
+        self.gates: dict[str, set[str]] = {}
 
     async def append(
         self,
@@ -51,6 +56,9 @@ class MemoryHistory:
         mentions: Sequence[str] = (),
         names: Sequence[str] = (),
     ) -> tuple[Message, bool]:
+        gate = self.gates.get(room)
+        if gate:
+            raise not_found("no_user", "no such user") if "x" in gate else forbidden()
         key = (room, sender.id, token)
         found = self._retries.get(key)
         if found is not None and found[1] > self.clock():

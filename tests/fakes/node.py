@@ -77,7 +77,7 @@ class World:
         self.rooms.on_member = self.reads.membership
         self.accounts.on_created = lambda user: self.reads.membership("lobby", user, True)
         self.moderation = MemoryModeration(lambda: self.rooms, self.history)
-        self.people = MemoryPeople(self.accounts)
+        self.people = MemoryPeople(self.accounts, self.history, self.rooms)
 
     def _member_ids(self, room: str) -> set[str]:
         return (
@@ -139,9 +139,8 @@ class MemoryNode:
         self.typing = TypingFilter(w.people, self.connections, self.delivery)
         self.typing.register(self.fanout)
         self.messaging = Messaging(
-            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000,
-            dm_guard=self.people.check_dm,
-        )  # fmt: skip
+            self.broker, w.history, self.rooms, w.rooms, w.accounts, text_max=2000
+        )
         self.recovery = Recovery(DeletedNames(w.history, w.people), self.rooms, self.connections)
         self.deletion = AccountDeletion(
             self.accounts, w.accounts, w.people, w.sessions, w.rooms, self.broker

@@ -1,19 +1,31 @@
 """``PeopleStore`` in memory, honest to ``chat/adapters/cluster/people.py``: blocks bounded per
 user (the bound refuses only a new one), the name index (``MemoryAccounts.names``) paged by
-lowercased name then id, prefixes compared on the lowercased text, and ``forget`` removing
-the login record only while it still names the user."""
+lowercased name then id, prefixes compared on the lowercased text, ``forget`` removing
+the login record only while it still names the user, blocks and deletions closing the DM gates
+that ``fakes.history.MemoryHistory`` reads."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from chat.models import UserRecord
+from chat.models import UserRecord, dm_room_id, is_dm_room
 from fakes.accounts import MemoryAccounts
+from fakes.history import MemoryHistory
+from fakes.rooms import MemoryRooms
 
 
 class MemoryPeople:
-    def __init__(self, accounts: MemoryAccounts) -> None:
+    def __init__(
+        self,
+        accounts: MemoryAccounts,
+        history: MemoryHistory | None = None,
+        rooms: MemoryRooms | None = None,
+    ) -> None:
+        """``history``: whose DM gates blocks and deletions close; ``rooms``: whose room
+        lists ``close_dms`` reads (each defaults to a private one)."""
         self._accounts = accounts
+        self._gates = (history or MemoryHistory()).gates
+        self._rooms = rooms or MemoryRooms(accounts)
         self.blocked: dict[str, set[str]] = {}
         self.deleted_ids: set[str] = set()
 
@@ -22,16 +34,20 @@ class MemoryPeople:
         if target not in mine and len(mine) >= most:
             return False
         mine.add(target)
+        self._gates.setdefault(dm_room_id(user_id, target), set()).add(f"b:{user_id}")
         return True
 
     async def unblock(self, user_id: str, target: str) -> None:
         self.blocked.get(user_id, set()).discard(target)
+        self._gates.get(dm_room_id(user_id, target), set()).discard(f"b:{user_id}")
 
     async def blocks(self, user_id: str) -> set[str]:
         return set(self.blocked.get(user_id, ()))
 
-    async def blocked_either(self, a: str, b: str) -> bool:
-        return b in self.blocked.get(a, ()) or a in self.blocked.get(b, ())
+    async def close_dms(self, user_id: str) -> None:
+        for room in await self._rooms.user_rooms(user_id):
+            if is_dm_room(room):
+                self._gates.setdefault(room, set()).add("x")
 
     async def search(self, prefix: str, offset: int, limit: int) -> list[tuple[str, str]]:
         # Byte order of UTF-8, as ZRANGEBYLEX compares.

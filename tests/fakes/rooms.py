@@ -11,7 +11,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from chat.errors import ChatError
+from chat.errors import ChatError, not_found
 from chat.models import DELETED_NAME, Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
 from fakes.clock import Clock
@@ -66,8 +66,11 @@ class MemoryRooms:
         return room
 
     async def ensure_dm(self, room_id: str) -> None:
-        for user_id in dm_members(room_id):
+        listed = [u for u in dm_members(room_id) if u in self._accounts.records]
+        for user_id in listed:
             self.lists.setdefault(user_id, set()).add(room_id)
+        if len(listed) < len(set(dm_members(room_id))):
+            raise not_found("no_user", "no such user")
 
     async def get(self, room_id: str) -> Room | None:
         return (await self.get_many([room_id])).get(room_id)

@@ -1,6 +1,6 @@
 """One suite, two implementations: the contract of ``PeopleStore`` (chat/ports.py), with the
-name index that ``AccountStore`` keeps on create and rename, over the fakes and over the Redis
-Cluster adapters."""
+name index that ``AccountStore`` keeps on create and rename and the DM gates that
+``History.append`` reads, over the fakes and over the Redis Cluster adapters."""
 
 from __future__ import annotations
 
@@ -10,20 +10,28 @@ from typing import Any
 
 import pytest
 from fakes.accounts import MemoryAccounts
+from fakes.history import MemoryHistory
 from fakes.people import MemoryPeople
+from fakes.rooms import MemoryRooms
 from redis_fixtures import access
 
+from chat import keys
 from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.people import ClusterPeople
+from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
-from chat.models import UserRecord
+from chat.errors import ChatError
+from chat.models import Message, UserRecord, UserRef
 
 
 @dataclass
 class Stores:
     people: Any
     accounts: Any
+    history: Any
+    rooms: Any
     cluster: Cluster | None = None
 
     async def user(self, user_id: str, name: str) -> UserRecord:
@@ -31,36 +39,80 @@ class Stores:
         assert await self.accounts.create(record, f"{user_id}@example.com", "hash")
         return record
 
+    async def dm(self, sender: str, room: str, cid: str = "t") -> Message:
+        ref = UserRef(sender, sender)
+        message, _ = await self.history.append("x", room, ref, "hi", cid, cid)
+        return message
+
 
 @pytest.fixture(params=["memory", "redis"])
 async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     if request.param == "memory":
-        accounts = MemoryAccounts()
-        yield Stores(MemoryPeople(accounts), accounts)
+        accounts, history = MemoryAccounts(), MemoryHistory()
+        rooms = MemoryRooms(accounts)
+        yield Stores(MemoryPeople(accounts, history, rooms), accounts, history, rooms)
         return
     fleet = request.getfixturevalue("redis_clean")
     seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in fleet.cluster_nodes)]
     cluster = Cluster(seeds, node_id="test", access=access(fleet))
     await cluster.start(10)
+    roster = ClusterRoster(cluster)
     try:
         yield Stores(
-            ClusterPeople(cluster), ClusterAccounts(cluster, ClusterRoster(cluster)), cluster
-        )
+            ClusterPeople(cluster), ClusterAccounts(cluster, roster), ClusterHistory(cluster),
+            ClusterRooms(cluster, roster, rooms_per_user=10, created_per_user=10), cluster,
+        )  # fmt: skip
     finally:
         await cluster.stop()
 
 
-async def test_blocks_are_bounded_and_read_both_ways(stores):
+async def test_blocks_are_bounded_and_listed(stores):
     p = stores.people
     assert await p.block("ann", "bob", 2) and await p.block("ann", "cid", 2)
     assert await p.block("ann", "bob", 2)  # already blocked: still true at the bound
     assert not await p.block("ann", "dan", 2)
     assert await p.blocks("ann") == {"bob", "cid"} and await p.blocks("bob") == set()
-    assert await p.blocked_either("ann", "bob") and await p.blocked_either("bob", "ann")
-    assert not await p.blocked_either("bob", "cid")
     await p.unblock("ann", "bob")
     await p.unblock("ann", "nobody")
-    assert await p.blocks("ann") == {"cid"} and not await p.blocked_either("bob", "ann")
+    assert await p.blocks("ann") == {"cid"}
+
+
+async def test_a_block_closes_the_dm_both_ways_until_every_block_is_lifted(stores):
+    p, room = stores.people, "dm:ann:bob"
+    await stores.dm("ann", room, "before")
+    await p.block("bob", "ann", 10)
+    for sender, token in (("ann", "t1"), ("bob", "t2"), ("ann", "before")):  # a retry too
+        with pytest.raises(ChatError) as refused:
+            await stores.dm(sender, room, token)
+        assert refused.value.code == "forbidden"
+    assert (await stores.dm("ann", "dm:ann:cid")).seq == 1  # another pair: open
+    await p.block("ann", "bob", 10)
+    await p.unblock("bob", "ann")
+    with pytest.raises(ChatError):  # ann's own block still holds
+        await stores.dm("bob", room, "t3")
+    assert not await p.block("ann", "dan", 1)  # refused by the bound: no gate either
+    assert (await stores.dm("ann", "dm:ann:dan")).seq == 1
+    await p.unblock("ann", "bob")
+    assert (await stores.dm("bob", room, "t4")).seq == 2  # the refused ones took no seq
+
+
+async def test_a_deleted_account_closes_its_dms_and_cannot_be_listed_again(stores):
+    ann = await stores.user("ann", "Ann")
+    await stores.user("bob", "Bob")
+    await stores.user("cid", "Cid")
+    await stores.rooms.ensure_dm("dm:ann:bob")
+    await stores.dm("bob", "dm:ann:bob")
+    await stores.people.forget(ann, "ann@example.com")
+    await stores.people.close_dms("ann")
+    with pytest.raises(ChatError) as refused:
+        await stores.dm("bob", "dm:ann:bob", "t2")
+    assert refused.value.code == "no_user"
+    with pytest.raises(ChatError) as refused:
+        await stores.rooms.ensure_dm("dm:ann:cid")
+    assert refused.value.code == "no_user"
+    assert (await stores.dm("bob", "dm:bob:cid")).seq == 1
+    await stores.rooms.ensure_dm("dm:bob:cid")
+    assert "dm:bob:cid" in await stores.rooms.user_rooms("cid")
 
 
 async def test_the_name_index_pages_a_prefix_by_lowercased_name_then_id(stores):
@@ -119,3 +171,20 @@ async def test_the_operator_scan_finds_every_user(stores):
         await stores.user(f"s{i}", f"S{i}")
     found = [u async for u in stores.people.user_ids()]
     assert set(found) >= {f"s{i}" for i in range(30)}
+
+
+async def test_reindex_restores_the_gates_of_blocks_and_deletions_made_before_them(stores):
+    if stores.cluster is None:
+        pytest.skip("data in the layout before DM gates (ClusterPeople only)")
+    send = stores.cluster.send
+    for user_id in ("ann", "bob", "cid"):
+        await stores.user(user_id, user_id.title())
+    await send(keys.user_blocks_key("ann"), "SADD", keys.user_blocks_key("ann"), "bob")
+    await send(keys.user_rooms_key("gone"), "SADD", keys.user_rooms_key("gone"), "dm:cid:gone")
+    await send(keys.deleted_users_key(), "SADD", keys.deleted_users_key(), "gone")
+    assert (await stores.dm("bob", "dm:ann:bob")).seq == 1  # no gate yet
+    assert await stores.people.restore_gates() >= 3
+    for room, code in (("dm:ann:bob", "forbidden"), ("dm:cid:gone", "no_user")):
+        with pytest.raises(ChatError) as refused:
+            await stores.dm("cid" if "cid" in room else "bob", room, "again")
+        assert refused.value.code == code

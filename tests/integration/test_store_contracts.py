@@ -166,6 +166,7 @@ async def test_membership_changes_say_whether_they_changed_anything(stores):
 
 async def test_user_and_public_room_lists(stores):
     await stores.user("ann", "Ann")
+    await stores.user("bob", "Bob")  # a DM is listed only for users with a record
     public, private = room(), room()
     await stores.rooms.create(public, "P", False, "ann")
     await stores.rooms.create(private, "Q", True, "ann")

@@ -18,9 +18,12 @@ import msgspec
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
+from chat.errors import ChatError, forbidden, not_found
 from chat.models import Message, UserRef, is_dm_room, with_state
 
 IDEMPOTENCY_MS = 10 * 60 * 1000
+#: The append script's first value for a DM its gate refused (then the refusal's code).
+GATED = 2
 #: Seqs kept per user and room in ``own`` and ``mention`` sets: above the count cap (100), so
 #: mention counts are exact up to it.
 OWN_MAX = 128
@@ -64,9 +67,15 @@ local function mentions(seq)
 end
 """
 
+# KEYS[8]: the DM gate (``keys.room_gate_key``; never present for other rooms).  Checked
+# before the retry record, so that a retry after a block is refused as a new send would be.
 APPEND = (
     MENTIONS
     + """
+if redis.call('EXISTS', KEYS[8]) == 1 then
+  if redis.call('HEXISTS', KEYS[8], 'x') == 1 then return {2, 'no_user'} end
+  return {2, 'forbidden'}
+end
 local prev = redis.call('GET', KEYS[3])
 if prev then
   -- A write, so that a WAIT after this script covers the original message too.
@@ -199,11 +208,14 @@ class ClusterHistory:
             keys.room_log_key(room),
             keys.room_idem_key(room, sender.id, token),
             *_counter_keys(room, sender.id),
+            keys.room_gate_key(room),
         )
         middle = b"." + message_id.encode() + b'","ts":'
         args = (head, middle, tail, IDEMPOTENCY_MS, self._max_len, self._max_age_ms)
         args += _mention_args(room, sender.id, mentions, names)
         created, raw = await self._append(script_keys, args, durable=True, what="append")
+        if created == GATED:
+            raise refusal(raw.decode())
         return _decode_message(raw), bool(created)
 
     async def last_seq(self, room: str) -> int:
@@ -283,3 +295,9 @@ def _with_state(entry: Any) -> Message:
     if not state:
         return message
     return with_state(message, _decode_state(state), [e.decode() for e in mine])
+
+
+def refusal(code: str) -> ChatError:
+    """The error of a DM refused by its gate: a plain ``forbidden`` for a block (it tells the
+    sender no more than any refusal), ``no_user`` when an account of the two was deleted."""
+    return not_found("no_user", "no such user") if code == "no_user" else forbidden()

@@ -1,7 +1,9 @@
 """Blocks, the display-name index and deleted accounts in the Redis Cluster (``PeopleStore``).
 
 - Blocks: a set per user, ``{u:<id>}:blocks``, bounded by a script (the check and the add in
-  one step, so that two nodes cannot both add the last one allowed).
+  one step, so that two nodes cannot both add the last one allowed), and a field of the pair's
+  DM gate (``keys.room_gate_key``), which the append script reads: that is what refuses DMs.
+- Deleted accounts close the gate of each of their DMs (``close_dms``).
 - The name index: one sorted set, ``{g}:names``, of ``<lowercased name>\\0<user id>``, all
   scores 0, so a prefix is a ``ZRANGEBYLEX`` range.  ``ClusterAccounts`` keeps it on register
   and rename; an entry can outlive a rename racing another rename (the two index writes are
@@ -12,13 +14,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Collection, Iterable
 from typing import Any
 
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.scripts import Script
-from chat.models import UserRecord
+from chat.models import UserRecord, dm_room_id, is_dm_room
 
 # KEYS: blocks.  ARGV: target, most.  1 if blocked (now or before), 0 if at the bound.
 BLOCK = """
@@ -56,22 +59,52 @@ class ClusterPeople:
 
     async def block(self, user_id: str, target: str, most: int) -> bool:
         key = keys.user_blocks_key(user_id)
-        return bool(await self._block([key], [target, most], what="block"))
+        if not await self._block([key], [target, most], what="block"):
+            return False
+        # The list first: it holds the bound.  The gate is what refuses the DMs; a failure
+        # between the two is retried by the user (both writes are idempotent).
+        gate = keys.room_gate_key(dm_room_id(user_id, target))
+        await self._cluster.send(gate, "HSET", gate, f"b:{user_id}", 1, durable=True,
+                                 what="block")  # fmt: skip
+        return True
 
     async def unblock(self, user_id: str, target: str) -> None:
-        key = keys.user_blocks_key(user_id)
+        key, gate = keys.user_blocks_key(user_id), keys.room_gate_key(dm_room_id(user_id, target))
         await self._cluster.send(key, "SREM", key, target, what="unblock")
+        await self._cluster.send(gate, "HDEL", gate, f"b:{user_id}", durable=True,
+                                 what="unblock")  # fmt: skip
+
+    async def close_dms(self, user_id: str) -> None:
+        # Read after the user record is gone: a DM listed later was refused (DM_LINK checks
+        # the record in the same step), so every DM of the user is in this read.
+        listed = keys.user_rooms_key(user_id)
+        rooms = [_text(r) for r in await self._cluster.send(listed, "SMEMBERS", listed)]
+        await self._close([r for r in rooms if is_dm_room(r)])
+
+    async def _close(self, dm_rooms: Collection[str]) -> None:
+        await asyncio.gather(
+            *(self._cluster.send(keys.room_gate_key(r), "HSET", keys.room_gate_key(r), "x", 1,
+                                 durable=True, what="close dm")
+              for r in dm_rooms)
+        )  # fmt: skip
+
+    async def restore_gates(self) -> int:
+        """Gates for blocks and deletions stored before DM gates existed (``chat users
+        reindex``): every user's blocks, every deleted user's DMs.  Returns the users seen."""
+        count = 0
+        async for user_id in self.user_ids():
+            count += 1
+            for target in await self.blocks(user_id):
+                gate = keys.room_gate_key(dm_room_id(user_id, target))
+                await self._cluster.send(gate, "HSET", gate, f"b:{user_id}", 1, durable=True)
+        deleted = keys.deleted_users_key()
+        for raw in await self._cluster.send(deleted, "SMEMBERS", deleted):
+            await self.close_dms(_text(raw))
+        return count
 
     async def blocks(self, user_id: str) -> set[str]:
         key = keys.user_blocks_key(user_id)
         return {_text(u) for u in await self._cluster.send(key, "SMEMBERS", key, what="blocks")}
-
-    async def blocked_either(self, a: str, b: str) -> bool:
-        ka, kb = keys.user_blocks_key(a), keys.user_blocks_key(b)
-        found = await self._cluster.send_all(
-            [(ka, ("SISMEMBER", ka, b)), (kb, ("SISMEMBER", kb, a))], "blocked?"
-        )
-        return any(found)
 
     async def search(self, prefix: str, offset: int, limit: int) -> list[tuple[str, str]]:
         key, low = keys.user_names_key(), prefix.lower().encode()

@@ -24,7 +24,7 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, member_keys, tail
 from chat.adapters.cluster.scripts import Script
-from chat.errors import ChatError
+from chat.errors import ChatError, not_found
 from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
@@ -69,6 +69,15 @@ redis.call('HINCRBY', KEYS[2], 'rooms', 1)
 return 1
 """
 )
+
+# KEYS: the user's room list, the user record.  ARGV: the DM room.  0 when the user has no
+# record (deleted): checked with the add in one step, so a deletion's read of the list after
+# it dropped the record (``ClusterPeople.close_dms``) sees every DM ever listed.
+DM_LINK = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+"""
 
 # ARGV: room.
 UNLINK = (
@@ -124,6 +133,7 @@ class ClusterRooms:
         self._create = Script(cluster, CREATE_ROOM)
         self._link_script = Script(cluster, LINK)
         self._unlink = Script(cluster, UNLINK)
+        self._dm_link = Script(cluster, DM_LINK)
         self._reserve = Script(cluster, RESERVE)
         self._rooms_max = rooms_per_user
         self._created_max = created_per_user
@@ -174,9 +184,16 @@ class ClusterRooms:
         return int(await script(script_keys, args, what="user rooms"))
 
     async def ensure_dm(self, room_id: str) -> None:
-        """List the DM room in both users' room lists (idempotent).  A DM room needs no other
-        record: its members are in its id, and it is private."""
-        await self._link(room_id, set(dm_members(room_id)))
+        """List the DM room in both users' room lists (idempotent; both sent together).  A DM
+        room needs no other record: its members are in its id, and it is private."""
+        users = set(dm_members(room_id))
+        listed = await asyncio.gather(
+            *(self._dm_link([keys.user_rooms_key(u), keys.user_key(u)], [room_id],
+                            what="link dm")
+              for u in users)
+        )  # fmt: skip
+        if not all(listed):
+            raise not_found("no_user", "no such user")
 
     async def get(self, room_id: str) -> Room | None:
         if room_id == LOBBY.id:
@@ -265,12 +282,6 @@ class ClusterRooms:
         key = keys.public_rooms_key()
         found = await self._cluster.send(key, "SMEMBERS", key, what="public rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
-
-    async def _link(self, room_id: str, user_ids: Iterable[str]) -> None:
-        """Add the room to each user's room list (sent together: one pipelined round trip)."""
-        commands = [(keys.user_rooms_key(u), ("SADD", keys.user_rooms_key(u), room_id))
-                    for u in user_ids]  # fmt: skip
-        await self._cluster.send_all(commands, "link room")
 
     async def _sadd(self, key: str, member: str) -> int:
         return int(await self._cluster.send(key, "SADD", key, member, what="sadd"))
