@@ -6,7 +6,8 @@
 Each revision is checked out into a temporary git worktree and run by the shared harness with
 this checkout's virtualenv (so the installed dependencies are today's: a revision that predates
 a dependency simply does not import it).  Prints one Markdown row per (revision, rate): node CPU
-seconds per 1,000 delivered messages, Redis µs per delivered message (INFO commandstats over the
+seconds per 1,000 delivered messages (nodes, then nodes and every Redis process), Redis µs per
+delivered message (INFO commandstats over the
 window), p50/p99 latency and whether the rate was sustained, each after the run's summary (top
 Redis commands, the first node's top functions), and writes the raw harness lines to ``--out``
 (default ``bench/results/commits.json``).
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from report import good, node_cpu_per_1000
+from report import good, node_cpu_per_1000, total_cpu_per_1000
 from run import FULL, ROOT, harness, run_harness
 
 
@@ -44,9 +45,10 @@ def main() -> None:
     os.environ.setdefault("PROJECT_PYTHON", sys.executable)  # today's virtualenv
     tool, runs = harness(), []
     print(
-        "| rev | rate | delivered/s | node CPU s / 1,000 | Redis µs/msg | p50 ms | p99 ms | sustained |"
+        "| rev | rate | delivered/s | node CPU s / 1,000 | nodes + Redis CPU s / 1,000 "
+        "| Redis µs/msg | p50 ms | p99 ms | sustained |"
     )
-    print("|---|---|---|---|---|---|---|---|", flush=True)
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
     with tempfile.TemporaryDirectory(prefix="chat-commits-") as tmp:
         trees = {rev: worktree(rev, Path(tmp)) for rev in args.revs}
         try:
@@ -69,7 +71,7 @@ def row(rev: str, rate: int, run: dict[str, Any]) -> str:
     lat = run["latency_ms"]
     redis = sum(c["usec_per_msg"] for c in (run.get("redis_commands") or {}).values())
     return (f"| {rev} | {rate} | {run['delivered_per_s']:.0f} | {node_cpu_per_1000(run) or 0:.2f} | "
-            f"{redis:.1f} | {lat['p50']:.1f} | {lat['p99']:.1f} | {'yes' if good(run) else 'no'} |")  # fmt: skip
+            f"{total_cpu_per_1000(run) or 0:.2f} | {redis:.1f} | {lat['p50']:.1f} | {lat['p99']:.1f} | {'yes' if good(run) else 'no'} |")  # fmt: skip
 
 
 if __name__ == "__main__":
