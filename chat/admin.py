@@ -108,7 +108,8 @@ def _print_layout(layout: Layout, out: TextIO) -> None:
 async def users(settings: Settings, command: str, who: str | None) -> int:
     """``chat users delete <user id|email>`` (the effect of ``DELETE /api/me``, without the
     password) and ``chat users reindex`` (the name index of user search and the DM gates of
-    blocks and deletions, for data stored before either existed).  Exit 0 done, 1 not done (unreachable: run it again), 2 no such user."""
+    blocks and deletions, for data stored before either existed).  Exit 0 done, 1 not done
+    (unreachable: run it again), 2 no such user."""
     cluster = await operator_cluster(settings, f"chat users {command}")
     if cluster is None:
         return 1

@@ -99,7 +99,9 @@ def _users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "delete", help="delete an account as DELETE /api/me does (no password asked)"
     )
     delete.add_argument("user", metavar="USER_ID|EMAIL")
-    action.add_parser("reindex", help="index every user's display name for search; restore DM gates")
+    action.add_parser(
+        "reindex", help="index every user's display name for search; restore DM gates"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -327,7 +327,8 @@ class RoomStore(Protocol):
 
     async def ensure_dm(self, room_id: str) -> None:
         """List the DM room for both users; ``no_user`` when either has no record (deleted),
-        checked with the listing in one step."""
+        ``forbidden`` when either blocked the other, each checked with the listing in one step;
+        a refused DM is listed for neither (unless it was before)."""
 
     async def get(self, room_id: str) -> Room | None: ...
 

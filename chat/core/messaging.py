@@ -107,21 +107,17 @@ class Messaging:
     ) -> Message:
         """Blocks and deleted accounts are refused by the append itself (the DM's gate, read
         in the same script), so a DM costs one round trip.  The conversation's first message
-        through this node also lists the room for both users, after the append (a refused DM
-        must not show up in the blocker's list), and first checks that the peer still has a
-        record (a deleted account that never had this DM has no gate to close).  Only this
-        node's own record of having listed it skips that: whatever the socket read before (an
-        empty ``history``) must not make the first message look like a later one, or the DM
-        is listed for nobody."""
+        through this node lists the room for both users first, each listing refused in the
+        same step when its user is deleted (a deleted account that never had this DM has no
+        gate) or blocked the other (nothing shows up in a blocker's list).  Only this node's
+        own record of having listed it skips that: whatever the socket read before (an empty
+        ``history``) must not make the first message look like a later one, or the DM is
+        listed for nobody."""
         mentions = await self._dm_mentions(sender, room_id, text, mentions)
         if room_id in self._known_dms:
             return await self._store_and_publish(sender, room_id, text, cid, mentions)
-        peer = peer_of(room_id, sender.id)
-        if peer != sender.id and await self._users.user(peer) is None:
-            raise not_found("no_user", "no such user")
-        message = await self._store(sender, room_id, text, cid, mentions, dm=True)
-        # A failed listing fails the send: its retry (same cid) lists again.
         await self._room_store.ensure_dm(room_id)
+        message = await self._store(sender, room_id, text, cid, mentions, dm=True)
         await self._publish(message, _channels(room_id))
         _remember(self._known_dms, room_id)
         return message

@@ -27,6 +27,7 @@ class MemoryPeople:
         self._gates = (history or MemoryHistory()).gates
         self._rooms = rooms or MemoryRooms(accounts)
         self.blocked: dict[str, set[str]] = {}
+        self._rooms.blocked = lambda user_id, other: other in self.blocked.get(user_id, ())
         self.deleted_ids: set[str] = set()
 
     async def block(self, user_id: str, target: str, most: int) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from chat.errors import ChatError, not_found
+from chat.errors import ChatError, forbidden, not_found
 from chat.models import DELETED_NAME, Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
 from fakes.clock import Clock
@@ -31,6 +31,8 @@ class MemoryRooms:
         clock: Clock | None = None,
     ) -> None:
         self._accounts = accounts
+        #: Whether the first user blocked the second (``fakes.people.MemoryPeople`` sets it).
+        self.blocked: Callable[[str, str], bool] = lambda user_id, other: False
         self._clock = clock or Clock()
         self._presence = presence or PresenceState()
         self._rooms_max = rooms_per_user  # 0: no bound
@@ -66,11 +68,17 @@ class MemoryRooms:
         return room
 
     async def ensure_dm(self, room_id: str) -> None:
-        listed = [u for u in dm_members(room_id) if u in self._accounts.records]
-        for user_id in listed:
+        first, second = dm_members(room_id)
+        refused = []
+        for user_id, other in {(first, second), (second, first)}:
+            if user_id not in self._accounts.records:
+                refused.append(not_found("no_user", "no such user"))
+            elif self.blocked(user_id, other):
+                refused.append(forbidden())
+        if refused:  # listed for neither (as before the call)
+            raise min(refused, key=lambda e: e.code != "no_user")
+        for user_id in (first, second):
             self.lists.setdefault(user_id, set()).add(room_id)
-        if len(listed) < len(set(dm_members(room_id))):
-            raise not_found("no_user", "no such user")
 
     async def get(self, room_id: str) -> Room | None:
         return (await self.get_many([room_id])).get(room_id)

@@ -96,6 +96,25 @@ async def test_a_block_closes_the_dm_both_ways_until_every_block_is_lifted(store
     assert (await stores.dm("bob", room, "t4")).seq == 2  # the refused ones took no seq
 
 
+async def test_a_dm_is_listed_for_neither_user_while_either_blocks_the_other(stores):
+    for user_id in ("ann", "bob", "cid"):
+        await stores.user(user_id, user_id.title())
+    rooms = stores.rooms
+    await stores.people.block("bob", "ann", 10)
+    await stores.people.block("ann", "cid", 10)
+    for room in ("dm:ann:bob", "dm:ann:cid"):  # blocked by the peer, then by the sender
+        with pytest.raises(ChatError) as refused:
+            await rooms.ensure_dm(room)
+        assert refused.value.code == "forbidden"
+    for user_id in ("ann", "bob", "cid"):
+        assert not {"dm:ann:bob", "dm:ann:cid"} & await rooms.user_rooms(user_id)
+    await rooms.ensure_dm("dm:bob:cid")
+    await stores.people.block("cid", "bob", 10)
+    with pytest.raises(ChatError):
+        await rooms.ensure_dm("dm:bob:cid")
+    assert "dm:bob:cid" in await rooms.user_rooms("bob")  # listed before: stays listed
+
+
 async def test_a_deleted_account_closes_its_dms_and_cannot_be_listed_again(stores):
     ann = await stores.user("ann", "Ann")
     await stores.user("bob", "Bob")

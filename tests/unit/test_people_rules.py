@@ -30,12 +30,13 @@ async def test_a_dm_between_users_where_either_blocked_the_other_is_forbidden(no
     assert ann.events("message")[-1]["text"] == "hello again"
 
 
-async def test_a_refused_first_dm_lists_the_room_for_nobody(node, other, world):
+async def test_a_blocked_first_dm_is_listed_for_nobody(node, other, world):
     ann, bob = await node.connect("ann"), await other.connect("bob")
     assert (await bob.call("block", {"user": "ann"}))["ok"]
     assert code(await ann.call("dm", {"to": "bob", "text": "hi"})) == "forbidden"
     assert "dm:ann:bob" not in world.rooms.lists.get("bob", set())
     assert "dm:ann:bob" not in world.rooms.lists.get("ann", set())
+    assert "dm:ann:bob" not in world.history.logs
 
 
 async def test_a_first_dm_to_an_account_deleted_before_it_stores_nothing(node, world):

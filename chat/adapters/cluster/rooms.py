@@ -24,7 +24,7 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, member_keys, tail
 from chat.adapters.cluster.scripts import Script
-from chat.errors import ChatError, not_found
+from chat.errors import ChatError, forbidden, not_found
 from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
@@ -70,13 +70,15 @@ return 1
 """
 )
 
-# KEYS: the user's room list, the user record.  ARGV: the DM room.  0 when the user has no
-# record (deleted): checked with the add in one step, so a deletion's read of the list after
-# it dropped the record (``ClusterPeople.close_dms``) sees every DM ever listed.
+# KEYS: the user's room list, record and blocks.  ARGV: the DM room, the other user.
+# 0 when the user has no record (deleted): checked with the add in one step, so a deletion's
+# read of the list after it dropped the record (``ClusterPeople.close_dms``) sees every DM ever
+# listed.  -1 when the user blocked the other: a blocked user cannot list a DM in the
+# blocker's list.  Else 1 when listed already, 2 when listed now.
 DM_LINK = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
-redis.call('SADD', KEYS[1], ARGV[1])
-return 1
+if redis.call('SISMEMBER', KEYS[3], ARGV[2]) == 1 then return -1 end
+return 1 + redis.call('SADD', KEYS[1], ARGV[1])
 """
 
 # ARGV: room.
@@ -186,14 +188,24 @@ class ClusterRooms:
     async def ensure_dm(self, room_id: str) -> None:
         """List the DM room in both users' room lists (idempotent; both sent together).  A DM
         room needs no other record: its members are in its id, and it is private."""
-        users = set(dm_members(room_id))
+        first, second = dm_members(room_id)
+        pairs = [(first, second)] if first == second else [(first, second), (second, first)]
         listed = await asyncio.gather(
-            *(self._dm_link([keys.user_rooms_key(u), keys.user_key(u)], [room_id],
-                            what="link dm")
-              for u in users)
+            *(self._dm_link([keys.user_rooms_key(u), keys.user_key(u), keys.user_blocks_key(u)],
+                            [room_id, other], what="link dm")
+              for u, other in pairs)
         )  # fmt: skip
-        if not all(listed):
+        if min(listed) > 0:
+            return
+        # Refused for one user: the other's list gets the room back only if this call put
+        # it there (a DM refused for one user is listed for neither).
+        await asyncio.gather(
+            *(self._cluster.send(keys.user_rooms_key(u), "SREM", keys.user_rooms_key(u), room_id)
+              for (u, _), outcome in zip(pairs, listed, strict=True) if outcome == 2)
+        )  # fmt: skip
+        if 0 in listed:
             raise not_found("no_user", "no such user")
+        raise forbidden()
 
     async def get(self, room_id: str) -> Room | None:
         if room_id == LOBBY.id:
