@@ -18,7 +18,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError, ResponseError
 
 from chat.adapters.batching import Batcher
-from chat.adapters.redis_common import COMMAND_TIMEOUT
+from chat.adapters.redis_common import COMMAND_TIMEOUT, pack
 from chat.errors import unavailable
 
 #: Batches in flight per master at once; more wait their turn instead of failing the pool.
@@ -136,7 +136,7 @@ class Pipeline:
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 try:
-                    packed = conn.pack_commands(commands)
+                    packed = pack(commands)
                     await conn.send_packed_command(packed, check_health=False)
                 except RuntimeError as exc:  # uvloop: the transport was closed under us
                     await conn.disconnect(nowait=True)

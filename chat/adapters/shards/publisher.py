@@ -30,6 +30,7 @@ from redis.asyncio.retry import Retry
 from chat.adapters.redis_common import (
     RedisAccess,
     connection_kwargs,
+    pack,
     reconnect_backoff,
 )
 
@@ -108,7 +109,7 @@ class Publisher:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
                 conn = await pool.get_connection()  # type: ignore[no-untyped-call]
                 try:
-                    packed = conn.pack_commands([("PUBLISH", c, p) for c, p in items])
+                    packed = pack([("PUBLISH", c, p) for c, p in items])
                     await conn.send_packed_command(packed, check_health=False)
                     return [await conn.read_response() for _ in items]
                 except BaseException:
