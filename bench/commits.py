@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Before/after: the dm scenario against several git revisions of this server, in alternation.
+"""Before/after: the dm (or room) scenario against several git revisions of this server, in alternation.
 
     .venv/bin/python bench/commits.py c194fff fa378bd HEAD --rates 500,1000
 
@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("revs", nargs="+")
     parser.add_argument("--rates", default="500,1000")
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--scenario", choices=("dm", "room"), default="dm")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "commits.json")
     args = parser.parse_args()
     os.environ.setdefault("PROJECT_PYTHON", sys.executable)  # today's virtualenv
@@ -55,7 +56,9 @@ def main() -> None:
             for _ in range(args.repeat):
                 for rate in map(int, args.rates.split(",")):
                     for rev, tree in trees.items():
-                        run = run_harness(tool, "project", "dm", 2, rate, FULL, project=tree)
+                        run = run_harness(
+                            tool, "project", args.scenario, 2, rate, FULL, project=tree
+                        )
                         runs.append({**run, "rev": rev})
                         print(row(rev, rate, run), flush=True)
         finally:

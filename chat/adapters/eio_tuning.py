@@ -19,6 +19,9 @@
    the futures of whoever waits, created only while someone does.  It is handed to engineio
    through its documented ``create_queue`` hook, not patched in.
 
+4. ``send``: a packet for a socket whose websocket writer is idle is written by the caller
+   instead of waking the writer (see there); the node's sends go through it (``sio.py``).
+
 Hazard: ``poll`` replaces a method of the library.  It is applied only to the python-engineio
 series it was written against (``SERIES``); on another one the library's own ``poll`` stays
 and a log line says so.  ``tests/unit/test_eio_tuning.py`` holds both polls, over both queues, to
@@ -45,11 +48,16 @@ async def poll(self: Any) -> list[Any]:
     """Wait for packets to send to the client (python-engineio's contract)."""
     queue = self.queue
     if queue.empty():
+        # Only the websocket writer polls once the socket is upgraded (engineio answers a
+        # long-poll of an upgraded socket with a NOOP), and it holds no packet while parked.
+        self.writer_idle = self.upgraded
         try:
             async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 first = await queue.get()
         except (TimeoutError, asyncio.CancelledError):
             raise exceptions.QueueEmpty() from None
+        finally:
+            self.writer_idle = False
     else:
         first = queue.get_nowait()
     queue.task_done()
@@ -140,7 +148,8 @@ class PacketQueue:
 
 
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
-    """python-engineio's ``WebSocket.__call__`` for aiohttp, with ``compress=False``."""
+    """python-engineio's ``WebSocket.__call__`` for aiohttp, with ``compress=False``, made
+    known to its Engine.IO socket for ``send``."""
 
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
@@ -149,8 +158,43 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         )
         await self._sock.prepare(request)
         self.environ = environ
-        await self.handler(self)
+        socket = getattr(self.handler, "__self__", None)  # the AsyncSocket being upgraded
+        if isinstance(socket, async_socket.AsyncSocket):
+            socket.websocket = self
+        try:
+            await self.handler(self)
+        finally:
+            if socket is not None:
+                socket.websocket = None  # no cycle left behind
         return self._sock
+
+
+async def send(socket: Any, packet: Any) -> None:
+    """``AsyncSocket.send``, written at once when the socket's websocket writer is idle.
+
+    Through the queue a packet wakes the writer task, which takes it, writes it and parks
+    again (a task step, a future and a timeout per packet: about as much as the write).  When
+    the writer is parked with nothing queued (``poll``), nothing sent earlier is waiting, so
+    the caller writes the frame itself: an uncompressed frame goes onto the transport before
+    any suspension (``PlainWebSocket``; ``apply`` leaves the queue alone with compression),
+    so frames keep the order of the calls.  Anything else (long-polling, an upgrade in
+    progress, packets queued, a closing socket) takes the queue."""
+    websocket = getattr(socket, "websocket", None)
+    if (
+        websocket is None
+        or not getattr(socket, "writer_idle", False)
+        or not socket.queue.empty()
+        or socket.closing
+        or socket.closed
+    ):
+        await socket.send(packet)
+        return
+    if not await socket.check_ping_timeout():
+        return
+    try:
+        await websocket.send(packet.encode())
+    except Exception:  # the connection broke: the writer meets it too and closes the socket
+        await socket.send(packet)
 
 
 def _wake_one(waiters: list[asyncio.Future[None]]) -> None:

@@ -135,7 +135,14 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
         reply = await answer(name, sid, *args)
         if id is not None:  # Socket.IO's ACK on "/": "3<id>[<reply>]"
             text = f"3{id}[{encode_json(reply).decode()}]"
-            await self.eio.send_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, data=text))
+            await self.send_eio(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, data=text))
+
+    async def send_eio(self, eio_sid: str, packet: eio_packet.Packet) -> None:
+        """``eio.send_packet``, written at once where the transport allows it
+        (``eio_tuning.send``)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            await eio_tuning.send(socket, packet)
 
 
 #: What a socket's environ keeps after its handshake (python-socketio holds the environ of
@@ -233,7 +240,7 @@ class SocketServer:
         packet = _event_packet(event, raw)
         for sid, eio_sid in self._participants(local_room):
             if sid not in skip:
-                await self.sio.eio.send_packet(eio_sid, packet)
+                await self.sio.send_eio(eio_sid, packet)
 
     async def emit_to(self, sid: str, event: str, data: Any) -> None:
         """One socket, queued on its transport at once, like ``emit_raw``.
@@ -244,7 +251,7 @@ class SocketServer:
         """
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid is not None:
-            await self.sio.eio.send_packet(eio_sid, _event_packet(event, encode_json(data)))
+            await self.sio.send_eio(eio_sid, _event_packet(event, encode_json(data)))
 
     def sids(self, local_room: str) -> list[str]:
         return [sid for sid, _ in self._participants(local_room)]

@@ -19,11 +19,12 @@ QUEUES = {"asyncio": asyncio.Queue, "packet": eio_tuning.PacketQueue}
 QUEUE: list[Any] = [asyncio.Queue]
 
 
-def socket(*queued: Any, wait: float = 0.05) -> Any:
+def socket(*queued: Any, wait: float = 0.05, upgraded: bool = False) -> Any:
     queue = QUEUE[0]()
     for item in queued:
         queue.put_nowait(item)
-    return SimpleNamespace(queue=queue, server=SimpleNamespace(ping_interval=wait, ping_timeout=0))
+    server = SimpleNamespace(ping_interval=wait, ping_timeout=0)
+    return SimpleNamespace(queue=queue, server=server, upgraded=upgraded)
 
 
 @pytest.fixture(params=[(p, q) for p in sorted(POLLS) for q in sorted(QUEUES)], ids=str)
@@ -149,3 +150,68 @@ async def test_join_waits_for_every_task_done(queue: Any) -> None:
     assert seen == [False, False]  # one task done was not enough
     with pytest.raises(ValueError):
         queue.task_done()
+
+
+class Written:
+    """A websocket (``PlainWebSocket.send``) and the library's ``AsyncSocket.send``, both
+    recording: ``("ws", text)`` written directly, ``("queued", packet)`` queued."""
+
+    def __init__(self, sock: Any) -> None:
+        self.seen: list[tuple[str, Any]] = []
+        self._sock = sock
+        sock.websocket = self
+        sock.closing = sock.closed = False
+        sock.send = self._queue
+        sock.check_ping_timeout = self._alive
+
+    async def send(self, text: str) -> None:
+        self.seen.append(("ws", text))
+
+    async def _queue(self, packet: Any) -> None:
+        self.seen.append(("queued", packet.text))
+        self._sock.queue.put_nowait(packet)
+
+    async def _alive(self) -> bool:
+        return True
+
+
+async def parked(sock: Any) -> None:
+    """One turn of the loop: the poll started just before has parked."""
+    turn = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(turn.set_result, None)
+    await turn
+    assert sock.writer_idle == sock.upgraded
+
+
+class Packet(SimpleNamespace):
+    def encode(self) -> str:
+        return str(self.text)
+
+
+async def test_a_packet_for_an_idle_websocket_writer_is_written_at_once() -> None:
+    QUEUE[0] = eio_tuning.PacketQueue
+    sock = socket(wait=5, upgraded=True)
+    written = Written(sock)
+    writer = asyncio.ensure_future(eio_tuning.poll(sock))
+    await parked(sock)
+    await eio_tuning.send(sock, Packet(text="a"))
+    await eio_tuning.send(sock, Packet(text="b"))
+    assert written.seen == [("ws", "a"), ("ws", "b")] and not writer.done()
+    writer.cancel()
+
+
+async def test_packets_take_the_queue_while_the_writer_is_not_idle() -> None:
+    QUEUE[0] = eio_tuning.PacketQueue
+    for sock in (socket(wait=5, upgraded=False), socket(wait=5, upgraded=True)):
+        written = Written(sock)
+        writer = asyncio.ensure_future(eio_tuning.poll(sock))
+        await parked(sock)
+        if sock.upgraded:
+            sock.queue.put_nowait(Packet(text="first"))  # queued, the writer not run yet
+        await eio_tuning.send(sock, Packet(text="a"))
+        assert written.seen == [("queued", "a")]  # behind what waits (or a long-poll)
+        assert [p.text for p in await writer] == (["first", "a"] if sock.upgraded else ["a"])
+    sock = socket(upgraded=True)  # nobody polls: no writer parked
+    written = Written(sock)
+    await eio_tuning.send(sock, Packet(text="b"))
+    assert written.seen == [("queued", "b")]
