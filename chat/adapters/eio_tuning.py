@@ -19,8 +19,9 @@
    the futures of whoever waits, created only while someone does.  It is handed to engineio
    through its documented ``create_queue`` hook, not patched in.
 
-4. ``send``: a packet for a socket whose websocket writer is idle is written by the caller
-   instead of waking the writer (see there); the node's sends go through it (``sio.py``).
+4. ``send``: packets for a socket whose websocket writer is idle are written at the end of
+   the loop's turn, together, instead of waking the writer for each (see there); the node's
+   sends go through it (``sio.py``).
 
 Hazard: ``poll`` replaces a method of the library.  It is applied only to the python-engineio
 series it was written against (``SERIES``); on another one the library's own ``poll`` stays
@@ -102,6 +103,12 @@ class PacketQueue:
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
 
+    def put_front(self, items: list[Any]) -> None:
+        """Items that were due before everything queued (``send``'s corked packets)."""
+        self._items[self._head : self._head] = items
+        self._unfinished += len(items)
+        _wake_one(self._getters)
+
     def get_nowait(self) -> Any:
         if self.empty():
             raise asyncio.QueueEmpty
@@ -151,12 +158,15 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
     """python-engineio's ``WebSocket.__call__`` for aiohttp, with ``compress=False``, made
     known to its Engine.IO socket for ``send``."""
 
+    _transport: Any = None
+
     async def __call__(self, environ: dict[str, Any]) -> WebSocketResponse:
         request = environ["aiohttp.request"]
         self._sock = WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size, compress=False
         )
         await self._sock.prepare(request)
+        self._transport = request.transport
         self.environ = environ
         socket = getattr(self.handler, "__self__", None)  # the AsyncSocket being upgraded
         if isinstance(socket, async_socket.AsyncSocket):
@@ -168,17 +178,55 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
                 socket.websocket = None  # no cycle left behind
         return self._sock
 
+    def write_now(self, texts: list[Any]) -> bool:
+        """Text frames in one write on the connection (what aiohttp's writer writes for an
+        uncompressed frame: every write to the transport keeps its order, whoever makes it);
+        False, writing nothing, when the connection is closing, its send buffer is already
+        full (the writer's ``drain`` then keeps slow clients bounded) or a packet is binary."""
+        transport = self._transport
+        if (
+            self._sock.closed
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
+            or any(not isinstance(text, str) for text in texts)
+        ):
+            return False
+        transport.write(b"".join([_text_frame(text.encode()) for text in texts]))
+        return True
+
+
+#: Bytes a connection may have waiting in its send buffer for ``write_now`` to add more.
+WRITE_BUFFER_MAX = 64 * 1024
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """A final, unmasked text frame, as a server sends it (RFC 6455, section 5.2)."""
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big") + payload
+    return bytes((0x81, 127)) + size.to_bytes(8, "big") + payload
+
 
 async def send(socket: Any, packet: Any) -> None:
-    """``AsyncSocket.send``, written at once when the socket's websocket writer is idle.
+    """``AsyncSocket.send``, without the writer task when the socket's writer is idle.
 
     Through the queue a packet wakes the writer task, which takes it, writes it and parks
-    again (a task step, a future and a timeout per packet: about as much as the write).  When
-    the writer is parked with nothing queued (``poll``), nothing sent earlier is waiting, so
-    the caller writes the frame itself: an uncompressed frame goes onto the transport before
-    any suspension (``PlainWebSocket``; ``apply`` leaves the queue alone with compression),
-    so frames keep the order of the calls.  Anything else (long-polling, an upgrade in
-    progress, packets queued, a closing socket) takes the queue."""
+    again (a task step, a future and a timeout per packet, and a write each).  When the writer
+    is parked with nothing queued (``poll``), nothing sent earlier is waiting: the packet is
+    kept on the socket (``corked``) and everything kept there within this turn of the loop is
+    written at the end of it, in one write (``_flush``).  A DM's ack and the sender's own copy
+    of it, or a burst of room messages, then leave in one system call.  Anything else
+    (long-polling, an upgrade in progress, packets queued, a closing socket) takes the queue.
+
+    Order: a packet queued after packets were corked wakes the writer with a callback
+    scheduled after the flush; what the flush cannot write goes to the front of the queue."""
+    corked = getattr(socket, "corked", None)
+    if corked is not None and socket.queue.empty():
+        corked.append(packet)
+        return
     websocket = getattr(socket, "websocket", None)
     if (
         websocket is None
@@ -191,10 +239,14 @@ async def send(socket: Any, packet: Any) -> None:
         return
     if not await socket.check_ping_timeout():
         return
-    try:
-        await websocket.send(packet.encode())
-    except Exception:  # the connection broke: the writer meets it too and closes the socket
-        await socket.send(packet)
+    socket.corked = [packet]
+    asyncio.get_running_loop().call_soon(_flush, socket, websocket)
+
+
+def _flush(socket: Any, websocket: PlainWebSocket) -> None:
+    packets, socket.corked = socket.corked, None
+    if packets and (socket.closed or not websocket.write_now([p.encode() for p in packets])):
+        socket.queue.put_front(packets)  # the writer writes them (or meets the closed socket)
 
 
 def _wake_one(waiters: list[asyncio.Future[None]]) -> None:

@@ -164,8 +164,9 @@ class Written:
         sock.send = self._queue
         sock.check_ping_timeout = self._alive
 
-    async def send(self, text: str) -> None:
-        self.seen.append(("ws", text))
+    def write_now(self, texts: list[str]) -> bool:
+        self.seen.append(("ws", texts))
+        return True
 
     async def _queue(self, packet: Any) -> None:
         self.seen.append(("queued", packet.text))
@@ -188,7 +189,7 @@ class Packet(SimpleNamespace):
         return str(self.text)
 
 
-async def test_a_packet_for_an_idle_websocket_writer_is_written_at_once() -> None:
+async def test_packets_for_an_idle_websocket_writer_leave_together_at_the_turns_end() -> None:
     QUEUE[0] = eio_tuning.PacketQueue
     sock = socket(wait=5, upgraded=True)
     written = Written(sock)
@@ -196,8 +197,26 @@ async def test_a_packet_for_an_idle_websocket_writer_is_written_at_once() -> Non
     await parked(sock)
     await eio_tuning.send(sock, Packet(text="a"))
     await eio_tuning.send(sock, Packet(text="b"))
-    assert written.seen == [("ws", "a"), ("ws", "b")] and not writer.done()
-    writer.cancel()
+    assert written.seen == []
+    await parked(sock)
+    assert written.seen == [("ws", ["a", "b"])] and not writer.done()
+    await eio_tuning.send(sock, Packet(text="c"))
+    sock.queue.put_nowait(Packet(text="ping"))  # the library's own send: queued behind c
+    await eio_tuning.send(sock, Packet(text="d"))  # and d behind the ping
+    assert [p.text for p in await writer] == ["ping", "d"]
+    assert written.seen[-1] == ("ws", ["c"])
+
+
+async def test_what_cannot_be_written_goes_before_everything_queued() -> None:
+    QUEUE[0] = eio_tuning.PacketQueue
+    sock = socket(wait=5, upgraded=True)
+    written = Written(sock)
+    written.write_now = lambda texts: False  # type: ignore[method-assign]  # a full buffer
+    writer = asyncio.ensure_future(eio_tuning.poll(sock))
+    await parked(sock)
+    await eio_tuning.send(sock, Packet(text="a"))
+    sock.queue.put_nowait(Packet(text="b"))
+    assert [p.text for p in await writer] == ["a", "b"]
 
 
 async def test_packets_take_the_queue_while_the_writer_is_not_idle() -> None:
@@ -215,3 +234,26 @@ async def test_packets_take_the_queue_while_the_writer_is_not_idle() -> None:
     written = Written(sock)
     await eio_tuning.send(sock, Packet(text="b"))
     assert written.seen == [("queued", "b")]
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+async def test_frames_are_the_bytes_aiohttps_writer_writes(size: int) -> None:
+    from aiohttp._websocket.writer import WebSocketWriter
+    from aiohttp.http_websocket import WSMsgType
+
+    class Transport:
+        def __init__(self) -> None:
+            self.data = b""
+
+        def write(self, data: bytes) -> None:
+            self.data += data
+
+        def is_closing(self) -> bool:
+            return False
+
+    transport = Transport()
+    protocol = SimpleNamespace(_reading_paused=False)
+    writer = WebSocketWriter(protocol, transport)  # type: ignore[arg-type]
+    payload = ("é" * size).encode()[:size]
+    await writer.send_frame(payload, WSMsgType.TEXT)
+    assert eio_tuning._text_frame(payload) == transport.data
