@@ -51,14 +51,17 @@ async def poll(self: Any) -> list[Any]:
     if queue.empty():
         # Only the websocket writer polls once the socket is upgraded (engineio answers a
         # long-poll of an upgraded socket with a NOOP), and it holds no packet while parked.
-        self.writer_idle = self.upgraded
+        idle = isinstance(queue, PacketQueue) and self.upgraded
+        if idle:
+            queue.writer_idle = True
         try:
             async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
                 first = await queue.get()
         except (TimeoutError, asyncio.CancelledError):
             raise exceptions.QueueEmpty() from None
         finally:
-            self.writer_idle = False
+            if idle:
+                queue.writer_idle = False
     else:
         first = queue.get_nowait()
     queue.task_done()
@@ -80,9 +83,18 @@ class PacketQueue:
     ``get_nowait``, ``empty``, ``qsize``, ``task_done``, ``join``; unbounded, FIFO, with
     ``asyncio.Queue``'s semantics (a getter cancelled after it was woken wakes the next)."""
 
-    __slots__ = ("_getters", "_head", "_items", "_joiners", "_unfinished")
+    __slots__ = (
+        "_getters", "_head", "_items", "_joiners", "_unfinished", "corked", "websocket",
+        "writer_idle",
+    )  # fmt: skip
 
     def __init__(self) -> None:
+        #: ``send``'s state, here rather than on the socket (whose attributes share one key
+        #: table across instances only while every socket has the same ones): the socket's
+        #: websocket, whether its writer is parked in ``poll``, the packets kept this turn.
+        self.websocket: PlainWebSocket | None = None
+        self.writer_idle = False
+        self.corked: list[Any] | None = None
         self._items: list[Any] = []
         self._head = 0  # items before it are taken; compacted as the queue drains
         self._getters: list[asyncio.Future[None]] = []
@@ -169,13 +181,16 @@ class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
         self._transport = request.transport
         self.environ = environ
         socket = getattr(self.handler, "__self__", None)  # the AsyncSocket being upgraded
-        if isinstance(socket, async_socket.AsyncSocket):
-            socket.websocket = self
+        queue = getattr(socket, "queue", None)
+        if not isinstance(queue, PacketQueue):
+            queue = None
+        if queue is not None:
+            queue.websocket = self
         try:
             await self.handler(self)
         finally:
-            if socket is not None:
-                socket.websocket = None  # no cycle left behind
+            if queue is not None:
+                queue.websocket = None  # no cycle left behind
         return self._sock
 
     def write_now(self, texts: list[Any]) -> bool:
@@ -216,22 +231,26 @@ async def send(socket: Any, packet: Any) -> None:
     Through the queue a packet wakes the writer task, which takes it, writes it and parks
     again (a task step, a future and a timeout per packet, and a write each).  When the writer
     is parked with nothing queued (``poll``), nothing sent earlier is waiting: the packet is
-    kept on the socket (``corked``) and everything kept there within this turn of the loop is
+    kept on its queue (``corked``) and everything kept there within this turn of the loop is
     written at the end of it, in one write (``_flush``).  A DM's ack and the sender's own copy
     of it, or a burst of room messages, then leave in one system call.  Anything else
     (long-polling, an upgrade in progress, packets queued, a closing socket) takes the queue.
 
     Order: a packet queued after packets were corked wakes the writer with a callback
     scheduled after the flush; what the flush cannot write goes to the front of the queue."""
-    corked = getattr(socket, "corked", None)
-    if corked is not None and socket.queue.empty():
+    queue = socket.queue
+    if not isinstance(queue, PacketQueue):  # not tuned: the library's way
+        await socket.send(packet)
+        return
+    corked = queue.corked
+    if corked is not None and queue.empty():
         corked.append(packet)
         return
-    websocket = getattr(socket, "websocket", None)
+    websocket = queue.websocket
     if (
         websocket is None
-        or not getattr(socket, "writer_idle", False)
-        or not socket.queue.empty()
+        or not queue.writer_idle
+        or not queue.empty()
         or socket.closing
         or socket.closed
     ):
@@ -239,14 +258,14 @@ async def send(socket: Any, packet: Any) -> None:
         return
     if not await socket.check_ping_timeout():
         return
-    socket.corked = [packet]
-    asyncio.get_running_loop().call_soon(_flush, socket, websocket)
+    queue.corked = [packet]
+    asyncio.get_running_loop().call_soon(_flush, socket, queue, websocket)
 
 
-def _flush(socket: Any, websocket: PlainWebSocket) -> None:
-    packets, socket.corked = socket.corked, None
+def _flush(socket: Any, queue: PacketQueue, websocket: PlainWebSocket) -> None:
+    packets, queue.corked = queue.corked, None
     if packets and (socket.closed or not websocket.write_now([p.encode() for p in packets])):
-        socket.queue.put_front(packets)  # the writer writes them (or meets the closed socket)
+        queue.put_front(packets)  # the writer writes them (or meets the closed socket)
 
 
 def _wake_one(waiters: list[asyncio.Future[None]]) -> None:

@@ -159,7 +159,7 @@ class Written:
     def __init__(self, sock: Any) -> None:
         self.seen: list[tuple[str, Any]] = []
         self._sock = sock
-        sock.websocket = self
+        sock.queue.websocket = self
         sock.closing = sock.closed = False
         sock.send = self._queue
         sock.check_ping_timeout = self._alive
@@ -181,7 +181,7 @@ async def parked(sock: Any) -> None:
     turn = asyncio.get_running_loop().create_future()
     asyncio.get_running_loop().call_soon(turn.set_result, None)
     await turn
-    assert sock.writer_idle == sock.upgraded
+    assert sock.queue.writer_idle == sock.upgraded
 
 
 class Packet(SimpleNamespace):
