@@ -231,10 +231,12 @@ async def send(socket: Any, packet: Any) -> None:
     Through the queue a packet wakes the writer task, which takes it, writes it and parks
     again (a task step, a future and a timeout per packet, and a write each).  When the writer
     is parked with nothing queued (``poll``), nothing sent earlier is waiting: the packet is
-    kept on its queue (``corked``) and everything kept there within this turn of the loop is
-    written at the end of it, in one write (``_flush``).  A DM's ack and the sender's own copy
-    of it, or a burst of room messages, then leave in one system call.  Anything else
-    (long-polling, an upgrade in progress, packets queued, a closing socket) takes the queue.
+    written at once, and whatever else comes for the socket within this turn of the loop is
+    kept on its queue (``corked``) and written at the turn's end, in one write (``_flush``):
+    a burst of room messages to one socket then costs one system call, not one each, and
+    the first packet waits for nothing (a deferred first write cost DMs tail latency on a
+    busy machine).  Anything else (long-polling, an upgrade in progress, packets queued, a
+    closing socket) takes the queue.
 
     Order: a packet queued after packets were corked wakes the writer with a callback
     scheduled after the flush; what the flush cannot write goes to the front of the queue."""
@@ -258,7 +260,10 @@ async def send(socket: Any, packet: Any) -> None:
         return
     if not await socket.check_ping_timeout():
         return
-    queue.corked = [packet]
+    if not websocket.write_now([packet.encode()]):
+        await socket.send(packet)
+        return
+    queue.corked = []  # what follows within this turn leaves together at its end
     asyncio.get_running_loop().call_soon(_flush, socket, queue, websocket)
 
 

@@ -197,26 +197,31 @@ async def test_packets_for_an_idle_websocket_writer_leave_together_at_the_turns_
     await parked(sock)
     await eio_tuning.send(sock, Packet(text="a"))
     await eio_tuning.send(sock, Packet(text="b"))
-    assert written.seen == []
-    await parked(sock)
-    assert written.seen == [("ws", ["a", "b"])] and not writer.done()
     await eio_tuning.send(sock, Packet(text="c"))
-    sock.queue.put_nowait(Packet(text="ping"))  # the library's own send: queued behind c
-    await eio_tuning.send(sock, Packet(text="d"))  # and d behind the ping
-    assert [p.text for p in await writer] == ["ping", "d"]
-    assert written.seen[-1] == ("ws", ["c"])
+    assert written.seen == [("ws", ["a"])]  # the first at once, the rest at the turn's end
+    await parked(sock)
+    assert written.seen == [("ws", ["a"]), ("ws", ["b", "c"])] and not writer.done()
+    await eio_tuning.send(sock, Packet(text="d"))
+    await eio_tuning.send(sock, Packet(text="e"))
+    sock.queue.put_nowait(Packet(text="ping"))  # the library's own send: queued behind e
+    await eio_tuning.send(sock, Packet(text="f"))  # and f behind the ping
+    assert [p.text for p in await writer] == ["ping", "f"]
+    # On the wire: d, then e (the flush runs before the writer wakes), then ping and f.
+    assert [w for w in written.seen if w[0] == "ws"][-2:] == [("ws", ["d"]), ("ws", ["e"])]
 
 
 async def test_what_cannot_be_written_goes_before_everything_queued() -> None:
     QUEUE[0] = eio_tuning.PacketQueue
     sock = socket(wait=5, upgraded=True)
     written = Written(sock)
-    written.write_now = lambda texts: False  # type: ignore[method-assign]  # a full buffer
     writer = asyncio.ensure_future(eio_tuning.poll(sock))
     await parked(sock)
     await eio_tuning.send(sock, Packet(text="a"))
-    sock.queue.put_nowait(Packet(text="b"))
-    assert [p.text for p in await writer] == ["a", "b"]
+    written.write_now = lambda texts: False  # type: ignore[method-assign]  # a full buffer
+    await eio_tuning.send(sock, Packet(text="b"))
+    sock.queue.put_nowait(Packet(text="c"))
+    assert [p.text for p in await writer] == ["b", "c"]
+    assert written.seen == [("ws", ["a"])]
 
 
 async def test_packets_take_the_queue_while_the_writer_is_not_idle() -> None:
