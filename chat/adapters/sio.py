@@ -88,8 +88,8 @@ RESERVED_EVENTS = frozenset(
 
 class _Server(socketio.AsyncServer):  # type: ignore[misc]
     #: Every client event on "/" goes straight to this (``SocketServer._event``), in a task of
-    #: its own as python-socketio's ``async_handlers`` would run it, and its answer is queued
-    #: as the ACK packet's text on the socket's Engine.IO queue, as ``emit_raw`` queues events.
+    #: its own as python-socketio's ``async_handlers`` would run it, and its answer is sent as
+    #: the ACK packet's text through ``send_eio``, as ``emit_raw`` sends events.
     #: python-socketio's own dispatch cost about 40 function calls per event for nothing we
     #: use: the handler lookup, an ``iscoroutinefunction`` check, a Packet whose payload is
     #: walked for bytes (ours never holds any) and re-encoded.
