@@ -116,7 +116,6 @@ async def users(settings: Settings, command: str, who: str | None) -> int:
     try:
         if command == "reindex":
             count = await _reindex(cluster)
-            await ClusterPeople(cluster).restore_gates()
             print(f"indexed {count} users; DM gates restored")
             return 0
         return await _delete(settings, cluster, who or "")
@@ -140,12 +139,16 @@ async def _reindex(cluster: Cluster) -> int:
         if len(batch) >= 500:
             count += await _index(accounts, people, batch)
             batch = []
-    return count + await _index(accounts, people, batch)
+    count += await _index(accounts, people, batch)
+    await people.close_deleted_dms()
+    return count
 
 
 async def _index(accounts: ClusterAccounts, people: ClusterPeople, ids: list[str]) -> int:
+    """One batch of the scan: the users' names in the search index, their blocks' DM gates."""
     found = await accounts.users(ids)
     await people.reindex(found.values())
+    await people.restore_gates(found)
     return len(found)
 
 

@@ -117,21 +117,23 @@ class _Server(socketio.AsyncServer):  # type: ignore[misc]
                 await self._send_packet(eio_sid, pkt)
             return
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
+        answer = self.answer
         if (
-            self.answer is None
+            answer is None
             or (namespace or NAMESPACE) != NAMESPACE
             or not self.manager.is_connected(sid, NAMESPACE)
         ):
+            # python-socketio's own handling: it logs and drops what nothing answers.
             await super()._handle_event(eio_sid, namespace, id, data)
             return
-        task = asyncio.ensure_future(self._answer(eio_sid, sid, id, name, data[1:]))
+        task = asyncio.ensure_future(self._answer(answer, eio_sid, sid, id, name, data[1:]))
         self._answering.add(task)  # a reference, as python-socketio keeps one
         task.add_done_callback(self._answering.discard)
 
-    async def _answer(self, eio_sid: str, sid: str, id: Any, name: str, args: Any) -> None:
-        answer = self.answer
-        if answer is None:  # unset only before serve(): _handle_event does not come here
-            return
+    async def _answer(
+        self, answer: Callable[..., Awaitable[dict[str, Any]]], eio_sid: str, sid: str, id: Any,
+        name: str, args: Any,
+    ) -> None:  # fmt: skip
         reply = await answer(name, sid, *args)
         if id is not None:  # Socket.IO's ACK on "/": "3<id>[<reply>]"
             text = f"3{id}[{encode_json(reply).decode()}]"
@@ -199,8 +201,7 @@ class SocketServer:
         self._events = events
         self.sio.on("connect", self._connect)
         self.sio.on("disconnect", self._disconnect)
-        self.sio.on("*", self._event)  # what python-socketio would call: _Server.answer
-        self.sio.answer = self._event
+        self.sio.answer = self._event  # every client event (no catch-all "*" handler needed)
 
     @property
     def connections(self) -> Connections:

@@ -63,16 +63,19 @@ class ClusterPeople:
             return False
         # The list first: it holds the bound.  The gate is what refuses the DMs; a failure
         # between the two is retried by the user (both writes are idempotent).
-        gate = keys.room_gate_key(dm_room_id(user_id, target))
-        await self._cluster.send(gate, "HSET", gate, f"b:{user_id}", 1, durable=True,
-                                 what="block")  # fmt: skip
+        await self._gate("HSET", user_id, target)
         return True
 
     async def unblock(self, user_id: str, target: str) -> None:
-        key, gate = keys.user_blocks_key(user_id), keys.room_gate_key(dm_room_id(user_id, target))
+        key = keys.user_blocks_key(user_id)
         await self._cluster.send(key, "SREM", key, target, what="unblock")
-        await self._cluster.send(gate, "HDEL", gate, f"b:{user_id}", durable=True,
-                                 what="unblock")  # fmt: skip
+        await self._gate("HDEL", user_id, target)
+
+    async def _gate(self, command: str, user_id: str, target: str) -> None:
+        """Set (``HSET``) or clear (``HDEL``) the user's block in the pair's DM gate."""
+        gate, field = keys.room_gate_key(dm_room_id(user_id, target)), f"b:{user_id}"
+        args = (field, 1) if command == "HSET" else (field,)
+        await self._cluster.send(gate, command, gate, *args, durable=True, what="dm gate")
 
     async def close_dms(self, user_id: str) -> None:
         # Read after the user record is gone: a DM listed later was refused (DM_LINK checks
@@ -88,19 +91,19 @@ class ClusterPeople:
               for r in dm_rooms)
         )  # fmt: skip
 
-    async def restore_gates(self) -> int:
-        """Gates for blocks and deletions stored before DM gates existed (``chat users
-        reindex``): every user's blocks, every deleted user's DMs.  Returns the users seen."""
-        count = 0
-        async for user_id in self.user_ids():
-            count += 1
+    async def restore_gates(self, user_ids: Iterable[str]) -> None:
+        """The gates of these users' blocks, stored before DM gates existed (``chat users
+        reindex``, with its scan of the users)."""
+        for user_id in user_ids:
             for target in await self.blocks(user_id):
-                gate = keys.room_gate_key(dm_room_id(user_id, target))
-                await self._cluster.send(gate, "HSET", gate, f"b:{user_id}", 1, durable=True)
+                await self._gate("HSET", user_id, target)
+
+    async def close_deleted_dms(self) -> None:
+        """The gates of every deleted user's DMs, for deletions made before DM gates existed
+        (``chat users reindex``)."""
         deleted = keys.deleted_users_key()
         for raw in await self._cluster.send(deleted, "SMEMBERS", deleted):
             await self.close_dms(_text(raw))
-        return count
 
     async def blocks(self, user_id: str) -> set[str]:
         key = keys.user_blocks_key(user_id)
