@@ -3,7 +3,8 @@
 A block is one user's decision about another: the blocked user can no longer DM the blocker,
 nor the blocker them (the store closes their DM's gate, which the history's append reads in
 the same step as it stores: refused with a plain ``forbidden`` that does not tell a block from
-any other refusal), and the blocker's sockets receive no ``typing`` from them
+any other refusal; edits and reactions in their DM are refused alike, by the change script),
+and the blocker's sockets receive no ``typing`` from them
 (filtered on delivery: ``chat/core/typing_filter.py``).  Each change is announced on the
 blocker's channel (``BlocksChanged``) so that every node drops what it cached of the blocks.
 

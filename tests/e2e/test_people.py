@@ -53,6 +53,28 @@ async def test_a_block_refuses_dms_both_ways_across_nodes(stack: Stack):
         assert status == 204
 
 
+async def test_a_block_closes_the_dm_to_edits_and_reactions_but_not_to_deletes(stack: Stack):
+    alice, bob = await register(stack.url(0), "Alice"), await register(stack.url(1), "Bob")
+    async with (
+        connected(stack.url(0), alice.token) as a,
+        connected(stack.url(1), bob.token) as b,
+    ):
+        mine = (await a.call("dm", {"to": bob.id, "text": "mine"}))["message"]
+        assert (await b.next("message"))["id"] == mine["id"]
+        room = mine["room"]
+        assert (await a.call("block", {"user": bob.id}))["ok"]
+        for client, event, payload in (
+            (b, "react", {"room": room, "id": mine["id"], "emoji": "👍", "on": True}),
+            (a, "edit", {"room": room, "id": mine["id"], "text": "edited"}),
+        ):
+            refused = await client.call(event, payload)
+            assert refused["error"] == {"code": "forbidden", "message": "not allowed"}
+        deleted = await a.call("delete", {"room": room, "id": mine["id"]})
+        assert deleted["ok"] and deleted["message"]["kind"] == "delete"
+        # Bob's next message event is the delete: the refused changes reached nobody.
+        assert (await b.next("message"))["id"] == deleted["message"]["id"]
+
+
 async def test_the_blocker_receives_no_typing_from_the_blocked_user(stack: Stack):
     alice, bob, carol = [await register(stack.url(0), n) for n in ("Alice", "Bob", "Carol")]
     room = room_id()

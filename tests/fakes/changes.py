@@ -1,13 +1,14 @@
 """``MessageChanges`` in memory, honest to ``chat/adapters/cluster/changes.py``: the target found
 by id (a change entry is no message), the same rules in the same order, the change entry
 appended with the room's next seq and the target's state and reactors rewritten with it; a
-refusal changes nothing; a repeated token answers the first entry."""
+refusal changes nothing; a repeated token answers the first entry; a DM closed by a block
+(``MemoryHistory.gates``) takes deletes only."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from chat.errors import refusal
+from chat.errors import forbidden, refusal
 from chat.models import Message
 from chat.ports import ChangeRequest
 from fakes.history import MemoryHistory
@@ -19,6 +20,9 @@ class MemoryChanges:
 
     async def change(self, req: ChangeRequest) -> tuple[Message | None, bool]:
         h = self.history
+        gate = h.gates.get(req.room, set())
+        if req.kind != "delete" and gate - {"x"}:
+            raise forbidden()
         first = h.retried(req.room, req.sender.id, req.token)
         if first is not None:
             return first, False

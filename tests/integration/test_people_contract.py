@@ -1,6 +1,7 @@
 """One suite, two implementations: the contract of ``PeopleStore`` (chat/ports.py), with the
 name index that ``AccountStore`` keeps on create and rename and the DM gates that
-``History.append`` reads, over the fakes and over the Redis Cluster adapters."""
+``History.append`` and ``MessageChanges.change`` read, over the fakes and over the Redis
+Cluster adapters."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 from fakes.accounts import MemoryAccounts
+from fakes.changes import MemoryChanges
 from fakes.history import MemoryHistory
 from fakes.people import MemoryPeople
 from fakes.rooms import MemoryRooms
@@ -17,6 +19,7 @@ from redis_fixtures import access
 
 from chat import keys
 from chat.adapters.cluster.accounts import ClusterAccounts
+from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
 from chat.adapters.cluster.people import ClusterPeople
@@ -24,6 +27,7 @@ from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.errors import ChatError
 from chat.models import Message, UserRecord, UserRef
+from chat.ports import ChangeRequest
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Stores:
     accounts: Any
     history: Any
     rooms: Any
+    changes: Any
     cluster: Cluster | None = None
 
     async def user(self, user_id: str, name: str) -> UserRecord:
@@ -44,13 +49,22 @@ class Stores:
         message, _ = await self.history.append("x", room, ref, "hi", cid, cid)
         return message
 
+    async def change(self, kind: str, sender: str, target: Message, **kw: Any) -> Message | None:
+        req = ChangeRequest(
+            kind, target.room, target.id, target.seq, UserRef(sender, sender), "r",
+            f"{kind}-{sender}-{target.seq}-{kw}", **kw,
+        )  # fmt: skip
+        entry, _ = await self.changes.change(req)
+        return entry
+
 
 @pytest.fixture(params=["memory", "redis"])
 async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     if request.param == "memory":
         accounts, history = MemoryAccounts(), MemoryHistory()
         rooms = MemoryRooms(accounts)
-        yield Stores(MemoryPeople(accounts, history, rooms), accounts, history, rooms)
+        people = MemoryPeople(accounts, history, rooms)
+        yield Stores(people, accounts, history, rooms, MemoryChanges(history))
         return
     fleet = request.getfixturevalue("redis_clean")
     seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in fleet.cluster_nodes)]
@@ -60,7 +74,8 @@ async def stores(request: pytest.FixtureRequest) -> AsyncIterator[Stores]:
     try:
         yield Stores(
             ClusterPeople(cluster), ClusterAccounts(cluster, roster), ClusterHistory(cluster),
-            ClusterRooms(cluster, roster, rooms_per_user=10, created_per_user=10), cluster,
+            ClusterRooms(cluster, roster, rooms_per_user=10, created_per_user=10),
+            ClusterChanges(cluster), cluster,
         )  # fmt: skip
     finally:
         await cluster.stop()
@@ -94,6 +109,43 @@ async def test_a_block_closes_the_dm_both_ways_until_every_block_is_lifted(store
     assert (await stores.dm("ann", "dm:ann:dan")).seq == 1
     await p.unblock("ann", "bob")
     assert (await stores.dm("bob", room, "t4")).seq == 2  # the refused ones took no seq
+
+
+async def test_a_block_closes_a_dm_to_edits_and_reactions_both_ways_but_not_to_deletes(stores):
+    room = "dm:ann:bob"
+    ann_says, bob_says = await stores.dm("ann", room, "a"), await stores.dm("bob", room, "b")
+    await stores.change("react", "ann", bob_says, emoji="👍")
+    await stores.people.block("bob", "ann", 10)
+    attempts = [
+        ("edit", "ann", ann_says, {"text": "again"}), ("edit", "bob", bob_says, {"text": "hm"}),
+        ("react", "bob", ann_says, {"emoji": "👍"}),
+        ("react", "ann", bob_says, {"emoji": "👍", "on": False}),  # taking one back too
+    ]  # fmt: skip
+    for kind, sender, target, kw in attempts:
+        with pytest.raises(ChatError) as refused:
+            await stores.change(kind, sender, target, **kw)
+        assert (refused.value.code, refused.value.message) == ("forbidden", "not allowed")
+    page, _ = await stores.history.page(room, before=None, after=0, limit=10, viewer="ann")
+    assert [m.seq for m in page] == [1, 2, 3]  # nothing stored by the refusals
+    deleted = await stores.change("delete", "ann", ann_says)  # one's own: still possible
+    assert deleted is not None and deleted.seq == 4
+    await stores.people.unblock("bob", "ann")
+    edited = await stores.change("edit", "bob", bob_says, text="hm")
+    assert edited is not None and edited.text == "hm"
+
+
+async def test_a_deleted_account_leaves_its_dms_open_to_changes_by_the_other(stores):
+    ann = await stores.user("ann", "Ann")
+    await stores.user("bob", "Bob")
+    await stores.rooms.ensure_dm("dm:ann:bob")
+    bob_says = await stores.dm("bob", "dm:ann:bob")
+    await stores.people.forget(ann, "ann@example.com")
+    await stores.people.close_dms("ann")
+    with pytest.raises(ChatError) as refused:  # closed to new messages
+        await stores.dm("bob", "dm:ann:bob", "t2")
+    assert refused.value.code == "no_user"
+    edited = await stores.change("edit", "bob", bob_says, text="edited")
+    assert edited is not None and edited.text == "edited"
 
 
 async def test_a_dm_is_listed_for_neither_user_while_either_blocks_the_other(stores):

@@ -1,9 +1,10 @@
 """Changes of messages in the Redis Cluster: edits, deletes and reactions, each appended to the
 room's stream as an entry of its own (with its own seq) by one Lua script on the room's slot.
 
-The script checks the target (found by id with one XRANGE of ``<seq>-0``; a change entry is
-not a message), the rules (author, deleted, edit window, reaction bounds), then takes the
-room's next seq, appends the change entry and rewrites the target's state
+The script checks a DM's gate (a block refuses edits and reactions, not deletes), the target
+(found by id with one XRANGE of ``<seq>-0``; a change entry is not a message), the rules
+(author, deleted, edit window, reaction bounds), then takes the room's next seq, appends the
+change entry and rewrites the target's state
 (``{r:<room>}:state``) and its reactors (``{r:<room>}:rx:<seq>``), all at once: a reader
 never sees a change entry without the state it caused, or the other way round.  A refusal
 writes nothing.  Like a send, it is acknowledged only once a replica has it, and a repeated
@@ -18,16 +19,24 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import IDEMPOTENCY_MS
 from chat.adapters.cluster.scripts import Script
-from chat.errors import refusal
+from chat.errors import forbidden, refusal
 from chat.models import Message
 from chat.ports import ChangeRequest
 
-# KEYS: seq, log, idem, state, reactors of the target, mcount.
+# KEYS: seq, log, idem, state, reactors of the target, mcount, the DM gate
+# (``keys.room_gate_key``; never present for other rooms).
 # ARGV: kind, target id, target seq, user, JSON head, middle and tail, idempotency ms, maxlen,
 # max age ms, edit window ms, text or emoji, on (1/0), most emoji, most reactions per user,
 # the reactor keys' prefix (the script completes it with the seqs of trimmed messages), the
 # caller moderates the room (1/0: a delete of anyone's message).
 CHANGE = """
+-- A block (any 'b:' field) closes a DM to edits and reactions both ways, retries included;
+-- deleting one's own message stays possible.  A deleted account ('x') alone does not: its
+-- DMs stay readable, and nobody is left to be reached by a change.
+local gate = redis.call('HLEN', KEYS[7])
+if gate > 0 and ARGV[1] ~= 'delete' and gate > redis.call('HEXISTS', KEYS[7], 'x') then
+  return {-1, 'blocked'}
+end
 local prev = redis.call('GET', KEYS[3])
 if prev then
   redis.call('PEXPIRE', KEYS[3], ARGV[8])  -- a write: the WAIT after it covers the original
@@ -147,6 +156,7 @@ class ClusterChanges:
             keys.room_state_key(room),
             keys.room_reactors_key(room, req.target_seq),
             keys.room_mcount_key(room),
+            keys.room_gate_key(room),
         )
         head = b'{"room":' + _encode(room) + b',"seq":'
         middle = b"." + req.random.encode() + b'","ts":'
@@ -159,7 +169,9 @@ class ClusterChanges:
         answer = await self._script(script_keys, args, durable=True, what=req.kind)
         status = int(answer[0])
         if status < 0:
-            raise refusal(answer[1].decode())
+            code = answer[1].decode()
+            # A block is told as a plain "forbidden", the same as a DM refused by it.
+            raise forbidden() if code == "blocked" else refusal(code)
         if status == 2:
             return None, False
         return _decode_message(answer[1]), status == 1
