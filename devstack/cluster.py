@@ -311,6 +311,9 @@ class RedisFleet:
         self._wait_members([p for p in self._live_cluster() if p is not replica], deadline)
         cli.add_replica(replica, master, entry, deadline)
         self._wait_members(self._live_cluster(), deadline)
+        # Knowing every member is not yet knowing every slot's owner: until then the new
+        # master answers CLUSTERDOWN, and the MIGRATEs of the fill fail against it.
+        self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))
         cli.fill(master, entry, deadline)
         self.masters_count += 1
         self.wait_cluster_ok(max(deadline - time.monotonic(), 1.0))

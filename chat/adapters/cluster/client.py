@@ -51,7 +51,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat.adapters.cluster.pipeline import CONNECTIONS_PER_NODE, Command, Pipeline
+from chat.adapters.cluster.pipeline import Command, Pipeline
 from chat.adapters.redis_common import (
     COMMAND_TIMEOUT,
     RedisAccess,
@@ -94,7 +94,9 @@ class Cluster:
         access = access or RedisAccess()
         self._redis = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
-            max_connections=CONNECTIONS_PER_NODE + 32,  # head room for the few direct calls
+            # Only the few direct calls (topology, scans, health) use redis-py's pools; the
+            # stores' commands go through the pipeline's own connections.
+            max_connections=32,
             **connection_kwargs(f"chat-{node_id}", per_command_timeout=False),
             **access.kwargs(tls=access.tls),
             ssl=access.tls,
@@ -105,8 +107,9 @@ class Cluster:
         #: Live replicas of each master ("host:port"), as CLUSTER NODES lists them.
         self._replicas: dict[str, int] = {}
         self._pipeline = Pipeline(
-            self._redis, replica_wait_ms=replica_wait_ms, has_replica=self.has_replica
-        )
+            self._redis, replica_wait_ms=replica_wait_ms, has_replica=self.has_replica,
+            access=access, client_name=f"chat-{node_id}",
+        )  # fmt: skip
         self._enqueue = self._pipeline.enqueue
         self.register = self._pipeline.register
         self.master_of = self._pipeline.master_of

@@ -1,28 +1,42 @@
 """The cluster client's own pipelining: every command sent in one event-loop iteration leaves
-in one write and one round trip per master (``Batcher``), durable writes of a batch share one
-``WAIT``, and a script a node lacks is loaded there and only its calls sent again.
+in one write per master, durable writes share ``WAIT``s (group commit), and a script a node
+lacks is loaded there and only its calls sent again.
 
-Our own pipelining on redis-py's connections, not its ClusterPipeline, whose per-command
-overhead exceeds the write it saves.  Nothing here retries: a command whose master is unknown
-or whose connection failed gets a retriable exception, and ``Cluster.send`` retries it.
+Each master gets two pipelined connections of our own (``resp.py``), not redis-py's pools:
+- *plain*: every batch without a durable write, written at once, however many are in flight;
+- *durable*: batches that end with ``WAIT``, one in flight at a time.  ``WAIT`` blocks its
+  connection until a replica acknowledged (or ``replica_wait_ms`` passed), so a second batch
+  behind it would wait anyway; instead, what arrives meanwhile is merged and sent as one batch
+  with one ``WAIT`` once the first is answered.  A slow replica thus delays a master's
+  durable writes by at most two waits, never by a queue of them, and a busy master pays one
+  ``WAIT`` (and its replication round trip) per batch instead of per message.
+
+Callbacks, not tasks: a batch is a write and a callback on its replies, which resolve each
+caller's future as soon as that master answers (a slow master delays no other's callers),
+and no caller owns a connection or a lane, so one that gives up strands nobody behind it.
+
+Nothing here retries: a command whose master is unknown or whose connection failed gets a
+retriable exception, and ``Cluster.send`` retries it.  A connection that failed or timed out
+(``resp.py``: its replies can no longer be trusted) is replaced on the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError
 
-from chat.adapters.batching import Batcher
-from chat.adapters.redis_common import COMMAND_TIMEOUT, pack
+from chat.adapters.cluster.resp import RespConnection
+from chat.adapters.redis_common import COMMAND_TIMEOUT, RedisAccess
 from chat.errors import unavailable
 
-#: Batches in flight per master at once; more wait their turn instead of failing the pool.
-CONNECTIONS_PER_NODE = 48
+#: Commands of one iteration sent at once when this many are waiting already.
+MAX_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,20 @@ class Command:
     durable: bool = False
 
 
+#: A command and the future of its reply (an error reply is its exception).
+Item = tuple[Command, "asyncio.Future[Any]"]
+
+
+class _Lane:
+    """A master's durable batches: whether one is in flight, and the groups waiting."""
+
+    __slots__ = ("busy", "waiting")
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiting: list[list[Item]] = []
+
+
 class Pipeline:
     def __init__(
         self,
@@ -39,16 +67,23 @@ class Pipeline:
         *,
         replica_wait_ms: int,
         has_replica: Callable[[ClusterNode], bool],
+        access: RedisAccess,
+        client_name: str,
     ) -> None:
         self._client = client
         self._wait_ms = replica_wait_ms
         self._has_replica = has_replica
+        self._access = access
+        self._client_name = client_name
         self._scripts: dict[str, str] = {}
-        self._slots: dict[str, asyncio.Semaphore] = {}  # connections in use per master
-        self._batch: Batcher[Command, Any] = Batcher(self._flush)
-        #: The future of one command's reply (an error reply is its exception); a bound
-        #: method of the batcher, not a wrapper: this is every cluster command's way out.
-        self.enqueue = self._batch.enqueue
+        self._items: list[Item] = []
+        self._scheduled = False
+        #: Open connections by (master "host:port", durable); connections being opened.
+        self._conns: dict[tuple[str, bool], RespConnection] = {}
+        self._opening: dict[tuple[str, bool], asyncio.Future[RespConnection]] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def register(self, sha: str, source: str) -> None:
         """A script the pipeline may have to load on a node that lacks it."""
@@ -60,97 +95,205 @@ class Pipeline:
             raise ClusterDownError(f"no master for {key}")
         return node
 
+    def enqueue(self, command: Command) -> asyncio.Future[Any]:
+        """The future of the command's reply (an error reply is its exception), sent with
+        every other command of this loop iteration: this is every cluster command's way out."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._items.append((command, future))
+        if len(self._items) >= MAX_BATCH:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return future
+
     async def close(self) -> None:
-        await self._batch.close()
+        self._closed = True
+        items, self._items = self._items, []
+        self._fail(items, ConnectionError("the cluster client is closed"))
+        for opening in self._opening.values():
+            opening.cancel()
+        for conn in list(self._conns.values()):
+            conn.close()  # its batches fail; their lanes see the client closed
+        for task in self._reloads:
+            task.cancel()
+        await asyncio.gather(*self._reloads, return_exceptions=True)
 
-    async def _flush(self, commands: list[Command]) -> list[Any]:
-        results: list[Any] = [None] * len(commands)
-        groups: dict[str, tuple[ClusterNode, list[int]]] = {}
-        for index, command in enumerate(commands):
+    def _flush(self) -> None:
+        self._scheduled = False
+        items, self._items = self._items, []
+        groups: dict[str, tuple[ClusterNode, list[Item]]] = {}
+        for item in items:
             try:
-                node = self.master_of(command.key)
+                node = self.master_of(item[0].key)
             except Exception as exc:  # no master for the slot (a failover): retried by send()
-                results[index] = exc
+                if not item[1].done():
+                    item[1].set_exception(exc)
                 continue
-            groups.setdefault(node.name, (node, []))[1].append(index)
+            groups.setdefault(node.name, (node, []))[1].append(item)
+        for node, group in groups.values():
+            self._send(node, group)
 
-        async def send(node: ClusterNode, indexes: list[int]) -> None:
-            group = [commands[i] for i in indexes]
-            try:
-                replies = await self._on_master(node, group)
-            except Exception as exc:  # the connection failed: each caller retries
-                replies = [exc] * len(indexes)
-            for i, reply in zip(indexes, replies, strict=True):
-                results[i] = reply
-
-        if len(groups) == 1:  # the common case at low rates: no task for the only master
-            await send(*next(iter(groups.values())))
-        else:
-            await asyncio.gather(*(send(node, indexes) for node, indexes in groups.values()))
-        return results
-
-    async def _on_master(self, node: ClusterNode, group: list[Command]) -> list[Any]:
-        """One master's share of a batch; a script the node lacks is loaded and its calls
-        (only those: the others ran) sent again."""
-        replies = await self._send_group(node, group)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            shas = {group[i].args[1] for i in missing}
-            loads = [("SCRIPT", "LOAD", self._scripts[sha]) for sha in shas]
-            await self._on_node(node, loads)
-            again = await self._send_group(node, [group[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        return replies
-
-    async def _send_group(self, node: ClusterNode, group: list[Command]) -> list[Any]:
-        durable = any(c.durable for c in group) and self._has_replica(node)
-        wait = [("WAIT", 1, self._wait_ms)] if durable else []
-        replies = await self._on_node(node, [*(c.args for c in group), *wait])
-        if not durable:
-            return replies
-        acked = replies.pop()
-        if isinstance(acked, Exception) or acked < 1:
-            late = unavailable("no replica acknowledged the write in time, retry")
-            return [
-                late if c.durable and not isinstance(r, Exception) else r
-                for c, r in zip(group, replies, strict=True)
-            ]
-        return replies
-
-    async def _on_node(self, node: ClusterNode, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send ``commands`` on ONE connection to ``node``, replies in order (error replies
-        are returned, not raised).
-
-        ``WAIT`` counts the replicas that acknowledged the writes of *its own connection*,
-        so it must follow the writes on the same connection; the cluster client's pools do not
-        promise that.
-        """
-        async with self._slots.setdefault(node.name, asyncio.Semaphore(CONNECTIONS_PER_NODE)):
-            return await self._on_connection(node, commands)
-
-    async def _on_connection(
-        self, node: ClusterNode, commands: Sequence[Sequence[Any]]
-    ) -> list[Any]:
-        conn = node.acquire_connection()
+    def _send(self, node: ClusterNode, group: list[Item]) -> None:
+        """One master's share of an iteration: on its plain connection, or into its lane."""
+        group = [item for item in group if not item[1].done()]  # callers that gave up
+        if not group:
+            return
+        if any(command.durable for command, _ in group) and self._has_replica(node):
+            lane = self._lanes.setdefault(node.name, _Lane())
+            lane.waiting.append(group)
+            if not lane.busy:
+                self._next(node, lane)
+            return
+        conn = self._conns.get((node.name, False))
+        if conn is None:
+            self._when_open(
+                node, False, lambda: self._send(node, group), partial(self._fail, group)
+            )
+            return
         try:
-            async with asyncio.timeout(COMMAND_TIMEOUT):
-                try:
-                    packed = pack(commands)
-                    await conn.send_packed_command(packed, check_health=False)
-                except RuntimeError as exc:  # uvloop: the transport was closed under us
-                    await conn.disconnect(nowait=True)
-                    raise ConnectionError(f"connection to {node.name} closed: {exc}") from exc
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:  # the reply was read; the connection is fine
-                        replies.append(exc)
-            return replies
-        except TimeoutError:
-            await conn.disconnect(nowait=True)  # replies may still come: never reuse it
-            raise
-        finally:
-            # read_response() already closed the connection if it failed mid-reply.
-            node.release(conn)
+            sent = conn.send([command.args for command, _ in group])
+        except Exception as exc:  # closed under us (retried), or an argument Redis can't take
+            self._fail(group, exc)
+            return
+        sent.add_done_callback(lambda done: self._answered(node, [group], done, durable=False))
+
+    def _next(self, node: ClusterNode, lane: _Lane) -> None:
+        """Send every group waiting in ``lane`` as one batch ending with ``WAIT``; the lane's
+        next batch leaves once this one is answered."""
+        groups = [live for group in lane.waiting if (live := [i for i in group if not i[1].done()])]
+        lane.waiting = []
+        if self._closed:
+            for group in groups:
+                self._fail(group, ConnectionError("the cluster client is closed"))
+            groups = []
+        lane.busy = bool(groups)
+        if not groups:
+            return
+        conn = self._conns.get((node.name, True))
+        if conn is None:  # opened first; then whatever waits by then goes
+            lane.waiting = groups
+            self._when_open(
+                node, True, lambda: self._next(node, lane), lambda e: self._drop(lane, e)
+            )
+            return
+        commands = [command.args for group in groups for command, _ in group]
+        try:
+            sent = conn.send([*commands, ("WAIT", 1, self._wait_ms)])
+        except Exception as exc:
+            for group in groups:
+                self._fail(group, exc)
+            self._next(node, lane)
+            return
+        sent.add_done_callback(lambda done: self._answered(node, groups, done, durable=True))
+        sent.add_done_callback(lambda _: self._next(node, lane))  # then what waited meanwhile
+
+    def _drop(self, lane: _Lane, exc: BaseException) -> None:
+        waiting, lane.waiting, lane.busy = lane.waiting, [], False
+        for group in waiting:
+            self._fail(group, exc)
+
+    def _answered(
+        self, node: ClusterNode, groups: list[list[Item]], done: asyncio.Future[list[Any]],
+        *, durable: bool,
+    ) -> None:  # fmt: skip
+        failed = ConnectionError(node.name) if done.cancelled() else done.exception()
+        if failed is not None:
+            for group in groups:
+                self._fail(group, failed)
+            return
+        replies = done.result()
+        # The WAIT's reply: how many replicas have every write of the batch.
+        late = durable and (isinstance(replies[-1], Exception) or replies[-1] < 1)
+        at, again = 0, []
+        for group in groups:
+            for (command, future), reply in zip(group, replies[at : at + len(group)], strict=True):
+                if isinstance(reply, NoScriptError) and command.args[1] in self._scripts:
+                    again.append((command, future))  # did not run: loaded, then sent again
+                elif future.done():
+                    continue
+                elif late and command.durable and not isinstance(reply, Exception):
+                    future.set_exception(
+                        unavailable("no replica acknowledged the write in time, retry")
+                    )
+                elif isinstance(reply, BaseException):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+            at += len(group)
+        if again:
+            task = asyncio.ensure_future(self._reload(node, again))
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+
+    async def _reload(self, node: ClusterNode, group: list[Item]) -> None:
+        """Load the scripts ``group`` calls on ``node``, then send the calls again."""
+        shas = {command.args[1] for command, _ in group}
+        try:
+            conn = self._conns.get((node.name, False)) or await self._connect(node, False)
+            await conn.send([("SCRIPT", "LOAD", self._scripts[sha]) for sha in shas])
+        except Exception as exc:
+            self._fail(group, exc)
+            return
+        self._send(node, group)
+
+    @staticmethod
+    def _fail(group: list[Item], exc: BaseException) -> None:
+        for _, future in group:
+            if not future.done():
+                future.set_exception(exc)
+
+    # --- connections -----------------------------------------------------------------
+
+    def _when_open(
+        self, node: ClusterNode, durable: bool, then: Callable[[], None],
+        failed: Callable[[BaseException], None],
+    ) -> None:  # fmt: skip
+        """``then()`` once the connection of this kind to ``node`` is open, else
+        ``failed(exc)``; one opening however many ask at the same time."""
+        try:
+            opening = self._open(node, durable)
+        except ConnectionError as exc:  # the client is closed
+            failed(exc)
+            return
+
+        def after(done: asyncio.Future[RespConnection]) -> None:
+            if done.cancelled():
+                failed(ConnectionError("the cluster client is closed"))
+            elif (exc := done.exception()) is not None:
+                failed(exc)
+            else:
+                then()
+
+        opening.add_done_callback(after)
+
+    async def _connect(self, node: ClusterNode, durable: bool) -> RespConnection:
+        conn = self._conns.get((node.name, durable))
+        return conn if conn is not None else await asyncio.shield(self._open(node, durable))
+
+    def _open(self, node: ClusterNode, durable: bool) -> asyncio.Future[RespConnection]:
+        key = (node.name, durable)
+        opening = self._opening.get(key)
+        if opening is None:
+            if self._closed:
+                raise ConnectionError("the cluster client is closed")
+            opening = asyncio.ensure_future(
+                RespConnection.open(
+                    node.host, int(node.port), access=self._access,
+                    client_name=self._client_name, timeout=COMMAND_TIMEOUT,
+                    on_close=lambda conn: self._forget(key, conn),
+                )
+            )  # fmt: skip
+            self._opening[key] = opening
+            opening.add_done_callback(lambda done: self._settle(key, done))
+        return opening
+
+    def _settle(self, key: tuple[str, bool], done: asyncio.Future[RespConnection]) -> None:
+        self._opening.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            self._conns[key] = done.result()
+
+    def _forget(self, key: tuple[str, bool], conn: RespConnection) -> None:
+        if self._conns.get(key) is conn:
+            del self._conns[key]

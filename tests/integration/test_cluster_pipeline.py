@@ -1,0 +1,55 @@
+"""The cluster client's pipelining (chat/adapters/cluster/pipeline.py) on a real cluster:
+durable writes that reach a master while its durable batch is in flight wait for it, then
+leave together behind one ``WAIT`` (group commit); and a master that holds its replies delays
+no other master's callers, not even those sent in the same batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from redis_fixtures import access
+
+from chat.adapters.cluster.client import Cluster
+
+
+async def test_durable_writes_behind_a_batch_in_flight_share_one_wait(redis_clean):
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_clean.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(redis_clean))
+    await cluster.start(10)
+    master = redis_clean.master_for_key("{g}")
+    other = next(k for k in ("{a}", "{b}", "{c}", "{d}") if redis_clean.master_for_key(k) != master)
+    admin = Redis(host=master.host, port=master.port)
+    try:
+        await cluster.send("{g}:0", "SET", "{g}:0", "warm", durable=True)  # connections open
+        await admin.config_resetstat()
+        await admin.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+        first = asyncio.ensure_future(cluster.send("{g}:1", "SET", "{g}:1", "1", durable=True))
+        later = []
+        # Each in a batch of its own, a round trip to another master between them: answered
+        # while this master holds the writes.
+        for n in range(2, 5):
+            await cluster.send(other, "GET", other)
+            later.append(
+                asyncio.ensure_future(
+                    cluster.send(f"{{g}}:{n}", "SET", f"{{g}}:{n}", n, durable=True)
+                )
+            )
+        await cluster.send(other, "GET", other)
+        print(
+            "DBG",
+            first.done() and (first.exception() or first.result()),
+            [t.done() and (t.exception() or t.result()) for t in later],
+            cluster._pipeline._conns.keys(),
+            cluster.has_replica(cluster.master_of("{g}")),
+        )
+        assert not first.done() and not any(t.done() for t in later)  # writes are paused
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        assert await asyncio.gather(first, *later) == [b"OK"] * 4
+        stats = await admin.info("commandstats")
+        assert stats["cmdstat_wait"]["calls"] == 2  # the first batch's, then all the others'
+        assert stats["cmdstat_set"]["calls"] == 4
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+        await cluster.stop()
