@@ -27,8 +27,10 @@ Sending, the whole surface (the stores use nothing else):
 - ``Script(cluster, source)(keys, args, durable=..., what=...)`` (``scripts.py``): ``send`` of
   ``EVALSHA``, with the same guarantees; the script is loaded on a node that lacks it.
 
-Per command: one ``Command``, one future, no task; one timeout bounds each attempt (the
-connections run without redis-py's per-command timeouts, which cost a task per write).
+Per command: one ``Command``, one future, no task; one timeout bounds each attempt (besides
+the pipeline's own: its connections fail every batch in flight once the oldest waited
+``COMMAND_TIMEOUT``).  redis-py's ``RedisCluster`` keeps the slot map and serves the few
+direct calls (topology, scans, health); the stores' commands never touch its pools.
 """
 
 from __future__ import annotations
