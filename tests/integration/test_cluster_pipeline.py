@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_fixtures import access
 
+from chat.adapters.cluster import pipeline
 from chat.adapters.cluster.client import Cluster
 
 
@@ -49,6 +52,34 @@ async def test_durable_writes_behind_a_batch_in_flight_share_one_wait(redis_clea
         stats = await admin.info("commandstats")
         assert stats["cmdstat_wait"]["calls"] == 2  # the first batch's, then all the others'
         assert stats["cmdstat_set"]["calls"] == 4
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+        await cluster.stop()
+
+
+async def test_a_command_nothing_answers_fails_with_a_timeout_by_the_sweeper(
+    redis_clean, monkeypatch
+):
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_clean.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(redis_clean))
+    await cluster.start(10)
+    master = redis_clean.master_for_key("{s}")
+    admin = Redis(host=master.host, port=master.port)
+    try:
+        assert await cluster.send("{s}:k", "GET", "{s}:k") is None  # its connection is open
+        # From now on a command is due within 0.3 s; the connection itself waits 5 s.
+        monkeypatch.setattr(pipeline, "COMMAND_TIMEOUT", 0.3)
+        monkeypatch.setattr(pipeline, "SWEEP_EVERY", 0.1)
+        await admin.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):
+            await cluster._pipeline.enqueue(pipeline.Command("{s}:k", ("GET", "{s}:k")))
+        assert asyncio.get_running_loop().time() - started < 1.0
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        # The late reply is dropped, not matched to the next command.
+        await cluster.send("{s}:k", "SET", "{s}:k", "v")
+        assert await cluster.send("{s}:k", "GET", "{s}:k") == b"v"
     finally:
         await admin.execute_command("CLIENT", "UNPAUSE")
         await admin.aclose()

@@ -1,4 +1,4 @@
-"""The cluster pipeline's own connection (chat/adapters/cluster/resp.py) against real servers:
+"""The cluster pipeline's own connection (chat/adapters/resp.py) against real servers:
 pipelined batches answered in order, error replies as values, and every failure (a lost
 connection, a server that stops answering, a refused password) ending every batch in flight
 and closing the connection for good."""
@@ -11,7 +11,7 @@ from redis.exceptions import AuthenticationError, ConnectionError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_fixtures import access
 
-from chat.adapters.cluster.resp import RespConnection
+from chat.adapters.resp import RespConnection
 from chat.adapters.redis_common import RedisAccess
 from devstack.cluster import RedisFleet
 

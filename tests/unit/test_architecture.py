@@ -53,6 +53,7 @@ LAYERS = {
         "chat.models",
         "chat.ports",
         "chat.adapters.redis_common",
+        "chat.adapters.resp",
         "chat.adapters.batching",
         "chat.adapters.cluster.*",
     ],
@@ -64,6 +65,7 @@ LAYERS = {
         "chat.ports",
         "chat.refcount",
         "chat.adapters.redis_common",
+        "chat.adapters.resp",
         "chat.adapters.batching",
         "chat.adapters.shards.*",
     ],
@@ -152,6 +154,7 @@ CONFINED = {
     ],
     "redis": [
         "chat.adapters.redis_common",
+        "chat.adapters.resp",
         "chat.adapters.cluster.*",
         "chat.adapters.shards.*",
         "devstack.redis_client",

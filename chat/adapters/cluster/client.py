@@ -27,10 +27,11 @@ Sending, the whole surface (the stores use nothing else):
 - ``Script(cluster, source)(keys, args, durable=..., what=...)`` (``scripts.py``): ``send`` of
   ``EVALSHA``, with the same guarantees; the script is loaded on a node that lacks it.
 
-Per command: one ``Command``, one future, no task; one timeout bounds each attempt (besides
-the pipeline's own: its connections fail every batch in flight once the oldest waited
-``COMMAND_TIMEOUT``).  redis-py's ``RedisCluster`` keeps the slot map and serves the few
-direct calls (topology, scans, health); the stores' commands never touch its pools.
+Per command: one ``Command``, one future, no task, no timer: the pipeline answers every
+attempt within ``COMMAND_TIMEOUT`` (its connections fail every batch in flight once the oldest
+waited that long, and a sweeper fails whatever else is still unanswered then).  redis-py's
+``RedisCluster`` keeps the slot map and serves the few direct calls (topology, scans,
+health); the stores' commands never touch its pools.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.adapters.cluster.pipeline import Command, Pipeline
 from chat.adapters.redis_common import (
-    COMMAND_TIMEOUT,
     RedisAccess,
     connection_kwargs,
     reconnect_backoff,
@@ -169,10 +169,8 @@ class Cluster:
         command = Command(key, args, durable)
         give_up, failures = asyncio.get_running_loop().time() + self.deadline, 0
         while True:
-            try:
-                # One bound per attempt (the connections run without per-command timeouts).
-                async with asyncio.timeout(COMMAND_TIMEOUT):
-                    return await self._enqueue(command)
+            try:  # each attempt bounded by the pipeline (its sweeper)
+                return await self._enqueue(command)
             except RETRIABLE as exc:
                 failures += 1
                 await self._before_retry(exc, failures, give_up, what)
@@ -185,9 +183,8 @@ class Cluster:
         give_up, failures = asyncio.get_running_loop().time() + self.deadline, 0
         while True:
             try:
-                async with asyncio.timeout(COMMAND_TIMEOUT):
-                    pending = [self._enqueue(Command(key, tuple(args))) for key, args in commands]
-                    return list(await asyncio.gather(*pending))
+                pending = [self._enqueue(Command(key, tuple(args))) for key, args in commands]
+                return list(await asyncio.gather(*pending))
             except RETRIABLE as exc:
                 failures += 1
                 await self._before_retry(exc, failures, give_up, what)

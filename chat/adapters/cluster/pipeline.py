@@ -15,6 +15,10 @@ Callbacks, not tasks: a batch is a write and a callback on its replies, which re
 caller's future as soon as that master answers (a slow master delays no other's callers),
 and no caller owns a connection or a lane, so one that gives up strands nobody behind it.
 
+Every command is answered within ``COMMAND_TIMEOUT`` (plus at most a sweep interval): a
+sweeper fails what is still unanswered by then, whatever held it, with a timeout.  One timer
+per pipeline, not one per command.
+
 Nothing here retries: a command whose master is unknown or whose connection failed gets a
 retriable exception, and ``Cluster.send`` retries it.  A connection that failed or timed out
 (``resp.py``: its replies can no longer be trusted) is replaced on the next batch.
@@ -23,6 +27,7 @@ retriable exception, and ``Cluster.send`` retries it.  A connection that failed 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -30,13 +35,16 @@ from typing import Any
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat.adapters.cluster.resp import RespConnection
 from chat.adapters.redis_common import COMMAND_TIMEOUT, RedisAccess
+from chat.adapters.resp import RespConnection
 from chat.errors import unavailable
 
 #: Commands of one iteration sent at once when this many are waiting already.
 MAX_BATCH = 512
+#: Seconds between two sweeps for unanswered commands.
+SWEEP_EVERY = 0.5
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,9 @@ class Pipeline:
         self._lanes: dict[str, _Lane] = {}
         self._reloads: set[asyncio.Task[None]] = set()
         self._closed = False
+        #: Every command's deadline, in the order sent (so deadlines are in order too).
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
 
     def register(self, sha: str, source: str) -> None:
         """A script the pipeline may have to load on a node that lacks it."""
@@ -101,6 +112,9 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._items.append((command, future))
+        self._deadlines.append((loop.time() + COMMAND_TIMEOUT, future))
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_EVERY, self._sweep)
         if len(self._items) >= MAX_BATCH:
             self._flush()
         elif not self._scheduled:
@@ -108,8 +122,19 @@ class Pipeline:
             loop.call_soon(self._flush)
         return future
 
+    def _sweep(self) -> None:
+        loop, deadlines = asyncio.get_running_loop(), self._deadlines
+        now = loop.time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            future = deadlines.popleft()[1]
+            if not future.done():  # retried by Cluster.send, like a lost connection
+                future.set_exception(RedisTimeoutError(f"no reply in {COMMAND_TIMEOUT} s"))
+        self._sweeper = loop.call_later(SWEEP_EVERY, self._sweep) if deadlines else None
+
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         items, self._items = self._items, []
         self._fail(items, ConnectionError("the cluster client is closed"))
         for opening in self._opening.values():

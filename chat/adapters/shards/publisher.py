@@ -1,11 +1,12 @@
-"""The publishing side of one pub/sub shard: a small connection pool of its own (publishes
-never wait behind the subscriber connection's reads), and one loop iteration's publishes sent
-in one write and one round trip (the ``Batcher`` that feeds it belongs to the ``Shard``).
+"""The publishing side of one pub/sub shard: a pipelined connection of its own (``resp.py``:
+publishes never wait behind the subscriber connection's reads), and one loop iteration's
+publishes sent in one write (the ``Batcher`` that feeds it belongs to the ``Shard``).
 
 Bounded: a publish is what a send waits for after its durable write, so a shard that does not
 answer (paused, partitioned, overloaded, refusing connections) must never hold a send.  A
-batch fails after ``PUBLISH_TIMEOUT``, whatever it waited on (a free connection, the connect
-and handshake, the replies), and its callers are told at once.
+batch fails after ``PUBLISH_TIMEOUT``, whatever it waited on (the connect and handshake, the
+replies), and its callers are told at once; a connection whose oldest batch waited that long
+is replaced.
 
 Kept, not lost: what failed waits in a backlog (bounded by ``BACKLOG_MAX`` payloads and
 ``BACKLOG_BYTES``; beyond that new failures are dropped, not kept) and is published again, in
@@ -22,17 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 
-from chat.adapters.redis_common import (
-    RedisAccess,
-    connection_kwargs,
-    pack,
-    reconnect_backoff,
-)
+from chat.adapters.redis_common import RedisAccess, connection_kwargs, reconnect_backoff
+from chat.adapters.resp import RespConnection
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +62,13 @@ class Publisher:
         self._retrying: asyncio.Task[None] | None = None
         self.failures = 0  # batches that failed
         self.dropped = 0  # failed payloads a full backlog could not keep
+        parts = urlsplit(url)
+        self._address = (parts.hostname or "localhost", parts.port or 6379)
+        self._access = replace(access, tls=parts.scheme == "rediss")
+        self._client_name = f"chat-{node_id}-pub"
+        self._conn: RespConnection | None = None
+        self._opening: asyncio.Future[RespConnection] | None = None
+        # Only for ``numsub`` (operator commands): publishes never use its pool.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=connections,
@@ -78,6 +84,8 @@ class Publisher:
         if self._retrying is not None:
             self._retrying.cancel()
             await asyncio.gather(self._retrying, return_exceptions=True)
+        if self._conn is not None:
+            self._conn.close()
         await self._redis.aclose()
 
     @property
@@ -102,26 +110,37 @@ class Publisher:
             raise
 
     async def _send(self, items: list[Publish]) -> list[Any]:
-        """One write, one round trip, on the connection directly (redis-py's Pipeline object
-        costs more than the write)."""
-        pool = self._redis.connection_pool
+        """One write on the pipelined connection (opened first if need be)."""
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-                try:
-                    packed = pack([("PUBLISH", c, p) for c, p in items])
-                    await conn.send_packed_command(packed, check_health=False)
-                    return [await conn.read_response() for _ in items]
-                except BaseException:
-                    await conn.disconnect(nowait=True)  # unread replies: never reuse it
-                    raise
-                finally:
-                    await pool.release(conn)
+                conn = self._conn
+                if conn is None or conn.closed:
+                    conn = await self._connect()
+                replies = await conn.send([("PUBLISH", c, p) for c, p in items])
+            for reply in replies:  # an error reply (a missing permission): the batch failed
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies
         except Exception:
             self.failures += 1
-            # A connection cut off in its handshake went back to the pool: drop the idle ones.
-            await pool.disconnect(inuse_connections=False)
             raise
+
+    async def _connect(self) -> RespConnection:
+        """A new connection, opened once however many batches ask at the same time."""
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(
+                RespConnection.open(
+                    *self._address, access=self._access, client_name=self._client_name,
+                    timeout=PUBLISH_TIMEOUT, connect_timeout=PUBLISH_TIMEOUT,
+                )
+            )  # fmt: skip
+            self._opening.add_done_callback(self._opened)
+        return await asyncio.shield(self._opening)
+
+    def _opened(self, done: asyncio.Future[RespConnection]) -> None:
+        self._opening = None
+        if not done.cancelled() and done.exception() is None:
+            self._conn = done.result()
 
     def _keep(self, items: list[Publish]) -> None:
         room = max(0, BACKLOG_MAX - len(self._backlog))
