@@ -14,6 +14,7 @@ from redis_fixtures import access
 
 from chat.adapters.cluster import pipeline
 from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.scripts import Script
 
 
 async def test_durable_writes_behind_a_batch_in_flight_share_one_wait(redis_clean):
@@ -83,4 +84,26 @@ async def test_a_command_nothing_answers_fails_with_a_timeout_by_the_sweeper(
     finally:
         await admin.execute_command("CLIENT", "UNPAUSE")
         await admin.aclose()
+        await cluster.stop()
+
+
+async def test_a_script_its_master_lost_is_loaded_again_and_runs_once(redis_clean):
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_clean.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(redis_clean))
+    await cluster.start(10)
+    count = Script(cluster, "return redis.call('INCR', KEYS[1])")
+    try:
+        assert await count(["{n}:c"], [], durable=True) == 1
+        for master in redis_clean.masters():  # as a promoted replica that never loaded it
+            async with Redis(host=master.host, port=master.port) as admin:
+                await admin.script_flush()
+        # One durable batch: the script (refused, loaded, sent again) and a write that ran.
+        got = await asyncio.gather(
+            count(["{n}:c"], [], durable=True),
+            cluster.send("{n}:x", "INCR", "{n}:x", durable=True),
+            count(["{m}:c"], []),
+        )
+        assert got == [2, 1, 1]
+        assert await cluster.send("{n}:x", "GET", "{n}:x") == b"1"  # not run twice
+    finally:
         await cluster.stop()

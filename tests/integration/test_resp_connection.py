@@ -11,8 +11,8 @@ from redis.exceptions import AuthenticationError, ConnectionError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis_fixtures import access
 
-from chat.adapters.resp import RespConnection
 from chat.adapters.redis_common import RedisAccess
+from chat.adapters.resp import RespConnection
 from devstack.cluster import RedisFleet
 
 
