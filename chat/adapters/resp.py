@@ -85,6 +85,9 @@ class RespConnection(asyncio.Protocol):
             if isinstance(exc, ssl.SSLCertVerificationError):
                 raise
             raise ConnectionError(f"connecting to {conn.name} failed: {exc}") from exc
+        except BaseException:  # cancelled, or the handshake's connection lost: nothing leaks
+            conn.close()
+            raise
         if isinstance(reply, Exception):  # redis-py's AuthenticationError is no ResponseError
             conn.close()
             if isinstance(reply, AuthenticationError) or "NOAUTH" in str(reply):

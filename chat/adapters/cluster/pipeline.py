@@ -288,6 +288,8 @@ class Pipeline:
                 failed(ConnectionError("the cluster client is closed"))
             elif (exc := done.exception()) is not None:
                 failed(exc)
+            elif done.result().closed:  # lost at once: retried by the callers, with backoff
+                failed(ConnectionError(f"connection to {node.name} closed"))
             else:
                 then()
 
@@ -316,7 +318,8 @@ class Pipeline:
 
     def _settle(self, key: tuple[str, bool], done: asyncio.Future[RespConnection]) -> None:
         self._opening.pop(key, None)
-        if not done.cancelled() and done.exception() is None:
+        # Not one that closed already: its on_close has run, so nothing would remove it.
+        if not done.cancelled() and done.exception() is None and not done.result().closed:
             self._conns[key] = done.result()
 
     def _forget(self, key: tuple[str, bool], conn: RespConnection) -> None:
