@@ -334,7 +334,10 @@ class RoomStore(Protocol):
 
     async def get_many(self, room_ids: Iterable[str]) -> dict[str, Room]: ...
 
-    async def add_member(self, room_id: str, user_id: str) -> bool: ...
+    async def add_member(self, room_id: str, user_id: str, most: int = 0) -> bool:
+        """Add a member; True if they were not one.  ``too_many`` when the user is in as many
+        rooms as allowed; ``room_full`` (nothing changed) when the room has ``most`` members
+        already (0: no bound), decided in the same step as the add."""
 
     async def remove_member(self, room_id: str, user_id: str) -> bool: ...
 

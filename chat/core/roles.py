@@ -101,8 +101,8 @@ class RoomRoles:
         )
         if banned is not None:
             raise moderation_refusal("banned")
-        # Hazard: counted, then added, so two joins racing for the last place may both get
-        # in (a room overshoots its limit by the joins in flight at once, never more).
+        # The early answer; joins racing for the last place both pass it, and the add itself
+        # (``RoomStore.add_member``, counted and added in one step) refuses all but one.
         if count >= self.limit(room):
             raise moderation_refusal("room_full")
 

@@ -263,10 +263,13 @@ class Rooms:
         and the add would be undone by the add landing after the ban's removal; the ban is
         read again once added (a ban is stored before its removal runs, so one of the two
         sees the other) and the user removed again."""
-        added = await self._store.add_member(room.id, user_id)
-        if not added or self.roles is None or unmanaged(room):
+        # The member limit of a managed room is enforced by the add itself (the count in
+        # ``check_entry`` is only the early answer: joins racing for the last place both pass it).
+        roles = None if unmanaged(room) else self.roles
+        added = await self._store.add_member(room.id, user_id, roles.limit(room) if roles else 0)
+        if not added or roles is None:
             return added
-        if await self.roles.store.restricted(room.id, user_id, "ban") is not None:
+        if await roles.store.restricted(room.id, user_id, "ban") is not None:
             await self._store.remove_member(room.id, user_id)
             raise moderation_refusal("banned")
         return added

@@ -11,7 +11,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from chat.errors import ChatError, forbidden, not_found
+from chat.errors import ChatError, forbidden, moderation_refusal, not_found
 from chat.models import DELETED_NAME, Room, dm_members, is_dm_room
 from fakes.accounts import MemoryAccounts
 from fakes.clock import Clock
@@ -94,12 +94,14 @@ class MemoryRooms:
                 found[room_id] = self.rooms[room_id]
         return found
 
-    async def add_member(self, room_id: str, user_id: str) -> bool:
+    async def add_member(self, room_id: str, user_id: str, most: int = 0) -> bool:
         listed = self.lists.setdefault(user_id, set())
         if room_id not in listed and self._rooms_max and self._joined(user_id) >= self._rooms_max:
             raise self._too_many()
-        listed.add(room_id)
         members = self.members.setdefault(room_id, set())
+        if most and user_id not in members and len(members) >= most:
+            raise moderation_refusal("room_full")
+        listed.add(room_id)
         added = user_id not in members
         members.add(user_id)
         if added:

@@ -4,6 +4,7 @@ adapters, so that the fakes the unit tier relies on cannot drift from what Redis
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -162,6 +163,26 @@ async def test_membership_changes_say_whether_they_changed_anything(stores):
     assert await stores.rooms.remove_member(r, "bob") is True
     assert await stores.rooms.remove_member(r, "bob") is False
     assert await stores.rooms.user_rooms("bob") == {"lobby"}
+
+
+async def test_a_full_room_refuses_a_new_member_in_the_same_step_as_it_counts(stores):
+    users = [f"u{i}" for i in range(8)]
+    for user_id in ["ann", *users]:
+        await stores.user(user_id, user_id.title())
+    r = room()
+    await stores.rooms.create(r, "R", True, "ann")  # 1 member: places for 3 more of 4
+    outcomes = await asyncio.gather(
+        *(stores.rooms.add_member(r, u, 4) for u in users), return_exceptions=True
+    )
+    joined = [u for u, out in zip(users, outcomes, strict=True) if out is True]
+    refused = [out for out in outcomes if isinstance(out, ChatError)]
+    assert len(joined) == 3 and [e.code for e in refused] == ["room_full"] * 5
+    assert await stores.rooms.member_count(r) == 4
+    for user_id in users:  # a refused user keeps no listing of the room
+        assert (r in await stores.rooms.user_rooms(user_id)) == (user_id in joined)
+    assert await stores.rooms.add_member(r, joined[0], 4) is False  # a member: not counted
+    await stores.rooms.remove_member(r, joined[0])  # a place again: one of the refused takes it
+    assert await stores.rooms.add_member(r, next(u for u in users if u not in joined), 4)
 
 
 async def test_user_and_public_room_lists(stores):

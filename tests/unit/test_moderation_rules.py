@@ -5,6 +5,7 @@ changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
@@ -248,6 +249,17 @@ async def test_managed_rooms_are_private_and_only_admins_add_members(node):
     await ok(ann, "invite", {"room": "den", "user": "bob"})
     await ok(bob, "invite", {"room": "den", "user": "cid"})
     assert [j["room"] for j in cid.events("joined")] == ["team", "den"]
+
+
+async def test_joins_racing_for_the_last_place_get_it_once(world):
+    node = MemoryNode(world, "n1", members_max=10)
+    ann, *others = [await node.connect(u) for u in ("ann", "bob", "cid", "dan")]
+    await node.rooms.create(ann.conn.user, "club", None, False, False, 2)
+    # All three pass the early count (each awaits it before any adds); the add decides.
+    acks = await asyncio.gather(*(c.call("join", {"room": "club"}) for c in others))
+    assert sorted(a["ok"] for a in acks) == [False, False, True]
+    assert {a["error"]["code"] for a in acks if not a["ok"]} == {"room_full"}
+    assert len(world.rooms.members["club"]) == 2
 
 
 async def test_member_limits_are_enforced_on_join_and_invite(world):

@@ -24,7 +24,7 @@ from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, member_keys, tail
 from chat.adapters.cluster.scripts import Script
-from chat.errors import ChatError, forbidden, not_found
+from chat.errors import ChatError, forbidden, moderation_refusal, not_found
 from chat.models import Room, dm_members, is_dm_room
 
 LOBBY = Room("lobby", "Lobby", private=False)
@@ -232,13 +232,19 @@ class ClusterRooms:
             result[LOBBY.id] = LOBBY
         return {**result, **dms}
 
-    async def add_member(self, room_id: str, user_id: str) -> bool:
+    async def add_member(self, room_id: str, user_id: str, most: int = 0) -> bool:
         """Add a member; True if they were not one already.  ``too_many`` when the user is in
-        as many rooms as allowed.  The user's list first: it holds the bound, and a crash
-        before the second write leaves a listed room that the next join completes."""
+        as many rooms as allowed, ``room_full`` when the room has ``most`` members (0: no
+        bound; counted and added in one step).  The user's list first: it holds the bound,
+        and a crash before the second write leaves a listed room that the next join completes
+        (a full room takes the listing back)."""
         if not await self._user_script(self._link_script, user_id, [room_id, self._rooms_max]):
             raise self._too_many()
-        return await self.roster.add(room_id, user_id)
+        added = await self.roster.add(room_id, user_id, most=most)
+        if added < 0:
+            await self._user_script(self._unlink, user_id, [room_id])
+            raise moderation_refusal("room_full")
+        return bool(added)
 
     async def remove_member(self, room_id: str, user_id: str) -> bool:
         """Remove a member; a role they had in the room goes with them."""

@@ -69,6 +69,19 @@ end
 return added
 """
 
+# SET_MEMBER's 'add' behind a bound: ARGV[7] the most members (0: none).  -1 (nothing written)
+# if the room is full: counted and added in one step, so joins racing for the last place
+# cannot both get it.
+ADD_MEMBER = (
+    """
+if tonumber(ARGV[7]) > 0 and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0
+    and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[7]) then
+  return -1
+end
+"""
+    + SET_MEMBER
+)
+
 # KEYS: as SET_MEMBER.  ARGV: id.  Returns 1 if ``members`` lost the id (and its read position:
 # joining again starts from the room's newest message then).
 REMOVE_MEMBER = """
@@ -110,6 +123,7 @@ class ClusterRoster:
     def __init__(self, cluster: Cluster) -> None:
         self._cluster = cluster
         self._set = Script(cluster, SET_MEMBER)
+        self._add = Script(cluster, ADD_MEMBER)
         self._remove = Script(cluster, REMOVE_MEMBER)
 
     async def _run(self, script: Script, room_id: str, args: list[Any]) -> int:
@@ -128,11 +142,14 @@ class ClusterRoster:
         name = _text(name) or (user_id if missing is None else missing)
         return [int(_text(presence_v) or 0), _text(online) or "0", int(_text(name_v) or 0), name]
 
-    async def add(self, room_id: str, user_id: str, state: list[Any] | None = None) -> bool:
-        """Make the user a member; True if they were not one.  ``state`` as ``state()``."""
+    async def add(
+        self, room_id: str, user_id: str, state: list[Any] | None = None, *, most: int = 0
+    ) -> int:
+        """Make the user a member: 1 if they were not one, 0 if they were, -1 (nothing
+        changed) if the room has ``most`` members already.  ``state`` as ``state()``."""
         pv, online, nv, name = state if state is not None else await self.state(user_id)
-        args = [user_id, pv, online, nv, tail(user_id, name), "add"]
-        return bool(await self._run(self._set, room_id, args))
+        args = [user_id, pv, online, nv, tail(user_id, name), "add", most]
+        return await self._run(self._add, room_id, args)
 
     async def remove(self, room_id: str, user_id: str) -> bool:
         return bool(await self._run(self._remove, room_id, [user_id]))
