@@ -23,6 +23,7 @@ import socket
 import ssl
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 import hiredis
@@ -163,3 +164,65 @@ class RespConnection(asyncio.Protocol):
             future = self._pending.popleft()[2]
             if not future.done():
                 future.set_exception(exc)
+
+
+class RespSlot:
+    """The connection to one server that its owner keeps: opened when first needed, once
+    however many ask at the same time, and replaced after it closed (a closed connection is
+    never handed out).  ``close`` ends it for good."""
+
+    def __init__(
+        self, host: str, port: int, *, access: RedisAccess, client_name: str, timeout: float,
+        connect_timeout: float = 2.0,
+    ) -> None:  # fmt: skip
+        self.name = f"{host}:{port}"
+        self._new = partial(
+            RespConnection.open, host, port, access=access, client_name=client_name,
+            timeout=timeout, connect_timeout=connect_timeout, on_close=self._forget,
+        )  # fmt: skip
+        #: The open connection, if any: the fast path of every send.
+        self.conn: RespConnection | None = None
+        self._opening: asyncio.Future[RespConnection] | None = None
+        self._closed = False
+
+    def opening(self) -> asyncio.Future[RespConnection]:
+        """The future of a new connection (the one being opened, if any); it fails with
+        ``ConnectionError`` if the connection is lost before it is handed out."""
+        if self._closed:
+            raise ConnectionError(f"connection to {self.name} closed for good")
+        if self._opening is None:
+            self._opening = asyncio.ensure_future(self._open())
+            # Retrieved here too: a failed opening nobody awaits any more is no error to log.
+            self._opening.add_done_callback(_retrieve)
+        return self._opening
+
+    async def connect(self) -> RespConnection:
+        if self.conn is not None:
+            return self.conn
+        return await asyncio.shield(self.opening())
+
+    def close(self) -> None:
+        self._closed = True
+        if self._opening is not None:
+            self._opening.cancel()
+        if self.conn is not None:
+            self.conn.close()
+
+    async def _open(self) -> RespConnection:
+        try:
+            conn = await self._new()
+        finally:
+            self._opening = None
+        if conn.closed:  # lost at once: its on_close has run, so nothing would forget it
+            raise ConnectionError(f"connection to {self.name} lost")
+        self.conn = conn
+        return conn
+
+    def _forget(self, conn: RespConnection) -> None:
+        if self.conn is conn:
+            self.conn = None
+
+
+def _retrieve(done: asyncio.Future[RespConnection]) -> None:
+    if not done.cancelled():
+        done.exception()

@@ -40,13 +40,6 @@ async def test_durable_writes_behind_a_batch_in_flight_share_one_wait(redis_clea
                 )
             )
         await cluster.send(other, "GET", other)
-        print(
-            "DBG",
-            first.done() and (first.exception() or first.result()),
-            [t.done() and (t.exception() or t.result()) for t in later],
-            cluster._pipeline._conns.keys(),
-            cluster.has_replica(cluster.master_of("{g}")),
-        )
         assert not first.done() and not any(t.done() for t in later)  # writes are paused
         await admin.execute_command("CLIENT", "UNPAUSE")
         assert await asyncio.gather(first, *later) == [b"OK"] * 4

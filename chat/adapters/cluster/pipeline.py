@@ -38,7 +38,7 @@ from redis.exceptions import ClusterDownError, ConnectionError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat.adapters.redis_common import COMMAND_TIMEOUT, RedisAccess
-from chat.adapters.resp import RespConnection
+from chat.adapters.resp import RespConnection, RespSlot
 from chat.errors import unavailable
 
 #: Commands of one iteration sent at once when this many are waiting already.
@@ -86,9 +86,8 @@ class Pipeline:
         self._scripts: dict[str, str] = {}
         self._items: list[Item] = []
         self._scheduled = False
-        #: Open connections by (master "host:port", durable); connections being opened.
-        self._conns: dict[tuple[str, bool], RespConnection] = {}
-        self._opening: dict[tuple[str, bool], asyncio.Future[RespConnection]] = {}
+        #: The connections to each master ("host:port"): plain (False) and durable (True).
+        self._slots: dict[tuple[str, bool], RespSlot] = {}
         self._lanes: dict[str, _Lane] = {}
         self._reloads: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -137,10 +136,8 @@ class Pipeline:
             self._sweeper.cancel()
         items, self._items = self._items, []
         self._fail(items, ConnectionError("the cluster client is closed"))
-        for opening in self._opening.values():
-            opening.cancel()
-        for conn in list(self._conns.values()):
-            conn.close()  # its batches fail; their lanes see the client closed
+        for slot in self._slots.values():
+            slot.close()  # its batches fail; their lanes see the client closed
         for task in self._reloads:
             task.cancel()
         await asyncio.gather(*self._reloads, return_exceptions=True)
@@ -148,6 +145,9 @@ class Pipeline:
     def _flush(self) -> None:
         self._scheduled = False
         items, self._items = self._items, []
+        if self._closed:
+            self._fail(items, ConnectionError("the cluster client is closed"))
+            return
         groups: dict[str, tuple[ClusterNode, list[Item]]] = {}
         for item in items:
             try:
@@ -171,11 +171,10 @@ class Pipeline:
             if not lane.busy:
                 self._next(node, lane)
             return
-        conn = self._conns.get((node.name, False))
+        slot = self._slot(node, False)
+        conn = slot.conn
         if conn is None:
-            self._when_open(
-                node, False, lambda: self._send(node, group), partial(self._fail, group)
-            )
+            self._when_open(slot, lambda: self._send(node, group), partial(self._fail, group))
             return
         try:
             sent = conn.send([command.args for command, _ in group])
@@ -196,12 +195,11 @@ class Pipeline:
         lane.busy = bool(groups)
         if not groups:
             return
-        conn = self._conns.get((node.name, True))
+        slot = self._slot(node, True)
+        conn = slot.conn
         if conn is None:  # opened first; then whatever waits by then goes
             lane.waiting = groups
-            self._when_open(
-                node, True, lambda: self._next(node, lane), lambda e: self._drop(lane, e)
-            )
+            self._when_open(slot, lambda: self._next(node, lane), lambda e: self._drop(lane, e))
             return
         commands = [command.args for group in groups for command, _ in group]
         try:
@@ -256,7 +254,7 @@ class Pipeline:
         """Load the scripts ``group`` calls on ``node``, then send the calls again."""
         shas = {command.args[1] for command, _ in group}
         try:
-            conn = self._conns.get((node.name, False)) or await self._connect(node, False)
+            conn = await self._slot(node, False).connect()
             await conn.send([("SCRIPT", "LOAD", self._scripts[sha]) for sha in shas])
         except Exception as exc:
             self._fail(group, exc)
@@ -271,14 +269,22 @@ class Pipeline:
 
     # --- connections -----------------------------------------------------------------
 
+    def _slot(self, node: ClusterNode, durable: bool) -> RespSlot:
+        key = (node.name, durable)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = RespSlot(
+                node.host, int(node.port), access=self._access, client_name=self._client_name,
+                timeout=COMMAND_TIMEOUT,
+            )  # fmt: skip
+        return slot
+
     def _when_open(
-        self, node: ClusterNode, durable: bool, then: Callable[[], None],
-        failed: Callable[[BaseException], None],
-    ) -> None:  # fmt: skip
-        """``then()`` once the connection of this kind to ``node`` is open, else
-        ``failed(exc)``; one opening however many ask at the same time."""
+        self, slot: RespSlot, then: Callable[[], None], failed: Callable[[BaseException], None]
+    ) -> None:
+        """``then()`` once ``slot`` has its connection open, else ``failed(exc)``."""
         try:
-            opening = self._open(node, durable)
+            opening = slot.opening()
         except ConnectionError as exc:  # the client is closed
             failed(exc)
             return
@@ -287,41 +293,8 @@ class Pipeline:
             if done.cancelled():
                 failed(ConnectionError("the cluster client is closed"))
             elif (exc := done.exception()) is not None:
-                failed(exc)
-            elif done.result().closed:  # lost at once: retried by the callers, with backoff
-                failed(ConnectionError(f"connection to {node.name} closed"))
+                failed(exc)  # retried by the callers, with backoff
             else:
                 then()
 
         opening.add_done_callback(after)
-
-    async def _connect(self, node: ClusterNode, durable: bool) -> RespConnection:
-        conn = self._conns.get((node.name, durable))
-        return conn if conn is not None else await asyncio.shield(self._open(node, durable))
-
-    def _open(self, node: ClusterNode, durable: bool) -> asyncio.Future[RespConnection]:
-        key = (node.name, durable)
-        opening = self._opening.get(key)
-        if opening is None:
-            if self._closed:
-                raise ConnectionError("the cluster client is closed")
-            opening = asyncio.ensure_future(
-                RespConnection.open(
-                    node.host, int(node.port), access=self._access,
-                    client_name=self._client_name, timeout=COMMAND_TIMEOUT,
-                    on_close=lambda conn: self._forget(key, conn),
-                )
-            )  # fmt: skip
-            self._opening[key] = opening
-            opening.add_done_callback(lambda done: self._settle(key, done))
-        return opening
-
-    def _settle(self, key: tuple[str, bool], done: asyncio.Future[RespConnection]) -> None:
-        self._opening.pop(key, None)
-        # Not one that closed already: its on_close has run, so nothing would remove it.
-        if not done.cancelled() and done.exception() is None and not done.result().closed:
-            self._conns[key] = done.result()
-
-    def _forget(self, key: tuple[str, bool], conn: RespConnection) -> None:
-        if self._conns.get(key) is conn:
-            del self._conns[key]

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 
 from chat.adapters.redis_common import RedisAccess, connection_kwargs, reconnect_backoff
-from chat.adapters.resp import RespConnection
+from chat.adapters.resp import RespSlot
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,12 @@ class Publisher:
         self.failures = 0  # batches that failed
         self.dropped = 0  # failed payloads a full backlog could not keep
         parts = urlsplit(url)
-        self._address = (parts.hostname or "localhost", parts.port or 6379)
-        self._access = replace(access, tls=parts.scheme == "rediss")
-        self._client_name = f"chat-{node_id}-pub"
-        self._conn: RespConnection | None = None
-        self._opening: asyncio.Future[RespConnection] | None = None
+        self._slot = RespSlot(
+            parts.hostname or "localhost", parts.port or 6379,
+            access=replace(access, tls=parts.scheme == "rediss"),
+            client_name=f"chat-{node_id}-pub", timeout=PUBLISH_TIMEOUT,
+            connect_timeout=PUBLISH_TIMEOUT,
+        )  # fmt: skip
         # Only for ``numsub`` (operator commands): publishes never use its pool.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
@@ -84,8 +85,7 @@ class Publisher:
         if self._retrying is not None:
             self._retrying.cancel()
             await asyncio.gather(self._retrying, return_exceptions=True)
-        if self._conn is not None:
-            self._conn.close()
+        self._slot.close()
         await self._redis.aclose()
 
     @property
@@ -113,9 +113,7 @@ class Publisher:
         """One write on the pipelined connection (opened first if need be)."""
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT):
-                conn = self._conn
-                if conn is None or conn.closed:
-                    conn = await self._connect()
+                conn = self._slot.conn or await self._slot.connect()
                 replies = await conn.send([("PUBLISH", c, p) for c, p in items])
             for reply in replies:  # an error reply (a missing permission): the batch failed
                 if isinstance(reply, Exception):
@@ -124,23 +122,6 @@ class Publisher:
         except Exception:
             self.failures += 1
             raise
-
-    async def _connect(self) -> RespConnection:
-        """A new connection, opened once however many batches ask at the same time."""
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(
-                RespConnection.open(
-                    *self._address, access=self._access, client_name=self._client_name,
-                    timeout=PUBLISH_TIMEOUT, connect_timeout=PUBLISH_TIMEOUT,
-                )
-            )  # fmt: skip
-            self._opening.add_done_callback(self._opened)
-        return await asyncio.shield(self._opening)
-
-    def _opened(self, done: asyncio.Future[RespConnection]) -> None:
-        self._opening = None
-        if not done.cancelled() and done.exception() is None:
-            self._conn = done.result()
 
     def _keep(self, items: list[Publish]) -> None:
         room = max(0, BACKLOG_MAX - len(self._backlog))
