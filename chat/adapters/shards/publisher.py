@@ -53,9 +53,7 @@ class ShardUnavailable(ConnectionError):
 
 
 class Publisher:
-    def __init__(
-        self, url: str, *, name: str, node_id: str, connections: int, access: RedisAccess
-    ) -> None:
+    def __init__(self, url: str, *, name: str, node_id: str, access: RedisAccess) -> None:
         self._name = name
         self._backlog: deque[Publish] = deque()
         self._backlog_bytes = 0
@@ -72,7 +70,7 @@ class Publisher:
         # Only for ``numsub`` (operator commands): publishes never use its pool.
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            max_connections=connections,
+            max_connections=2,
             timeout=5.0,
             **connection_kwargs(f"chat-{node_id}-pub", per_command_timeout=False),
             **access.url_kwargs(url),

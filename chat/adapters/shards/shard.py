@@ -46,7 +46,6 @@ class Shard:
         node_id: str,
         ping_interval: float = 1.0,
         dead_after: float = 5.0,
-        publish_connections: int = 8,
         access: RedisAccess | None = None,
     ) -> None:
         self.name = name
@@ -71,10 +70,7 @@ class Shard:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()  # replaced on every state change; see wait_until
         self.reconnects = 0
-        self._publisher = Publisher(
-            url, name=name, node_id=node_id, connections=publish_connections,
-            access=self._access,
-        )  # fmt: skip
+        self._publisher = Publisher(url, name=name, node_id=node_id, access=self._access)
         #: Called (in a task) once a replaced connection has every wanted channel again.
         self.on_resubscribed: Callable[[frozenset[str]], None] | None = None
         self._publishes: Batcher[tuple[str, bytes], Any] = Batcher(self._publisher.send_batch)
