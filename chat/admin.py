@@ -15,6 +15,7 @@ from typing import TextIO
 
 from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
+from chat.adapters.cluster.moderation import ClusterModeration
 from chat.adapters.cluster.people import ClusterPeople
 from chat.adapters.cluster.presence import ClusterPresence
 from chat.adapters.cluster.rooms import ClusterRooms
@@ -169,7 +170,7 @@ async def _delete(settings: Settings, cluster: Cluster, who: str) -> int:
         people = ClusterPeople(cluster)
         deletion = AccountDeletion(
             None, ClusterAccounts(cluster, roster), people, ClusterSessions(cluster), rooms,
-            broker,
+            broker, ClusterModeration(cluster, max_len=settings.history_max),
         )  # fmt: skip
         try:
             user = await deletion.find(who)

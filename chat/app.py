@@ -258,7 +258,9 @@ def build_node(s: Settings) -> Node:
         people=people,
     ).events()
     sockets.serve(connections, limiter.guard(events))
-    deletion = AccountDeletion(accounts, db.users, db.people, sign_ins, db.rooms, broker)
+    deletion = AccountDeletion(
+        accounts, db.users, db.people, sign_ins, db.rooms, broker, db.moderation
+    )
     rest = Rest(
         accounts, renaming, messaging, rooms, recovery, shown, presence.online,
         token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,

@@ -12,7 +12,10 @@ The order is chosen so that nothing can sign the user in again half-way:
    ``revoke`` on the user's channel closes their sockets on every node (``session_end``
    ``token_revoked``); presence follows the closed sockets;
 3. the user leaves every room (the room list is read before step 1 and kept): the members
-   get ``left`` as for a leave; the lobby's member list drops them too.
+   get ``left`` as for a leave; the lobby's member list drops them too.  Where the user was
+   the owner, the room goes first to an admin, else to another member (online ones first,
+   then by name: the members list's order), as a ``transfer`` entry from the deleted user:
+   a room with members never loses its owner (an owner who leaves must transfer too).
 
 Every step is idempotent: an interrupted deletion is finished by ``chat users delete`` again
 (by id: the user is known as deleted even without a record).
@@ -21,6 +24,7 @@ Every step is idempotent: an interrupted deletion is finished by ``chat users de
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Collection, Sequence
 
 import msgspec
@@ -28,7 +32,9 @@ import msgspec
 from chat.core.accounts import Accounts
 from chat.core.connections import room_channel
 from chat.core.controls import Revoke, control, room_notice
+from chat.core.messaging import publish_message
 from chat.core.people import DELETED_NAME
+from chat.core.roles import ADMIN, OWNER, effective_role
 from chat.errors import ChatError, not_found
 from chat.models import (
     Envelope,
@@ -39,11 +45,22 @@ from chat.models import (
     is_dm_room,
     is_user_id,
 )
-from chat.ports import AccountStore, Broker, History, PeopleStore, RoomStore, SessionStore
+from chat.ports import (
+    AccountStore,
+    Broker,
+    History,
+    ModerationRequest,
+    PeopleStore,
+    RoleStore,
+    RoomStore,
+    SessionStore,
+)
 
 log = logging.getLogger(__name__)
 
 LOBBY = "lobby"
+#: Members looked at for a new owner when the room has no admin (the first page of the list).
+SUCCESSORS = 100
 
 
 class AccountDeletion:
@@ -55,6 +72,7 @@ class AccountDeletion:
         sessions: SessionStore,
         rooms: RoomStore,
         broker: Broker,
+        roles: RoleStore,
     ) -> None:
         """``accounts``: checks the password of ``delete_own`` (None: operator use only)."""
         self._accounts = accounts
@@ -63,6 +81,7 @@ class AccountDeletion:
         self._sessions = sessions
         self._rooms = rooms
         self._broker = broker
+        self._roles = roles
 
     async def delete_own(
         self, user_id: str, password: object, client: str, device: object = None
@@ -120,6 +139,8 @@ class AccountDeletion:
         for room_id in sorted(rooms):
             if is_dm_room(room_id):
                 continue  # a DM is its two users' for good: its history stays the partner's
+            if room_id != LOBBY:
+                await self._pass_ownership(room_id, shown)
             removed = await self._rooms.remove_member(room_id, user.id)
             channel = room_channel(room_id)
             # No ``room_removed`` control: the user's sockets are closing (step 2).
@@ -128,6 +149,36 @@ class AccountDeletion:
                 left = Envelope("emit", "left", notice.notice(), skip_user=user.id)
                 # Never raises: a failed one is published again by the broker (its backlog).
                 await self._broker.publish_each([channel], encode_envelope(left))
+
+    async def _pass_ownership(self, room_id: str, user: UserRecord) -> None:
+        """Transfer the room from ``user`` if they own it: to an admin, else to a member.  A
+        candidate who left or was deleted meanwhile is refused by the transfer itself (checked
+        with the roles and the members, atomically), and the next one is asked."""
+        room = await self._rooms.get(room_id)
+        if room is None:
+            return
+        stored = (await self._roles.roles([room_id])).get(room_id, {})
+        if effective_role(stored, room, user.id) != OWNER:
+            return
+        page, _ = await self._rooms.members_page(room_id, 0, SUCCESSORS)
+        listed = [m["id"] for m in page if m["id"] != user.id]
+        place = {u: i for i, u in enumerate(listed)}
+        admins = [u for u, r in stored.items() if r == ADMIN and u != user.id]
+        admins.sort(key=lambda u: (place.get(u, len(place)), u))
+        for candidate in dict.fromkeys([*admins, *listed]):
+            target = await self._users.user(candidate)
+            if target is None:
+                continue
+            request = ModerationRequest(
+                "transfer", room_id, user.ref, target.ref, secrets.token_urlsafe(12)
+            )
+            try:
+                entry = await self._roles.moderate(request)
+            except ChatError:
+                continue
+            if entry is not None:
+                await publish_message(self._broker, entry)
+            return
 
 
 class DeletedNames:

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 from chat import channels
 from chat.core.connections import Conn
@@ -118,7 +118,7 @@ class Messaging:
             return await self._store_and_publish(sender, room_id, text, cid, mentions)
         await self._room_store.ensure_dm(room_id)
         message = await self._store(sender, room_id, text, cid, mentions, dm=True)
-        await self._publish(message, _channels(room_id))
+        await publish_message(self._broker, message)
         _remember(self._known_dms, room_id)
         return message
 
@@ -136,7 +136,7 @@ class Messaging:
         self, sender: UserRecord, room_id: str, text: str, cid: str | None, mentions: Sequence[str]
     ) -> Message:
         message = await self._store(sender, room_id, text, cid, mentions, dm=is_dm_room(room_id))
-        await self._publish(message, _channels(room_id))
+        await publish_message(self._broker, message)
         return message
 
     async def _store(
@@ -163,15 +163,17 @@ class Messaging:
 
     async def publish(self, message: Message) -> None:
         """Publish a stored stream entry where its room's messages go (changes use it)."""
-        await self._publish(message, _channels(message.room))
+        await publish_message(self._broker, message)
 
-    async def _publish(self, message: Message, channels: Collection[str]) -> None:
-        envelope = Envelope("emit", "message", message, room=message.room, seq=message.seq)
-        payload = encode_envelope(envelope)
-        for result in await self._broker.publish_each(channels, payload):
-            if result is not None:
-                # Stored, so not lost: receivers fill the gap from history, clients by sync.
-                log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
+
+async def publish_message(broker: Broker, message: Message) -> None:
+    """Publish a stored stream entry where its room's messages go; never raises."""
+    envelope = Envelope("emit", "message", message, room=message.room, seq=message.seq)
+    payload = encode_envelope(envelope)
+    for result in await broker.publish_each(_channels(message.room), payload):
+        if result is not None:
+            # Stored, so not lost: receivers fill the gap from history, clients by sync.
+            log.warning("publish of %s/%s failed: %r", message.room, message.seq, result)
 
 
 class _RandomPool:

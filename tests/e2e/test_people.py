@@ -205,13 +205,26 @@ async def chat_users(stack: Stack, *args: str) -> tuple[int, str, str]:
 
 
 async def test_the_operator_deletes_an_account_by_email(stack: Stack):
-    user = await register(stack.url(0), "Operated")
-    async with connected(stack.url(1), user.token) as s:
+    user, heir = await register(stack.url(0), "Operated"), await register(stack.url(1), "Heir")
+    room = room_id()
+    status, _, _ = await call("POST", f"{stack.url(0)}/api/rooms", {"id": room}, token=user.token)
+    assert status == 201
+    async with (
+        connected(stack.url(1), user.token) as s,
+        connected(stack.url(0), heir.token) as h,
+    ):
+        assert (await h.call("join", {"room": room}))["ok"]
         code, out, err = await chat_users(stack, "delete", user.email.upper())
         assert code == 0, err
         assert user.id in out
         assert (await s.next("session_end"))["code"] == "token_revoked"
         await asyncio.wait_for(s.disconnected.wait(), 10)
+        # The room is not left without an owner: its only other member has it now.
+        entry = await h.next("message")
+        assert (entry["action"], entry["user"]["id"]) == ("transfer", heir.id)
+        assert entry["from"] == {"id": user.id, "name": "Deleted user"}
+        status, body, _ = await call("GET", f"{stack.url(1)}/api/rooms", token=heir.token)
+        assert {r["id"]: r.get("role") for r in body["rooms"]}[room] == "owner"
     assert (await chat_users(stack, "delete", user.email))[0] == 2  # no such user now
     assert (await chat_users(stack, "delete", user.id))[0] == 0  # finishing it again is fine
     code, out, _ = await chat_users(stack, "reindex")

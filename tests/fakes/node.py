@@ -143,7 +143,7 @@ class MemoryNode:
         )
         self.recovery = Recovery(DeletedNames(w.history, w.people), self.rooms, self.connections)
         self.deletion = AccountDeletion(
-            self.accounts, w.accounts, w.people, w.sessions, w.rooms, self.broker
+            self.accounts, w.accounts, w.people, w.sessions, w.rooms, self.broker, w.moderation
         )
         self.changes = Changes(
             w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s,

@@ -307,3 +307,48 @@ async def test_a_ban_landing_between_the_check_and_the_add_still_keeps_the_user_
     ack = await bob.call("join", {"room": room})
     assert ack["error"]["code"] == "banned"
     assert not await world.rooms.is_member(room, "bob") and bob.events("joined") == []
+
+
+async def test_a_deleted_owners_rooms_go_to_an_admin_else_to_a_member(node, other, world):
+    ann, bob, cid, dan = (
+        await node.connect("ann"), await node.connect("bob"), await other.connect("cid"),
+        await other.connect("dan"),
+    )  # fmt: skip
+    club = await room_of(node, ann, "club", bob, cid, dan)
+    await ok(ann, "role", {"room": club, "user": "cid", "role": "admin"})
+    den = await room_of(node, ann, "den", bob, private=True)
+    alone = await room_of(node, ann, "alone")
+    guest = await room_of(node, bob, "guest", ann)
+    for client in (bob, cid, dan):
+        client.clear()
+
+    await node.deletion.delete(world.accounts.records["ann"])
+    await node.settle()
+    await other.settle()
+
+    gone = {"id": "ann", "name": "Deleted user"}
+    # The admin, not the member listed first, gets the room; everyone sees the transfer.
+    entry = next(m for m in dan.events("message") if m.get("action") == "transfer")
+    assert entry["room"] == club and entry["from"] == gone and entry["user"]["id"] == "cid"
+    assert entry in (await dan.call("history", {"room": club}))["messages"]
+    assert world.rooms.roles[club] == {"cid": "owner"}
+    await ok(cid, "room_settings", {"room": club, "member_limit": 10})  # owners only
+    # No admin: a member.
+    assert world.rooms.roles[den] == {"bob": "owner"}
+    await ok(bob, "room_settings", {"room": den, "member_limit": 5})
+    # Nobody left to take it, or not ann's: nothing to transfer.
+    assert world.rooms.roles[alone] == {} and world.rooms.roles[guest] == {"bob": "owner"}
+    transfers = [m for m in bob.events("message") if m.get("action") == "transfer"]
+    assert [m["room"] for m in transfers] == [club, den]
+
+
+async def test_a_deleted_owners_room_skips_a_candidate_who_cannot_take_it(node, world):
+    ann, bob, cid = await node.connect("ann"), await node.connect("bob"), await node.connect("cid")
+    club = await room_of(node, ann, "club", bob, cid)
+    await ok(ann, "role", {"room": club, "user": "bob", "role": "admin"})
+    await ok(bob, "leave", {"room": club})  # an admin who left is no candidate
+    world.rooms.roles[club]["bob"] = "admin"  # as a leave racing the deletion's read
+
+    await node.deletion.delete(world.accounts.records["ann"])
+
+    assert world.rooms.roles[club] == {"bob": "admin", "cid": "owner"}
