@@ -238,7 +238,7 @@ def build_node(s: Settings) -> Node:
         db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s,
         roles=roles,
     )  # fmt: skip
-    moderation = Moderation(roles, rooms, messaging, db.users, db.history)
+    moderation = Moderation(roles, rooms, messaging, db.users, db.history, broker)
     member_presence = MemberPresence(presence, connections, rooms, db.rooms)
     renaming = Renaming(accounts, db.rooms, broker)
     reading = Reading(

@@ -16,15 +16,19 @@ moderation (``forbidden``).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import Any
 
+from chat import channels
 from chat.core.messaging import Messaging
 from chat.core.roles import OWNER, RoomRoles, check_limit, unmanaged
 from chat.core.rooms import Rooms
 from chat.errors import forbidden, moderation_refusal, not_found
-from chat.models import Message, Room, UserRecord
-from chat.ports import AccountStore, History, ModerationRequest
+from chat.models import Envelope, Message, Room, UserRecord, encode_envelope
+from chat.ports import AccountStore, Broker, History, ModerationRequest
+
+log = logging.getLogger(__name__)
 
 ACTIONS = ("kick", "ban", "unban", "mute", "unmute", "role", "transfer")
 #: Actions that remove the target from the room.
@@ -39,12 +43,14 @@ class Moderation:
         messaging: Messaging,
         users: AccountStore,
         history: History,
+        broker: Broker,
     ) -> None:
         self._roles = roles
         self._rooms = rooms
         self._messaging = messaging
         self._users = users
         self._history = history
+        self._broker = broker
 
     async def act(
         self, actor: UserRecord, action: str, room_id: object, user_id: str, *,
@@ -94,4 +100,14 @@ class Moderation:
         await store.set_settings(room.id, managed, limit)
         now = await store.get(room.id)
         assert now is not None  # rooms are never deleted
-        return now.wire(await self._history.last_seq(room.id), role=OWNER)
+        shown = now.wire(await self._history.last_seq(room.id))
+        # Every member's socket, the owner's other devices included, sees the room as it is
+        # now.  Not a stream entry: a socket that missed it reads the room again on connect.
+        # Without ``last_seq``: that is the stream's to tell, in order.
+        public = {k: v for k, v in shown.items() if k != "last_seq"}
+        update = Envelope("emit", "room_updated", {"room": public})
+        try:
+            await self._broker.publish(channels.room_channel(room.id), encode_envelope(update))
+        except Exception:  # stored already: the answer must say so
+            log.warning("room_updated of %s not published", room.id, exc_info=True)
+        return {**shown, "role": OWNER}

@@ -113,6 +113,7 @@ export class Chat {
     on("message", (message) => this.ingest(message, { live: true }));
     on("joined", (notice) => rooms.onJoined(this, notice));
     on("left", (notice) => rooms.onLeft(this, notice));
+    on("room_updated", (notice) => rooms.onUpdated(this, notice));
     on("presence", (notice) => this.members.presence(notice.user, notice.online));
     on("user", (user) => this.learnName(user.id, user.name));
     on("typing", (notice) => this.typing.received(notice));

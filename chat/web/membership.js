@@ -64,6 +64,17 @@ export async function refreshRoomInfo(chat, roomId) {
   }
 }
 
+/** `room_updated`: the owner changed the room's settings (managed, member limit). */
+export function onUpdated(chat, { room: info }) {
+  const room = chat.rooms.get(info.id);
+  if (!room) return;
+  room.private = info.private;
+  room.kind = kindOf(room.id, info.private);
+  room.setInfo(info); // no role in it: each member's own is kept
+  if (chat.current === room.id) chat.renderHeader(room);
+  chat.sidebar.render();
+}
+
 export function startDm(chat, userId, name) {
   const id = dmRoomId(chat.me.id, userId);
   if (!chat.rooms.has(id)) {

@@ -227,6 +227,8 @@ async def test_managed_rooms_limits_and_the_rest_mirrors(stack: Stack):
         assert await code(b, "send", {"room": rid, "text": "x"}) == "muted"
         status, body, _ = await call("PATCH", url, {"member_limit": 10}, ann.token)
         assert status == 200 and body["room"]["member_limit"] == 10
+        updated = (await b.next("room_updated", timeout=WITHIN))["room"]
+        assert updated == {k: v for k, v in body["room"].items() if k not in ("last_seq", "role")}
         status, body, _ = await call("PATCH", url, {"member_limit": 10}, bob.token)
         assert (status, body["error"]["code"]) == (403, "forbidden")
         _, rooms, _ = await call("GET", stack.url(0) + "/api/rooms", token=bob.token)

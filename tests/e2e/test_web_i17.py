@@ -163,6 +163,11 @@ async def test_managed_room_invites_by_name_and_only_admins_invite(stack: Stack,
     await bob.room(room).click()
     await expect(bob.testid("room-role")).to_have_text("You: Member")
     await expect(bob.testid("invite-form")).to_be_hidden()  # managed: members do not invite
+    # The owner's settings change reaches the open page of a member on the other node.
+    status, _ = await rest(ann, "PATCH", f"/api/rooms/{room}", {"member_limit": 3})
+    assert status == 200
+    await expect(bob.testid("room-kind")).to_have_text("Managed room · up to 3 members")
+    await expect(bob.testid("room-role")).to_have_text("You: Member")
     await expect(bob.member(ann.id).get_by_test_id("member-role")).to_have_text("Owner")
     await expect(ann.testid("invite-form")).to_be_visible()
     await expect(cy.room(room)).to_have_count(0)

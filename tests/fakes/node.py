@@ -149,7 +149,9 @@ class MemoryNode:
             w.changes, self.rooms, self.messaging, text_max=2000, edit_window_s=edit_window_s,
             roles=self.roles,
         )  # fmt: skip
-        self.moderation = Moderation(self.roles, self.rooms, self.messaging, w.accounts, w.history)
+        self.moderation = Moderation(
+            self.roles, self.rooms, self.messaging, w.accounts, w.history, self.broker
+        )
         self.watch = MemberPresence(self.presence, self.connections, self.rooms, w.rooms)
         self.profile = Renaming(self.accounts, w.rooms, self.broker)
         controls.register(self.fanout, self.connections)

@@ -352,3 +352,25 @@ async def test_a_deleted_owners_room_skips_a_candidate_who_cannot_take_it(node, 
     await node.deletion.delete(world.accounts.records["ann"])
 
     assert world.rooms.roles[club] == {"bob": "admin", "cid": "owner"}
+
+
+async def test_room_settings_reach_every_members_socket_live(node, other):
+    ann, ann_phone, bob, cid = (
+        await node.connect("ann"), await other.connect("ann"), await other.connect("bob"),
+        await node.connect("cid"),
+    )  # fmt: skip
+    room = await room_of(node, ann, "club", bob)
+    for client in (ann, ann_phone, bob, cid):
+        client.clear()
+
+    answer = await ok(ann, "room_settings", {"room": room, "managed": True, "member_limit": 5})
+    await node.settle()
+    await other.settle()
+
+    shown = {"id": room, "name": answer["room"]["name"], "private": True, "managed": True,
+             "member_limit": 5}  # fmt: skip
+    for client in (ann, ann_phone, bob):
+        assert client.events("room_updated") == [{"room": shown}]
+    assert cid.events("room_updated") == []  # not a member
+    await refused(bob, "room_settings", {"room": room, "member_limit": 3}, "forbidden")
+    assert bob.events("room_updated") == [{"room": shown}]  # a refusal announces nothing
