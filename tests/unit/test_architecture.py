@@ -140,7 +140,7 @@ DEVSTACK_LAYERS = {
 #: Third-party packages that only some modules may import.
 CONFINED = {
     "socketio": ["chat.adapters.sio"],
-    "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning"],
+    "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning", "chat.adapters.eio_ping"],
     "aiohttp": [
         "chat.app",
         "chat.serve",

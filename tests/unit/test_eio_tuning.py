@@ -5,15 +5,19 @@ keep the library's behaviour: the library's poll and ours run the same cases, ea
 from __future__ import annotations
 
 import asyncio
-from types import SimpleNamespace
+import time
+from types import MethodType, SimpleNamespace
 from typing import Any
 
 import pytest
-from engineio import exceptions
+from engineio import async_socket, exceptions
+from engineio import packet as eio_packet
 
-from chat.adapters import eio_tuning
+from chat.adapters import eio_ping, eio_tuning
 
 POLLS = {"library": eio_tuning.ORIGINAL, "project": eio_tuning.poll}
+LIBRARY_PING = async_socket.AsyncSocket.schedule_ping
+PINGS = {"library": LIBRARY_PING, "project": eio_ping.schedule_ping}
 QUEUES = {"asyncio": asyncio.Queue, "packet": eio_tuning.PacketQueue}
 #: Set by the ``poll`` fixture: the queue class the sockets of a test get.
 QUEUE: list[Any] = [asyncio.Queue]
@@ -80,16 +84,19 @@ def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> N
         return SimpleNamespace(create_queue=asyncio.Queue, _async={"websocket": "library's"})
 
     monkeypatch.setattr(async_socket.AsyncSocket, "poll", eio_tuning.ORIGINAL)
+    monkeypatch.setattr(async_socket.AsyncSocket, "schedule_ping", LIBRARY_PING)
     monkeypatch.setattr(eio_tuning, "version", lambda _: "5.0.0")
     other = server()
     assert not eio_tuning.apply(other, compression=False)
     assert async_socket.AsyncSocket.poll is eio_tuning.ORIGINAL
+    assert async_socket.AsyncSocket.schedule_ping is LIBRARY_PING
     assert other.create_queue is asyncio.Queue and other._async["websocket"] == "library's"
     monkeypatch.setattr(eio_tuning, "version", lambda _: eio_tuning.SERIES + "9")
     plain, compressing = server(), server()
     assert eio_tuning.apply(plain, compression=False)
     assert eio_tuning.apply(compressing, compression=True)
     assert async_socket.AsyncSocket.poll is eio_tuning.poll
+    assert async_socket.AsyncSocket.schedule_ping is eio_ping.schedule_ping
     assert isinstance(plain.create_queue(), eio_tuning.PacketQueue)
     assert plain._async["websocket"] is eio_tuning.PlainWebSocket
     assert compressing._async["websocket"] == "library's"
@@ -262,3 +269,45 @@ async def test_frames_are_the_bytes_aiohttps_writer_writes(size: int) -> None:
     payload = ("é" * size).encode()[:size]
     await writer.send_frame(payload, WSMsgType.TEXT)
     assert eio_tuning._text_frame(payload) == transport.data
+
+
+# --- the ping: a timer per socket, as the library's task per socket --------------------------
+
+
+def pinged(schedule: Any, interval: float = 0.02) -> Any:
+    """A socket whose ``schedule_ping`` is ``schedule``, with the library's ``send``."""
+    server = SimpleNamespace(ping_interval=interval, ping_timeout=5)
+    server.start_background_task = lambda target: asyncio.ensure_future(target())
+    sock = SimpleNamespace(
+        server=server, queue=eio_tuning.PacketQueue(), last_ping=1.0, closing=False, closed=False
+    )
+    for name in ("_send_ping", "send", "check_ping_timeout"):
+        setattr(sock, name, MethodType(getattr(async_socket.AsyncSocket, name), sock))
+    sock.schedule_ping = MethodType(schedule, sock)
+    return sock
+
+
+@pytest.mark.parametrize("schedule", sorted(PINGS))
+async def test_one_ping_per_cycle_after_the_interval(schedule: str) -> None:
+    loop = asyncio.get_running_loop()
+    sock = pinged(PINGS[schedule])
+    started = loop.time()
+    sock.schedule_ping()
+    sock.schedule_ping()  # before the PONG: no second ping
+    first = await asyncio.wait_for(sock.queue.get(), 1)
+    assert first.packet_type == eio_packet.PING and loop.time() - started >= 0.02
+    assert time.time() - sock.last_ping < 1  # the PONG's deadline runs from now
+    sock.schedule_ping()  # the PONG came: the next cycle
+    assert (await asyncio.wait_for(sock.queue.get(), 1)).packet_type == eio_packet.PING
+    assert sock.queue.empty()
+
+
+@pytest.mark.parametrize("schedule", sorted(PINGS))
+async def test_no_ping_for_a_socket_closed_meanwhile(schedule: str) -> None:
+    sock = pinged(PINGS[schedule], interval=0.01)
+    sock.schedule_ping()
+    sock.closed = True
+    sock.last_ping = None
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(sock.queue.get(), 0.1)
+    assert sock.last_ping is None
