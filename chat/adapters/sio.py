@@ -1,4 +1,5 @@
-"""The Socket.IO adapter: the only module that imports socketio.
+"""The Socket.IO adapter: with ``sio_server.py`` (the library's server, subclassed), the only
+module that imports socketio.
 
 It turns Socket.IO connects, events and disconnects into calls of the use-case layer and
 delivers what the node receives to local sockets.  Every client event goes through one
@@ -14,21 +15,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
 from chat import channels
 from chat.adapters import eio_tuning
+from chat.adapters.sio_server import NAMESPACE, Json, Manager, Server, event_packet
 from chat.core.connections import Conn, Connections
 from chat.core.lifetime import SESSION_END, session_end
 from chat.core.tokens import session_cookie
 from chat.errors import ChatError, internal, invalid_request, unauthorized, unavailable
-from chat.models import decode_json, encode_json
+from chat.models import encode_json
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Conn, dict[str, Any]], Awaitable[dict[str, Any]]]
-NAMESPACE = "/"
 
 
 class RefusedError(socketio.exceptions.ConnectionRefusedError):  # type: ignore[misc]
@@ -41,110 +40,6 @@ class RefusedError(socketio.exceptions.ConnectionRefusedError):  # type: ignore[
     def __init__(self, error: ChatError) -> None:
         super().__init__(error.message)
         self.error_args = {**error.to_wire(), "data": error.to_wire()}
-
-
-class _Json:
-    """msgspec as python-socketio's JSON codec (acks, ``session``): several times faster than
-    the json module, same JSON."""
-
-    @staticmethod
-    def dumps(obj: Any, **_: Any) -> str:
-        return encode_json(obj).decode()
-
-    @staticmethod
-    def loads(text: str | bytes, **_: Any) -> Any:
-        return decode_json(text)
-
-
-def _event_packet(event: str, data_json: bytes) -> eio_packet.Packet:
-    """A Socket.IO EVENT on namespace "/" around a payload that is already JSON."""
-    text = f"2[{encode_json(event).decode()},{data_json.decode()}]"
-    return eio_packet.Packet(eio_packet.MESSAGE, data=text)
-
-
-class _Manager(socketio.AsyncManager):  # type: ignore[misc]
-    """Local rooms only (never a cross-node manager: the broker does that), plus a hook that
-    runs once the client has been sent its CONNECT packet, so ``session`` cannot overtake it."""
-
-    on_connected: Callable[[str], Awaitable[None]] | None = None
-
-    async def connect(self, sid: str, namespace: str) -> Any:
-        result = await super().connect(sid, namespace)
-        if self.on_connected is not None and namespace == NAMESPACE:
-            await self.on_connected(sid)
-        return result
-
-
-#: Event names python-socketio dispatches to its own lifecycle handlers (``connect``,
-#: ``disconnect``) or to the catch-all under another calling convention (``*``), and names
-#: Socket.IO clients treat as their own.  Sent by a client as ordinary events they would
-#: re-run the handshake (leaking subscriptions) or tear down the socket's state while its
-#: transport stays open, so they are refused before python-socketio looks at them.
-RESERVED_EVENTS = frozenset(
-    {"connect", "disconnect", "*", "connect_error", "disconnecting", "newListener",
-     "removeListener", "error", "message"}
-)  # fmt: skip
-
-
-class _Server(socketio.AsyncServer):  # type: ignore[misc]
-    #: Every client event on "/" goes straight to this (``SocketServer._event``), in a task of
-    #: its own as python-socketio's ``async_handlers`` would run it, and its answer is sent as
-    #: the ACK packet's text through ``send_eio``, as ``emit_raw`` sends events.
-    #: python-socketio's own dispatch cost about 40 function calls per event for nothing we
-    #: use: the handler lookup, an ``iscoroutinefunction`` check, a Packet whose payload is
-    #: walked for bytes (ours never holds any) and re-encoded.
-    answer: Callable[..., Awaitable[dict[str, Any]]] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._answering: set[asyncio.Future[None]] = set()
-
-    async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
-        # Hazard: python-socketio's private hook, the one place every client EVENT passes
-        # (pinned to python-socketio 5.x in setup.cfg; tests/e2e/test_authz_matrix.py proves it).
-        name = data[0] if data else None
-        if not isinstance(name, str) or name in RESERVED_EVENTS:
-            if id is not None:
-                refused = invalid_request(
-                    f"{name!r} is reserved by Socket.IO"
-                    if isinstance(name, str)
-                    else "an event name must be a string"
-                )
-                ack = {"ok": False, "error": refused.to_wire()}
-                pkt = self.packet_class(
-                    sio_packet.ACK, namespace=namespace or "/", id=id, data=[ack]
-                )
-                await self._send_packet(eio_sid, pkt)
-            return
-        sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
-        answer = self.answer
-        if (
-            answer is None
-            or (namespace or NAMESPACE) != NAMESPACE
-            or not self.manager.is_connected(sid, NAMESPACE)
-        ):
-            # python-socketio's own handling: it logs and drops what nothing answers.
-            await super()._handle_event(eio_sid, namespace, id, data)
-            return
-        task = asyncio.ensure_future(self._answer(answer, eio_sid, sid, id, name, data[1:]))
-        self._answering.add(task)  # a reference, as python-socketio keeps one
-        task.add_done_callback(self._answering.discard)
-
-    async def _answer(
-        self, answer: Callable[..., Awaitable[dict[str, Any]]], eio_sid: str, sid: str, id: Any,
-        name: str, args: Any,
-    ) -> None:  # fmt: skip
-        reply = await answer(name, sid, *args)
-        if id is not None:  # Socket.IO's ACK on "/": "3<id>[<reply>]"
-            text = f"3{id}[{encode_json(reply).decode()}]"
-            await self.send_eio(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, data=text))
-
-    async def send_eio(self, eio_sid: str, packet: eio_packet.Packet) -> None:
-        """``eio.send_packet``, written at once where the transport allows it
-        (``eio_tuning.send``)."""
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is not None:
-            await eio_tuning.send(socket, packet)
 
 
 #: What a socket's environ keeps after its handshake (python-socketio holds the environ of
@@ -174,12 +69,12 @@ class SocketServer:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        manager = _Manager()
+        manager = Manager()
         manager.on_connected = self._on_connected
-        self.sio = _Server(
+        self.sio = Server(
             async_mode="aiohttp",
             client_manager=manager,
-            json=_Json,
+            json=Json,
             cors_allowed_origins=self._origin_allowed,
             max_http_buffer_size=max_payload,
             # Loggers, not False: with a bool each library adds a StreamHandler of its own and
@@ -238,7 +133,7 @@ class SocketServer:
         skip: set[str] = set()
         if skip_user is not None:
             skip = {sid for sid, _ in self._participants(channels.user_sio_room(skip_user))}
-        packet = _event_packet(event, raw)
+        packet = event_packet(event, raw)
         for sid, eio_sid in self._participants(local_room):
             if sid not in skip:
                 await self.sio.send_eio(eio_sid, packet)
@@ -252,7 +147,7 @@ class SocketServer:
         """
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
         if eio_sid is not None:
-            await self.sio.send_eio(eio_sid, _event_packet(event, encode_json(data)))
+            await self.sio.send_eio(eio_sid, event_packet(event, encode_json(data)))
 
     def sids(self, local_room: str) -> list[str]:
         return [sid for sid, _ in self._participants(local_room)]

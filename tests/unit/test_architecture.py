@@ -139,8 +139,13 @@ DEVSTACK_LAYERS = {
 
 #: Third-party packages that only some modules may import.
 CONFINED = {
-    "socketio": ["chat.adapters.sio"],
-    "engineio": ["chat.adapters.sio", "chat.adapters.eio_tuning", "chat.adapters.eio_ping"],
+    "socketio": ["chat.adapters.sio", "chat.adapters.sio_server"],
+    "engineio": [
+        "chat.adapters.sio",
+        "chat.adapters.sio_server",
+        "chat.adapters.eio_tuning",
+        "chat.adapters.eio_ping",
+    ],
     "aiohttp": [
         "chat.app",
         "chat.serve",
