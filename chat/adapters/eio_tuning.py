@@ -40,7 +40,7 @@ from aiohttp.web import WebSocketResponse
 from engineio import async_socket, exceptions
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
-from chat.adapters import eio_ping
+from chat.adapters import eio_ping, eio_reader
 
 log = logging.getLogger(__name__)
 
@@ -287,16 +287,17 @@ ORIGINAL = async_socket.AsyncSocket.poll
 
 
 def apply(server: Any, *, compression: bool) -> bool:
-    """Install ``poll``, the timer ping (``eio_ping``), ``PacketQueue`` and (without
-    ``compression``) ``PlainWebSocket`` for the engineio ``server``, if the installed
-    python-engineio is the series they were written for.  On another series compression stays
-    declined, by the request's headers."""
+    """Install ``poll``, the timer ping (``eio_ping``), the reader (``eio_reader``),
+    ``PacketQueue`` and (without ``compression``) ``PlainWebSocket`` for the engineio
+    ``server``, if the installed python-engineio is the series they were written for.  On
+    another series compression stays declined, by the request's headers."""
     installed = version("python-engineio")
     if not installed.startswith(SERIES):
         log.info("python-engineio %s: its own AsyncSocket.poll and queues are kept", installed)
         return False
     async_socket.AsyncSocket.poll = poll
     async_socket.AsyncSocket.schedule_ping = eio_ping.schedule_ping
+    async_socket.AsyncSocket._websocket_handler = eio_reader.websocket_handler
     server.create_queue = PacketQueue
     if not compression:
         # A copy per server: the driver's table is shared by every engineio server.

@@ -145,6 +145,7 @@ CONFINED = {
         "chat.adapters.sio_server",
         "chat.adapters.eio_tuning",
         "chat.adapters.eio_ping",
+        "chat.adapters.eio_reader",
     ],
     "aiohttp": [
         "chat.app",

@@ -13,11 +13,12 @@ import pytest
 from engineio import async_socket, exceptions
 from engineio import packet as eio_packet
 
-from chat.adapters import eio_ping, eio_tuning
+from chat.adapters import eio_ping, eio_reader, eio_tuning
 
 POLLS = {"library": eio_tuning.ORIGINAL, "project": eio_tuning.poll}
-LIBRARY_PING = async_socket.AsyncSocket.schedule_ping
+LIBRARY_PING = eio_ping.LIBRARY
 PINGS = {"library": LIBRARY_PING, "project": eio_ping.schedule_ping}
+LIBRARY_HANDLER = eio_reader.LIBRARY
 QUEUES = {"asyncio": asyncio.Queue, "packet": eio_tuning.PacketQueue}
 #: Set by the ``poll`` fixture: the queue class the sockets of a test get.
 QUEUE: list[Any] = [asyncio.Queue]
@@ -85,11 +86,13 @@ def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> N
 
     monkeypatch.setattr(async_socket.AsyncSocket, "poll", eio_tuning.ORIGINAL)
     monkeypatch.setattr(async_socket.AsyncSocket, "schedule_ping", LIBRARY_PING)
+    monkeypatch.setattr(async_socket.AsyncSocket, "_websocket_handler", LIBRARY_HANDLER)
     monkeypatch.setattr(eio_tuning, "version", lambda _: "5.0.0")
     other = server()
     assert not eio_tuning.apply(other, compression=False)
     assert async_socket.AsyncSocket.poll is eio_tuning.ORIGINAL
     assert async_socket.AsyncSocket.schedule_ping is LIBRARY_PING
+    assert async_socket.AsyncSocket._websocket_handler is LIBRARY_HANDLER
     assert other.create_queue is asyncio.Queue and other._async["websocket"] == "library's"
     monkeypatch.setattr(eio_tuning, "version", lambda _: eio_tuning.SERIES + "9")
     plain, compressing = server(), server()
@@ -97,6 +100,7 @@ def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> N
     assert eio_tuning.apply(compressing, compression=True)
     assert async_socket.AsyncSocket.poll is eio_tuning.poll
     assert async_socket.AsyncSocket.schedule_ping is eio_ping.schedule_ping
+    assert async_socket.AsyncSocket._websocket_handler is eio_reader.websocket_handler
     assert isinstance(plain.create_queue(), eio_tuning.PacketQueue)
     assert plain._async["websocket"] is eio_tuning.PlainWebSocket
     assert compressing._async["websocket"] == "library's"
