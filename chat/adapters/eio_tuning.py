@@ -23,6 +23,9 @@
    the loop's turn, together, instead of waking the writer for each (see there); the node's
    sends go through it (``sio.py``).
 
+5. The ping from a timer (``eio_ping.py``) and the websocket read without a task per packet
+   (``eio_reader.py``), installed by ``apply`` with the rest.
+
 Hazard: ``poll`` replaces a method of the library.  It is applied only to the python-engineio
 series it was written against (``SERIES``); on another one the library's own ``poll`` stays
 and a log line says so.  ``tests/unit/test_eio_tuning.py`` holds both polls, over both queues, to
