@@ -68,7 +68,7 @@ async def _receive(self: Any, pkt: Any) -> bool:
     except exceptions.SocketIsClosedError:
         self.server.logger.info("Receive error -- socket is closed")
         return False
-    except Exception:
+    except BaseException:  # the library's bare ``except``: logged, and the reading goes on
         self.server.logger.exception("Unknown receive error")
     return True
 
