@@ -174,7 +174,9 @@ class AccountDeletion:
             )
             try:
                 entry = await self._roles.moderate(request)
-            except ChatError:
+            except ChatError as refused:
+                if refused.status >= 500:  # the store failed: no use asking the next one
+                    raise
                 continue
             if entry is not None:
                 await publish_message(self._broker, entry)

@@ -11,6 +11,8 @@ import copy
 import pytest
 from fakes.node import MemoryNode, World
 
+from chat.errors import ChatError, unavailable
+
 
 def _state(world: World) -> object:
     return copy.deepcopy(
@@ -374,3 +376,19 @@ async def test_room_settings_reach_every_members_socket_live(node, other):
     assert cid.events("room_updated") == []  # not a member
     await refused(bob, "room_settings", {"room": room, "member_limit": 3}, "forbidden")
     assert bob.events("room_updated") == [{"room": shown}]  # a refusal announces nothing
+
+
+async def test_a_deletion_whose_transfer_meets_a_failed_store_stops_there(node, world, monkeypatch):
+    ann, bob, cid = await node.connect("ann"), await node.connect("bob"), await node.connect("cid")
+    club = await room_of(node, ann, "club", bob, cid)
+    asked = []
+
+    async def down(request):
+        asked.append(request.target.id)
+        raise unavailable("storage is not connected")
+
+    monkeypatch.setattr(world.moderation, "moderate", down)
+    with pytest.raises(ChatError) as failed:
+        await node.deletion.delete(world.accounts.records["ann"])
+    assert failed.value.code == "unavailable" and len(asked) == 1  # not every candidate
+    assert "ann" in world.rooms.members[club]  # not removed: `chat users delete` finishes it
