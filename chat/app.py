@@ -1,4 +1,4 @@
-"""Composition root: picks the concrete classes and wires them; nothing else.
+"""Composition root: picks the concrete classes and wires them (``wiring.py``); nothing else.
 
 Every resource with a lifecycle is one aiohttp cleanup context (``resources``), registered in
 start order: the cluster client, the shard set's record, the shard listeners, the presence
@@ -15,25 +15,13 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from chat import wiring
 from chat.adapters import metrics
-from chat.adapters.cluster.accounts import ClusterAccounts
-from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
-from chat.adapters.cluster.history import ClusterHistory
-from chat.adapters.cluster.limits import ClusterLimits
-from chat.adapters.cluster.moderation import ClusterModeration
-from chat.adapters.cluster.people import ClusterPeople
-from chat.adapters.cluster.presence import ClusterPresence
-from chat.adapters.cluster.reads import ClusterReads
-from chat.adapters.cluster.rooms import ClusterRooms
-from chat.adapters.cluster.roster import ClusterRoster
-from chat.adapters.cluster.service_tokens import ClusterServiceTokens
-from chat.adapters.cluster.sessions import ClusterSessions
 from chat.adapters.cluster.shardset import ClusterShardSet
 from chat.adapters.http import (
     health_routes,
@@ -46,40 +34,16 @@ from chat.adapters.http import (
     strict_transport,
     web_routes,
 )
-from chat.adapters.redis_common import redis_access
-from chat.adapters.rest import Rest, check_rows
+from chat.adapters.rest import Rest
 from chat.adapters.shards.broker import ShardedBroker
 from chat.adapters.sio import SocketServer
 from chat.config import Settings
-from chat.core import controls
-from chat.core.accounts import Accounts
-from chat.core.changes import Changes
-from chat.core.connections import Connections
-from chat.core.deletion import AccountDeletion, DeletedNames
-from chat.core.devices import DeviceCookies
-from chat.core.events import ClientEvents
-from chat.core.inbound import InboundDispatcher, room_ordering
+from chat.core.inbound import InboundDispatcher
 from chat.core.lifetime import Lifetimes
-from chat.core.limiter import EventLimiter
-from chat.core.login_guard import LoginGuard, LoginPolicy
-from chat.core.member_presence import MemberPresence
-from chat.core.messaging import Messaging
-from chat.core.moderation import Moderation
 from chat.core.ordering import Ordering
 from chat.core.passwords import PasswordHasher
-from chat.core.people import People
 from chat.core.presence import Presence
-from chat.core.reading import Reading
-from chat.core.recovery import Recovery
-from chat.core.renaming import Renaming
-from chat.core.roles import RoomRoles
-from chat.core.rooms import Rooms
-from chat.core.service import ServiceTokens
-from chat.core.sessions import Sessions
 from chat.core.shardset import Follower
-from chat.core.subscriptions import Subscriptions, history_baselines
-from chat.core.tokens import TokenService
-from chat.core.typing_filter import TypingFilter
 
 log = logging.getLogger(__name__)
 
@@ -120,171 +84,33 @@ class Node:
 NODE = web.AppKey("node", Node)
 
 
-def login_guard(s: Settings, limits: ClusterLimits) -> LoginGuard:
-    """Device cookies are signed with a key derived from the JWT signing key, which every
-    node of a deployment has."""
-    hs = s.jwt_algorithm.startswith("HS")
-    signing = s.jwt_secret if hs else Path(s.jwt_private_key).read_text()
-    policy = LoginPolicy(s.login_fail_limit, s.login_ip_fail_limit, s.login_account_fail_limit)
-    return LoginGuard(limits, DeviceCookies(signing), policy)
-
-
-def token_service(settings: Settings) -> TokenService:
-    if settings.jwt_algorithm.startswith("HS"):
-        signing = verifying = settings.jwt_secret
-    else:
-        signing = Path(settings.jwt_private_key).read_text()
-        verifying = Path(settings.jwt_public_key).read_text()
-    return TokenService(
-        signing_key=signing,
-        verifying_key=verifying,
-        issuer=settings.jwt_issuer,
-        algorithm=settings.jwt_algorithm,
-        ttl=settings.token_ttl,
-    )
-
-
-@dataclass
-class Storage:
-    """The Redis Cluster adapters."""
-
-    cluster: Cluster
-    history: ClusterHistory
-    limits: ClusterLimits
-    users: ClusterAccounts
-    rooms: ClusterRooms
-    presence: ClusterPresence
-    reads: ClusterReads
-    changes: ClusterChanges
-    moderation: ClusterModeration
-    people: ClusterPeople
-
-
-def storage(s: Settings) -> Storage:
-    cluster = Cluster(
-        s.cluster, node_id=s.node_id, deadline=s.cluster_deadline,
-        replica_wait_ms=s.replica_wait_ms, access=redis_access(s, "cluster"),
-    )  # fmt: skip
-    history = ClusterHistory(cluster, max_len=s.history_max, max_age_s=s.history_max_age)
-    limits = ClusterLimits(
-        cluster, login_cooldown_s=s.login_cooldown, login_cooldown_max_s=s.login_cooldown_max
-    )
-    roster = ClusterRoster(cluster)
-    rooms = ClusterRooms(
-        cluster, roster, rooms_per_user=s.rooms_per_user,
-        created_per_user=s.rooms_created_per_user,
-    )  # fmt: skip
-    return Storage(
-        cluster, history, limits, ClusterAccounts(cluster, roster), rooms,
-        ClusterPresence(cluster, s.node_id, roster), ClusterReads(cluster),
-        ClusterChanges(cluster, max_len=s.history_max, max_age_s=s.history_max_age),
-        ClusterModeration(cluster, max_len=s.history_max),
-        ClusterPeople(cluster),
-    )  # fmt: skip
-
-
 def build_node(s: Settings) -> Node:
     """Wire the node: adapters first, then the use cases over them (see docs/architecture.md)."""
-    sockets = SocketServer(
-        origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
-    )
-    db = storage(s)
-    latencies = metrics.Latencies()
-    order = room_ordering(sockets, db.history, s.order_hold_ms, latencies.delivery.observe)
-    inbound = InboundDispatcher(sockets, order)
-    broker = ShardedBroker(
-        s.shard_urls, inbound, node_id=s.node_id, subscribe_timeout=s.subscribe_timeout,
-        access=redis_access(s, "shards"),
-    )  # fmt: skip
+    db = wiring.storage(s)
+    t = wiring.transport(s, db)
     hasher = PasswordHasher(
         workers=s.hash_workers, hash_workers=s.hash_register_workers,
         hash_waiting=s.hash_register_queue,
     )  # fmt: skip
-    tokens, sign_ins = token_service(s), ClusterSessions(db.cluster)
-    service = ServiceTokens(ClusterServiceTokens(db.cluster), db.users, broker.publish)
-    accounts = Accounts(
-        db.users, db.limits, hasher, tokens, login_ip_rate=s.login_ip_rate,
-        register_ip_rate=s.register_ip_rate, register_ip_burst=s.register_ip_burst,
-        guard=login_guard(s, db.limits), sessions=sign_ins, service=service,
-    )  # fmt: skip
-    sessions = Sessions(
-        sign_ins, db.users, db.limits, tokens, broker, refresh_ttl=s.refresh_ttl,
-        refresh_ip_rate=s.refresh_rate,
-    )  # fmt: skip
-    presence = Presence(
-        db.presence, broker, grace=s.presence_grace, renew_every=s.lease_renew,
-        lease=s.lease_ttl, per_user=s.connections_per_user,
-    )  # fmt: skip
-    subscriptions = Subscriptions(broker, order, history_baselines(db.rooms, db.history))
-    limiter = EventLimiter(db.limits, s.event_limit_table())
-    roles = RoomRoles(db.moderation, db.rooms, members_max=s.room_members_max)
-    connections = Connections(
-        accounts, db.users, db.rooms, subscriptions, order, sockets, presence, limiter,
-        counts=db.reads.counts, roles=roles.roles_of,
-    )  # fmt: skip
-    rooms = Rooms(
-        db.rooms, db.users, db.history, broker, connections, db.limits, roles,
-        deleted=db.people.deleted,
-    )  # fmt: skip
-    people = People(db.people, db.users, broker, blocks_max=s.blocks_max)
-    TypingFilter(db.people, connections, sockets).register(inbound)
-    messaging = Messaging(
-        broker, db.history, rooms, db.rooms, db.users, text_max=s.text_max,
-        observe_write=latencies.write.observe,
-    )  # fmt: skip
-    shown = DeletedNames(db.history, db.people)  # read paths: deleted users' neutral name
-    recovery = Recovery(shown, rooms, connections)
-    changes = Changes(
-        db.changes, rooms, messaging, text_max=s.text_max, edit_window_s=s.edit_window_s,
-        roles=roles,
-    )  # fmt: skip
-    moderation = Moderation(roles, rooms, messaging, db.users, db.history, broker)
-    member_presence = MemberPresence(presence, connections, rooms, db.rooms)
-    renaming = Renaming(accounts, db.rooms, broker)
-    reading = Reading(
-        db.reads, rooms, db.rooms, db.users, broker, receipts_max=s.receipts_max_members
-    )
-    controls.register(inbound, connections)
-    # Every event spends its row of the limit table first (an event without one: no start).
-    events = ClientEvents(
-        messaging,
-        rooms,
-        recovery,
-        member_presence,
-        renaming,
-        changes,
-        reading=reading,
-        moderation=moderation,
-        people=people,
-    ).events()
-    sockets.serve(connections, limiter.guard(events))
-    deletion = AccountDeletion(
-        accounts, db.users, db.people, sign_ins, db.rooms, broker, db.moderation
-    )
-    rest = Rest(
-        accounts, renaming, messaging, rooms, recovery, shown, presence.online,
-        token_ttl=s.token_ttl, cookie_secure=s.cookie_secure, trusted_proxies=s.trusted_proxies,
-        limiter=limiter, sessions=sessions, reading=reading, changes=changes,
-        moderation=moderation, people=people, deletion=deletion,
-    )  # fmt: skip
-    check_rows(rest.routes(), limiter)  # a signed-in route without a limit row: no start
-    follower = Follower(ClusterShardSet(db.cluster), broker, s.node_id, s.shard_urls)
+    served = wiring.use_cases(s, db, t, hasher)
+    follower = Follower(ClusterShardSet(db.cluster), t.broker, s.node_id, s.shard_urls)
     node = Node(
-        s, sockets, broker, db.cluster, hasher, order, presence, rest, inbound,
-        connections.lifetimes, follower,
+        s, t.sockets, t.broker, db.cluster, hasher, t.order, served.presence, served.rest,
+        t.inbound, served.connections.lifetimes, follower,
     )  # fmt: skip
+    broker = t.broker
     node.render_metrics = metrics.exporter(
         metrics.node_collector(
-            presence,
-            order,
+            served.presence,
+            t.order,
             broker.status,
-            inbound,
-            messaging,
+            t.inbound,
+            served.messaging,
             lambda: broker.local_deliveries,
             lambda: broker.layout.step,
             lambda: node.cluster_ok,
         ),
-        latencies,
+        t.latencies,
     )
     return node
 

@@ -1,4 +1,4 @@
-"""Nodes over the fakes, wired like ``chat/app.py`` wires them (``build_node``), and clients that
+"""Nodes over the fakes, wired like ``chat/wiring.py`` wires them (``use_cases``), and clients that
 call events the way the Socket.IO adapter does: what the unit tests of the use cases drive.
 
 ``World`` is what the nodes share (the cluster's stores, the shards, one clock); each
