@@ -18,6 +18,8 @@ from chat.adapters.rest_moderation import ROWS as MODERATION_ROWS
 from chat.adapters.rest_moderation import ModerationRoutes
 from chat.adapters.rest_people import ROWS as PEOPLE_ROWS
 from chat.adapters.rest_people import PeopleRoutes
+from chat.adapters.rest_rooms import ROWS as ROOM_ROWS
+from chat.adapters.rest_rooms import RoomRoutes
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.deletion import AccountDeletion
@@ -26,7 +28,6 @@ from chat.core.devices import TTL as DEVICE_TTL
 from chat.core.limiter import EventLimiter
 from chat.core.messaging import Messaging
 from chat.core.moderation import Moderation
-from chat.core.payloads import HistoryQuery, MessageBody, ReadBody, SettingsIn, parse
 from chat.core.people import People
 from chat.core.reading import Reading
 from chat.core.recovery import Recovery
@@ -53,13 +54,7 @@ ROUTE_ROWS = {
     "GET /api/me": "me",
     "PATCH /api/me": "rename",
     "GET /api/users/{id}": "user",
-    "GET /api/rooms": "rooms",
-    "POST /api/rooms": "create_room",
-    "GET /api/rooms/{id}/messages": "history",
-    "POST /api/rooms/{id}/messages": "send",
-    "POST /api/rooms/{id}/read": "read",
-    "GET /api/me/settings": "settings",
-    "PATCH /api/me/settings": "settings",
+    **ROOM_ROWS,
     **CHANGE_ROWS,
     **MODERATION_ROWS,
     **PEOPLE_ROWS,
@@ -85,7 +80,7 @@ def check_rows(routes: list[web.RouteDef], limiter: EventLimiter) -> None:
 
 
 @dataclass
-class Rest(ChangeRoutes, ModerationRoutes, PeopleRoutes):
+class Rest(RoomRoutes, ChangeRoutes, ModerationRoutes, PeopleRoutes):
     accounts: Accounts
     renaming: Renaming
     messaging: Messaging
@@ -113,13 +108,7 @@ class Rest(ChangeRoutes, ModerationRoutes, PeopleRoutes):
             web.get("/api/me", self.me),
             web.patch("/api/me", self.rename),
             web.get("/api/users/{id}", self.user),
-            web.get("/api/rooms", self.rooms_list),
-            web.post("/api/rooms", self.rooms_create),
-            web.get("/api/rooms/{id}/messages", self.room_messages),
-            web.post("/api/rooms/{id}/messages", self.room_send),
-            web.post("/api/rooms/{id}/read", self.room_read),
-            web.get("/api/me/settings", self.settings_get),
-            web.patch("/api/me/settings", self.settings_set),
+            *self.room_routes(),
             *self.change_routes(),
             *self.moderation_routes(),
             *self.people_routes(),
@@ -253,61 +242,8 @@ class Rest(ChangeRoutes, ModerationRoutes, PeopleRoutes):
         online = await self.online([user.id])
         return web.json_response({"user": {**user.public(), "online": online[user.id]}})
 
-    # --- rooms and messages --------------------------------------------------------------------
-
     async def _user(self, request: web.Request) -> UserRecord:
         return await self.accounts.me((await self._claims(request)).sub)
-
-    async def rooms_list(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        rooms = await self.reading.with_counts(user.id, await self.rooms.visible(user))
-        return web.json_response({"rooms": rooms})
-
-    async def rooms_create(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = await json_body(request)
-        room = await self.rooms.create(
-            user, body.get("id"), body.get("name"), body.get("private", False),
-            body.get("managed", False), body.get("member_limit"),
-        )  # fmt: skip
-        return web.json_response({"room": room}, status=201)
-
-    async def room_messages(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        query = parse(dict(request.query), HistoryQuery, strict=False)
-        page = await self.recovery.page(  # ``my_reactions`` are the caller's
-            user.id,
-            request.match_info["id"],
-            before=query.before,
-            after=query.after,
-            limit=query.limit,
-        )
-        return web.json_response(page)
-
-    async def room_send(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request), MessageBody)
-        message = await self.messaging.send(
-            user, request.match_info["id"], body.text, body.cid, mentions=body.mentions
-        )
-        return web.json_response({"message": to_wire(message)}, status=201)
-
-    async def room_read(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request), ReadBody)
-        room = await self.reading.read(user, request.match_info["id"], body.seq)
-        return web.json_response({"room": room})
-
-    async def settings_get(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        return web.json_response({"settings": {"receipts": user.receipts}})
-
-    async def settings_set(self, request: web.Request) -> web.Response:
-        user = await self._user(request)
-        body = parse(await json_body(request), SettingsIn)
-        if body.receipts is None:
-            return web.json_response({"settings": {"receipts": user.receipts}})
-        return web.json_response({"settings": await self.reading.set_receipts(user, body.receipts)})
 
     # --- compatibility routes (seed 000's single-room REST chat) ----------------------------
 

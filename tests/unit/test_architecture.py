@@ -164,6 +164,7 @@ CONFINED = {
         "chat.adapters.rest_changes",
         "chat.adapters.rest_moderation",
         "chat.adapters.rest_people",
+        "chat.adapters.rest_rooms",
         "chat.cli",
         "chat.adapters.eio_tuning",  # engineio's aiohttp websocket, without compression
     ],
