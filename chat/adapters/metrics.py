@@ -63,31 +63,7 @@ def node_collector(
     cluster_ok: Callable[[], float] = lambda: -1.0,
 ) -> NodeCollector:
     def labelled() -> dict[str, tuple[str, str, dict[str, float]]]:
-        status = shards()
-
-        def per_shard(field: str) -> dict[str, float]:
-            return {name: float(st[field]) for name, st in status.items()}
-
-        return {
-            "chat_presence_transitions": (
-                "counter", "online/offline transitions announced by this node",
-                {k: float(v) for k, v in presence.transitions.items()},
-            ),
-            "chat_shard_ready": ("gauge", "1: listener up, subscribed", per_shard("ready")),
-            "chat_shard_channels": ("gauge", "channels followed", per_shard("channels")),
-            "chat_shard_reconnects": ("counter", "listener reconnections", per_shard("reconnects")),
-            "chat_shard_publish_failures": (
-                "counter", "publish batches the shard did not take in time",
-                per_shard("publish_failures"),
-            ),
-            "chat_shard_publish_backlog": (
-                "gauge", "failed publishes kept for a retry", per_shard("publish_backlog"),
-            ),
-            "chat_shard_publish_dropped": (
-                "counter", "failed publishes a full backlog could not keep",
-                per_shard("publish_dropped"),
-            ),
-        }  # fmt: skip
+        return _labelled(presence, shards())
 
     return NodeCollector(
         counters=[
@@ -127,6 +103,36 @@ def node_collector(
         ],
         labelled=labelled,
     )
+
+
+def _labelled(
+    presence: Presence, status: dict[str, dict[str, Any]]
+) -> dict[str, tuple[str, str, dict[str, float]]]:
+    """The families with labels: presence transitions by state, the shards' figures by shard."""
+
+    def per_shard(field: str) -> dict[str, float]:
+        return {name: float(st[field]) for name, st in status.items()}
+
+    return {
+        "chat_presence_transitions": (
+            "counter", "online/offline transitions announced by this node",
+            {k: float(v) for k, v in presence.transitions.items()},
+        ),
+        "chat_shard_ready": ("gauge", "1: listener up, subscribed", per_shard("ready")),
+        "chat_shard_channels": ("gauge", "channels followed", per_shard("channels")),
+        "chat_shard_reconnects": ("counter", "listener reconnections", per_shard("reconnects")),
+        "chat_shard_publish_failures": (
+            "counter", "publish batches the shard did not take in time",
+            per_shard("publish_failures"),
+        ),
+        "chat_shard_publish_backlog": (
+            "gauge", "failed publishes kept for a retry", per_shard("publish_backlog"),
+        ),
+        "chat_shard_publish_dropped": (
+            "counter", "failed publishes a full backlog could not keep",
+            per_shard("publish_dropped"),
+        ),
+    }  # fmt: skip
 
 
 def _label(name: str) -> str:
