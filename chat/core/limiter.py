@@ -16,6 +16,7 @@ few seconds costs one bucket call per five messages, not one per message).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ class EventLimiter:
         self._table = dict(table)
         self._clock = clock
         self._leases: dict[tuple[str, str], tuple[int, float]] = {}  # -> (tokens left, expiry)
+        #: The bucket call in flight per lease; it resolves to None, or the wait it was refused.
+        self._asking: dict[tuple[str, str], asyncio.Future[float | None]] = {}
 
     def row(self, name: str) -> str:
         """The row an event spends; raises for an event without one, so that a new event
@@ -66,24 +69,54 @@ class EventLimiter:
         return row
 
     async def take(self, row: str, user_id: str) -> None:
-        """Spend one token of the user's row, or raise ``rate_limited`` (with the wait)."""
-        now = self._clock()
+        """Spend one token of the user's row, or raise ``rate_limited`` (with the wait).
+
+        One bucket call per lease at a time: takes that find the lease empty while a call is
+        out wait for its grant and spend from it.  Each asking on its own would draw a lease
+        of its own, and all but the last would be dropped unspent: a burst sent at once
+        (a bot that does not await each ack) was refused after a fifth of its tokens."""
         lease = (row, user_id)
+        while not self._spend(lease):
+            asking = self._asking.get(lease)
+            if asking is None:
+                await self._ask(row, user_id, lease)
+                return
+            # Shielded: a waiter cancelled (its socket gone) must not cancel the others' wait.
+            refused = await asyncio.shield(asking)
+            if refused is not None:  # the bucket was empty a moment ago: so it is for this one
+                raise rate_limited(refused)
+
+    def _spend(self, lease: tuple[str, str]) -> bool:
         left, expires = self._leases.get(lease, (0, 0.0))
-        if left > 0 and now < expires:
+        if left > 0 and self._clock() < expires:
             self._leases[lease] = (left - 1, expires)
-            return
+            return True
+        return False
+
+    async def _ask(self, row: str, user_id: str, lease: tuple[str, str]) -> None:
+        """Ask the bucket for a lease, spend one token of it, keep the rest here."""
         rate, burst = self._table[row]
         chunk = max(1, min(5, burst // 4))
-        granted, wait = await self._limits.take(row, user_id, rate, burst, want=chunk)
-        if not granted:
-            raise rate_limited(wait)
+        asking: asyncio.Future[float | None] = asyncio.get_running_loop().create_future()
+        self._asking[lease] = asking
+        refused: float | None = None
+        try:
+            granted, wait = await self._limits.take(row, user_id, rate, burst, want=chunk)
+            if not granted:
+                refused = wait
+                raise rate_limited(wait)
+            self._keep(lease, granted - 1)
+        finally:  # also on an error or a cancellation: the waiters then ask themselves
+            del self._asking[lease]
+            asking.set_result(refused)
+
+    def _keep(self, lease: tuple[str, str], tokens: int) -> None:
         now = self._clock()
         if len(self._leases) >= LEASES_MAX:  # a bound: losing leases only costs round trips
             self._leases = {k: v for k, v in self._leases.items() if v[0] > 0 and v[1] > now}
             if len(self._leases) >= LEASES_MAX:
                 self._leases.clear()
-        self._leases[lease] = (granted - 1, now + LEASE_SECONDS)
+        self._leases[lease] = (tokens, now + LEASE_SECONDS)
 
     def guard(self, events: Mapping[str, Handler]) -> dict[str, Handler]:
         """The handlers, each spending its row's token of the calling user first."""

@@ -18,7 +18,7 @@ from chat import keys
 # A rate of 0.01/s: no token comes back while a test runs, so counts are exact.
 LIMITS = {
     "event_limits": "*=1000/1000, members=0.01/3, rename=0.01/2, me=0.01/2, connect=0.01/6,"
-    " search=0.01/3",
+    " search=0.01/3, send=0.01/20",
     "connections_per_user": "2",
     "rooms_per_user": "3",
     "rooms_created_per_user": "4",
@@ -146,6 +146,21 @@ async def test_rooms_a_user_ever_created_are_bounded_and_a_taken_id_costs_nothin
     status, body = await create(small, user, room_id())
     assert (status, body["error"]["code"]) == (403, "too_many")
     assert "create at most 4" in body["error"]["message"]
+
+
+async def test_a_burst_sent_at_once_is_served_up_to_the_burst(small: Stack):
+    """A bot may fire its whole burst without awaiting each ack: every message of it is
+    served, and only the next one is refused (a node's leases of the bucket must not draw
+    more tokens than the sends they serve)."""
+    user = await register(small.url(0))
+    async with connected(small.url(0), user.token) as bot:
+        burst = [bot.call("dm", {"to": user.id, "text": f"n{i}"}) for i in range(20)]
+        acks = await asyncio.gather(*burst)
+        assert [ack.get("error") for ack in acks] == [None] * 20
+        refused = await bot.call("dm", {"to": user.id, "text": "one more"})
+        assert refused["error"]["code"] == "rate_limited"
+        history = await bot.call("history", {"room": f"dm:{user.id}:{user.id}", "limit": 100})
+        assert sorted(m["text"] for m in history["messages"]) == sorted(f"n{i}" for i in range(20))
 
 
 async def test_a_dm_does_not_count_as_a_room(small: Stack):

@@ -137,13 +137,17 @@ async def test_control_actions_do_not_block_the_listener_and_keep_their_order():
 
 
 class FakeBucket:
-    """The cluster's bucket, in memory: grants up to ``want`` of what is left."""
+    """The cluster's bucket, in memory: grants up to ``want`` of what is left.  With a
+    ``gate``, each call waits for it first (a round trip in flight until the test opens it)."""
 
-    def __init__(self, tokens):
-        self.tokens, self.calls = tokens, 0
+    def __init__(self, tokens, gate=None):
+        self.tokens, self.calls, self.gate = tokens, 0, gate
 
     async def take(self, scope, ident, rate, burst, want=1):
         self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+            await asyncio.sleep(0)  # a reply comes in a later turn of the loop, never at once
         granted = min(want, self.tokens)
         self.tokens -= granted
         return (granted, 0.0) if granted else (0, 0.5)
@@ -170,3 +174,37 @@ async def test_the_send_limit_is_spent_locally_in_leases_and_still_binds():
     now[0] = 61.0  # ... unused for longer than a minute: dropped, not spent
     await limiter.take("send", "ann")
     assert bucket.tokens == 0 and bucket.calls == 6
+
+
+async def test_a_burst_taken_at_once_is_served_up_to_the_burst():
+    """Concurrent takes share the lease being asked for instead of each drawing its own (the
+    extra leases were dropped unspent: 4 of a burst of 20 went through)."""
+    gate = asyncio.Event()
+    bucket = FakeBucket(tokens=20, gate=gate)
+    limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: 0.0)
+    takes = [asyncio.ensure_future(limiter.take("send", "ann")) for _ in range(25)]
+    await asyncio.sleep(0)  # every take has started: one bucket call is out, 24 wait for it
+    assert bucket.calls == 1
+    gate.set()
+    results = await asyncio.gather(*takes, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, ChatError)]
+    assert results[:20] == [None] * 20 and len(refused) == 5
+    assert {r.code for r in refused} == {"rate_limited"}
+    # Leases of 5 for the twenty, then one refusal answers everyone still waiting.
+    assert bucket.tokens == 0 and bucket.calls == 5
+
+
+async def test_a_take_cancelled_while_asking_leaves_the_others_served():
+    gate = asyncio.Event()
+    bucket = FakeBucket(tokens=20, gate=gate)
+    limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: 0.0)
+    asker = asyncio.ensure_future(limiter.take("send", "ann"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.ensure_future(limiter.take("send", "ann")) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()  # a waiter gone: the others still wait for the asker
+    asker.cancel()  # the asker gone: a waiter asks in its place
+    gate.set()
+    assert await asyncio.gather(*waiters[1:]) == [None, None]
+    assert asker.cancelled() and waiters[0].cancelled()
+    assert bucket.calls == 2 and bucket.tokens == 15  # the second lease serves both
