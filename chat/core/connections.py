@@ -22,6 +22,7 @@ from chat.core.ordering import Ordering
 from chat.core.people import DELETED_NAME
 from chat.core.presence import Presence
 from chat.core.subscriptions import Subscriptions
+from chat.errors import unavailable
 from chat.models import Room, RoomCounts, UserRecord, is_dm_room, peer_of
 from chat.ports import AccountStore, LocalDelivery, RoomStore
 
@@ -54,6 +55,9 @@ class Conn:
     #: Room records and DM peers' names, read during the handshake for its ``session`` event
     #: (cleared once sent).
     session_rooms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Notices applied to this socket (rooms gained or lost, renames, settings): a handshake
+    #: reading the user's state again sees whether one raced its read (``_catch_up``).
+    notices: int = 0
     #: See ``lock``; made on first use.
     _lock: asyncio.Lock | None = None
 
@@ -67,6 +71,10 @@ class Conn:
     @property
     def user_channel(self) -> str:
         return channels.user_channel(self.user.id)
+
+
+#: Reads of the user's state a handshake makes before it gives up (each raced by a notice).
+CATCH_UP_TRIES = 3
 
 
 def room_channel(room_id: str) -> str | None:
@@ -121,18 +129,25 @@ class Connections:
         conn.rooms = await self._rooms.user_rooms(user.id)
         conn.session_rooms = await self._describe(user.id, conn.rooms)
         conn.channels = {conn.user_channel, *filter(None, map(room_channel, conn.rooms))}
-        await self._subscriptions.acquire(conn.channels)
-        # Counted once the channels are live: a message stored meanwhile is counted here and
-        # may arrive live too (a client takes the counts of a session as of its last_seq).
-        await self._add_counts(user.id, conn.session_rooms)
+        await self._subscriptions.acquire(conn.channels)  # all of them, or none
+        try:
+            # Counted once the channels are live: a message stored meanwhile is counted here
+            # and may arrive live too (a client takes the counts of a session as of its
+            # last_seq).
+            await self._add_counts(user.id, conn.session_rooms)
+        except BaseException:
+            await self._subscriptions.release(conn.channels)
+            raise
         self.by_sid[sid] = conn
         self.by_user.setdefault(user.id, set()).add(sid)
         self.lifetimes.track(conn)
         try:
-            # Hazard: a logout that landed after ``authenticate`` but before the user's channel
-            # was live went unheard.  Checked again now: a later one is heard (the notice is
-            # published after the write) and finds this socket in ``by_sid``.
+            # Hazard: a logout, a kick or an invite, a rename that landed after the reads
+            # above but before this socket could hear of it (its user's channel not yet live,
+            # or the socket not yet in ``by_sid``) went unheard.  Read again now: a later one
+            # is heard (each notice is published after its write) and finds this socket.
             await self._accounts.check(claims)
+            await self._catch_up(conn)
             await self._presence.connected(user.id, sid)
         except BaseException:
             # Revoked, refused (too many connections) or failed: the client is never told it is
@@ -140,6 +155,32 @@ class Connections:
             await self.close(conn)
             raise
         return conn
+
+    async def _catch_up(self, conn: Conn) -> None:
+        """Apply what changed for the user while the socket was opening: rooms left or lost
+        (a kicked user's new socket must not go on receiving the room), rooms gained, the
+        user's name and settings.  A notice applied meanwhile may be newer than this read, or
+        older: read again until none raced it (a read begun after a notice sees its write)."""
+        for _ in range(CATCH_UP_TRIES):
+            seen = conn.notices
+            rooms, user = await asyncio.gather(
+                self._rooms.user_rooms(conn.user.id), self._accounts.me(conn.user.id)
+            )
+            if conn.notices != seen:
+                continue
+            conn.user = user
+            for room_id in conn.rooms - rooms:
+                await self.remove_room(conn, room_id)
+            gained = rooms - conn.rooms
+            if gained:
+                described = await self._describe(user.id, gained)
+                await self._add_counts(user.id, described)
+                conn.session_rooms.update(described)
+                for room_id in gained:
+                    await self.add_room(conn, room_id)
+            if conn.notices == seen:
+                return
+        raise unavailable("the account changed during the handshake; connect again")
 
     async def _describe(self, user_id: str, room_ids: set[str]) -> dict[str, dict[str, Any]]:
         rooms = await self._rooms.get_many(room_ids)
@@ -218,6 +259,7 @@ class Connections:
     async def renamed(self, user_id: str, name: str) -> None:
         """The user's new name, for the messages their local sockets send from now on."""
         for conn in self.local(user_id):
+            conn.notices += 1
             conn.user = msgspec.structs.replace(conn.user, name=name)
         await self._delivery.emit(
             channels.user_sio_room(user_id), "user", {"id": user_id, "name": name}
@@ -249,6 +291,8 @@ class Connections:
         """Follow the room for each local socket of the user and tell each from which seq it
         receives the room live (``last_seq``, as in ``session``: what lies below, it syncs)."""
         local = self.local(user_id)
+        for conn in local:  # at once: a handshake's read must not take its place (_catch_up)
+            conn.notices += 1
         counts: dict[str, Any] = {}
         if local and self._counts is not None:
             found = await self._counts(user_id, [room_id])
@@ -260,6 +304,7 @@ class Connections:
 
     async def room_removed(self, user_id: str, room_id: str, notice: dict[str, Any]) -> None:
         for conn in self.local(user_id):
+            conn.notices += 1
             await self.remove_room(conn, room_id)
         await self._delivery.emit(channels.user_sio_room(user_id), "left", notice)
 
@@ -275,6 +320,7 @@ class Connections:
 
     async def settings_changed(self, user_id: str, receipts: bool, origin: str) -> None:
         for conn in self.local(user_id):
+            conn.notices += 1
             conn.user = msgspec.structs.replace(conn.user, receipts=receipts)
             if conn.sid != origin:
                 await self._delivery.emit_to(conn.sid, "settings", {"receipts": receipts})

@@ -67,7 +67,14 @@ class Subscriptions:
         await asyncio.gather(*map(one, channels))
 
     async def acquire(self, channels: Iterable[str]) -> None:
-        await asyncio.gather(*(self._acquire(channel) for channel in channels))
+        """Follow every channel, or none: when one fails, those taken are let go again (a
+        failed handshake must not leave its channels followed for good)."""
+        wanted = list(channels)
+        results = await asyncio.gather(*map(self._acquire, wanted), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            await self.release(c for c, r in zip(wanted, results, strict=True) if r is None)
+            raise errors[0]
 
     async def release(self, channels: Iterable[str]) -> None:
         await asyncio.gather(*(self._release(channel) for channel in channels))

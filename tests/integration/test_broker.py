@@ -106,6 +106,33 @@ async def test_one_subscription_per_channel_per_node_however_many_local_users(re
         assert numsub(redis_clean, a, channel) == 1
 
 
+async def test_a_channel_followed_again_before_its_unsubscribe_is_answered_waits_for_it(
+    redis_clean,
+):
+    """Let go and followed again within one round trip: the server drops the channel
+    (UNSUBSCRIBE) before it takes it back (SUBSCRIBE), so the channel is not live until the
+    second answer; a follower told it was at once would read its baselines too early."""
+    channel = "room:" + new_user_id()
+    async with node(redis_clean, "a") as (a, inbox), node(redis_clean, "b") as (b, _):
+        await a.subscribe([channel])
+        shard = a.shard_for(channel)
+        server = next(p for p in redis_clean.shards if p.url == shard.url)
+        server.command("CLIENT", "PAUSE", 2000, "ALL")  # it reads, and answers nothing, for 2 s
+        shard.unwant([channel])
+        for _ in range(20):  # a few turns of the loop: the UNSUBSCRIBE is written
+            await asyncio.sleep(0)
+        assert channel not in shard._requested
+        shard.want([channel])
+        again = asyncio.ensure_future(shard.wait_subscribed([channel]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not again.done() and channel not in shard.subscribed
+        await asyncio.wait_for(again, TIMEOUT)  # the SUBSCRIBE's answer, after the pause
+        assert channel in shard.subscribed
+        await b.publish(channel, b"live again")
+        assert await inbox.next(channel) == b"live again"
+
+
 async def test_concurrent_subscribes_are_batched_and_all_confirmed(redis_clean):
     channels = [f"user:{new_user_id()}" for _ in range(500)]
     async with node(redis_clean, "a") as (a, inbox):

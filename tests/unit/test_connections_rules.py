@@ -4,10 +4,12 @@ followed once per node however many sockets need them and let go with the last o
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chat import channels
-from chat.errors import ChatError
+from chat.errors import ChatError, unavailable
 
 
 def followed(node) -> set[str]:
@@ -85,3 +87,111 @@ async def test_a_join_on_one_node_makes_the_users_sockets_on_every_node_follow(n
     await ann_phone.call("leave", {"room": "books"})
     await node.settle()
     assert "books" not in ann.conn.rooms and ann.events("left")[-1]["room"] == "books"
+
+
+class Paused:
+    """Wraps an async callable: its first call from ``arm()`` on (once ``when()`` holds)
+    waits for ``go`` (a read of the handshake held in flight while the test changes the
+    user's state).  The reply is the one read before: a server answers as of when it ran."""
+
+    def __init__(self, inner):
+        self.inner, self.when = inner, None
+        self.reached, self.go = asyncio.Event(), asyncio.Event()
+
+    def arm(self, when=lambda: True):
+        self.when = when
+        return self
+
+    async def __call__(self, *args, **kwargs):
+        if self.when is not None and self.when():
+            self.when = None
+            answer = await self.inner(*args, **kwargs)
+            self.reached.set()
+            await self.go.wait()
+            return answer
+        return await self.inner(*args, **kwargs)
+
+
+async def reconnect_while(node, world, user_id, paused, change):
+    """``user_id`` opens a new socket; ``change`` runs while the handshake's read is held."""
+    token = world.tokens.issue(user_id, world.accounts.records[user_id].name)[0]
+    opening = asyncio.ensure_future(node.connections.open(f"sid-{user_id}-new", token))
+    await paused.reached.wait()
+    await change()
+    paused.go.set()
+    conn = await opening
+    await node.settle()
+    await node.delivery.emit_to(conn.sid, "session", node.connections.enter(conn))
+    return conn
+
+
+@pytest.mark.parametrize("held", ["rooms read", "counts read"])
+async def test_a_kick_during_a_handshake_reaches_the_new_socket(node, world, held):
+    """Held before the user's channel is live (the kick's notice is never heard), or once it
+    is live but before the socket is registered (the notice finds no socket)."""
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    await node.rooms.create(ann.conn.user, "club", None, True, managed=True)
+    assert (await ann.call("invite", {"room": "club", "user": "bob"}))["ok"]
+    await node.settle()
+    await bob.close()
+    if held == "rooms read":
+        paused = world.rooms.get_many = Paused(world.rooms.get_many).arm()
+    else:
+        paused = node.connections._counts = Paused(node.connections._counts).arm()
+
+    async def kick():
+        assert (await ann.call("kick", {"room": "club", "user": "bob"}))["ok"]
+
+    conn = await reconnect_while(node, world, "bob", paused, kick)
+    assert "club" not in conn.rooms
+    assert "club" not in [r["id"] for r in node.delivery.events(conn.sid, "session")[0]["rooms"]]
+    assert (await ann.call("send", {"room": "club", "text": "members only"}))["ok"]
+    assert node.delivery.events(conn.sid, "message") == []
+
+
+async def test_an_invite_and_a_rename_during_a_handshake_reach_the_new_socket(node, world):
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    await node.rooms.create(ann.conn.user, "club", None, True)
+    await bob.close()
+    paused = node.connections._counts = Paused(node.connections._counts).arm()
+
+    async def invite_and_rename():
+        assert (await ann.call("invite", {"room": "club", "user": "bob"}))["ok"]
+        await node.profile.rename("bob", "Robert")
+
+    conn = await reconnect_while(node, world, "bob", paused, invite_and_rename)
+    session = node.delivery.events(conn.sid, "session")[0]
+    assert "club" in [r["id"] for r in session["rooms"]] and conn.user.name == "Robert"
+    assert (await ann.call("send", {"room": "club", "text": "welcome"}))["ok"]
+    assert [m["text"] for m in node.delivery.events(conn.sid, "message")] == ["welcome"]
+
+
+async def test_a_kick_that_races_the_handshakes_second_read_is_not_undone_by_it(node, world):
+    """The second read of the user's rooms answers before the kick; the kick's notice is
+    applied before that answer is: the stale answer must not put the room back."""
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    await node.rooms.create(ann.conn.user, "club", None, True, managed=True)
+    assert (await ann.call("invite", {"room": "club", "user": "bob"}))["ok"]
+    await node.settle()
+    await bob.close()
+    registered = lambda: "sid-bob-new" in node.connections.by_sid  # noqa: E731
+    paused = world.rooms.user_rooms = Paused(world.rooms.user_rooms).arm(registered)
+
+    async def kick():
+        assert (await ann.call("kick", {"room": "club", "user": "bob"}))["ok"]
+        await node.settle()  # the notice reached the registered socket
+
+    conn = await reconnect_while(node, world, "bob", paused, kick)
+    assert "club" not in conn.rooms
+    assert (await ann.call("send", {"room": "club", "text": "members only"}))["ok"]
+    assert node.delivery.events(conn.sid, "message") == []
+
+
+async def test_a_handshake_that_fails_after_following_its_channels_lets_them_go(node):
+    async def failing(user_id, rooms):
+        raise unavailable()
+
+    node.connections._counts = failing
+    with pytest.raises(ChatError):
+        await node.connect("ann")
+    assert node.connections.by_sid == {} and followed(node) == set()

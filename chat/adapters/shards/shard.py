@@ -63,6 +63,9 @@ class Shard:
         self._wanted: set[str] = set()  # our record: what should be subscribed
         self._requested: set[str] = set()  # what this connection was asked for
         self._confirmed: set[str] = set()  # what the server confirmed on this connection
+        #: Per channel, SUBSCRIBE/UNSUBSCRIBE sent on this connection and not answered yet: a
+        #: channel counts as confirmed only by the answer to the last command sent for it.
+        self._unanswered: dict[str, int] = {}
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._conn: Connection | None = None
         self._write_lock = asyncio.Lock()
@@ -175,6 +178,12 @@ class Shard:
                 add = sorted(self._wanted - self._requested)
                 drop = sorted(self._requested - self._wanted)
                 self._requested = set(self._wanted)
+                for channel in (*add, *drop):
+                    self._unanswered[channel] = self._unanswered.get(channel, 0) + 1
+                # Not live from now on: a channel followed again before the UNSUBSCRIBE is
+                # answered must wait for its new SUBSCRIBE, or its baselines are read while
+                # the server is about to drop it.
+                self._confirmed.difference_update(drop)
                 for command, batch in _batches(("SUBSCRIBE", add), ("UNSUBSCRIBE", drop)):
                     await conn.send_command(command, *batch, check_health=False)
         except Exception as exc:  # the listener notices the dead connection and reconnects
@@ -225,6 +234,7 @@ class Shard:
         self.refused = None
         self._requested = set()
         self._confirmed = set()
+        self._unanswered = {}
         self._notify()
 
     def _detach(self) -> None:
@@ -233,6 +243,7 @@ class Shard:
         self._conn = None
         self._requested = set()
         self._confirmed = set()
+        self._unanswered = {}
         self._notify()
 
     async def _read_loop(self, conn: Connection, failures: int) -> int:
@@ -292,14 +303,26 @@ class Shard:
             await self._handler(reply[1].decode(), reply[2])
         elif kind == b"subscribe":
             channel = reply[1].decode()
-            self._confirmed.add(channel)
-            waiter = self._waiters.pop(channel, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            if self._answered(channel):
+                self._confirmed.add(channel)
+                waiter = self._waiters.pop(channel, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
             self._notify()
         elif kind == b"unsubscribe" and reply[1] is not None:
-            self._confirmed.discard(reply[1].decode())
+            channel = reply[1].decode()
+            self._answered(channel)
+            self._confirmed.discard(channel)
             self._notify()
+
+    def _answered(self, channel: str) -> bool:
+        """Count one answer for ``channel``; True when no later command for it is pending."""
+        left = self._unanswered.get(channel, 1) - 1
+        if left > 0:
+            self._unanswered[channel] = left
+            return False
+        self._unanswered.pop(channel, None)
+        return True
 
     # --- publishing --------------------------------------------------------------------------
 
