@@ -97,11 +97,12 @@ class AccountDeletion:
         await self.delete(user)
 
     async def delete(self, user: UserRecord) -> None:
-        rooms = await self._rooms.user_rooms(user.id)
         await self._people.forget(user, user.email.strip().lower())
         await self._people.close_dms(user.id)
         await self._end_sessions(user.id)
-        await self._leave_rooms(user, rooms)
+        # Read last: a join from one of the user's sockets that was still open while the
+        # deletion began is in the list by now (read first, it stayed a member for good).
+        await self._leave_rooms(user, await self._rooms.user_rooms(user.id))
 
     async def finish(self, user_id: str) -> bool:
         """Finish an interrupted deletion of a user whose record is gone already: False when

@@ -3,6 +3,8 @@ typing_filter.py, deletion.py); across nodes on real servers: e2e/test_people.py
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fakes.node import MemoryNode
 
@@ -219,3 +221,24 @@ async def test_typing_is_dropped_not_shown_unfiltered_when_blocks_cannot_be_read
     assert (await bob.call("typing", {"room": "lobby"}))["sent"]
     await node.settle()
     assert ann.events("typing") == []
+
+
+async def test_a_join_while_the_account_is_being_deleted_does_not_outlive_it(node, world):
+    """A socket still open when the deletion begins joins a room: the deletion's read of the
+    user's rooms comes after, so it leaves that room too."""
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    await node.rooms.create(ann.conn.user, "club", None, False)
+    began, go, forget = asyncio.Event(), asyncio.Event(), world.people.forget
+
+    async def held_forget(*args):
+        began.set()
+        await go.wait()
+        return await forget(*args)
+
+    world.people.forget = held_forget
+    deleting = asyncio.ensure_future(node.deletion.delete(world.accounts.records["bob"]))
+    await began.wait()
+    assert (await bob.call("join", {"room": "club"}))["ok"]
+    go.set()
+    await deleting
+    assert "bob" not in world.rooms.members["club"]
