@@ -119,9 +119,9 @@ async def test_a_channel_followed_again_before_its_unsubscribe_is_answered_waits
         server = next(p for p in redis_clean.shards if p.url == shard.url)
         server.command("CLIENT", "PAUSE", 2000, "ALL")  # it reads, and answers nothing, for 2 s
         shard.unwant([channel])
-        for _ in range(20):  # a few turns of the loop: the UNSUBSCRIBE is written
+        for _ in range(20):  # a few turns of the loop: the UNSUBSCRIBE is written ...
             await asyncio.sleep(0)
-        assert channel not in shard._requested
+        assert channel not in shard.subscribed  # ... and the channel is not live from then on
         shard.want([channel])
         again = asyncio.ensure_future(shard.wait_subscribed([channel]))
         for _ in range(20):

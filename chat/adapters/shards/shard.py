@@ -1,5 +1,5 @@
-"""One pub/sub shard: its subscriber connection, its subscription record, its listener task
-and its publish client (``publisher.py``), owned by one object.
+"""One pub/sub shard: its subscriber connection, its subscription record (``record.py``), its
+listener task and its publish client (``publisher.py``), owned by one object.
 
 The listener is the only reader of the subscriber connection.  It reconnects forever with a
 jittered backoff (capped at 2 s, reset once a connection is up and subscribed) and, after
@@ -28,6 +28,7 @@ from chat.adapters.redis_common import (
     refusal,
 )
 from chat.adapters.shards.publisher import Publisher
+from chat.adapters.shards.record import SubscriptionRecord
 from chat.ports import MessageHandler
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,7 @@ class Shard:
         self._heard = 0.0  # loop time of the last reply on the subscriber connection
         self._stalled = False  # a PING went unanswered for an interval on this connection
         self._dead_after = dead_after
-        self._wanted: set[str] = set()  # our record: what should be subscribed
-        self._requested: set[str] = set()  # what this connection was asked for
-        self._confirmed: set[str] = set()  # what the server confirmed on this connection
-        #: Per channel, SUBSCRIBE/UNSUBSCRIBE sent on this connection and not answered yet: a
-        #: channel counts as confirmed only by the answer to the last command sent for it.
-        self._unanswered: dict[str, int] = {}
-        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._record = SubscriptionRecord()
         self._conn: Connection | None = None
         self._write_lock = asyncio.Lock()
         self._flush_scheduled = False
@@ -89,9 +84,7 @@ class Shard:
             # The listener's finally-block closes the connection; wait for it.
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for waiter in self._waiters.values():
-            waiter.cancel()
-        self._waiters.clear()
+        self._record.close()
         await self._publishes.close()
         await self._publisher.close()
 
@@ -100,7 +93,7 @@ class Shard:
         return self._conn is not None
 
     def is_ready(self) -> bool:
-        return self._conn is not None and self._wanted <= self._confirmed
+        return self._conn is not None and self._record.complete
 
     async def wait_until(self, predicate: Callable[[Shard], bool]) -> None:
         """Return once ``predicate(self)`` holds; re-checked on every connection or
@@ -116,38 +109,28 @@ class Shard:
 
     def want(self, channels: Iterable[str]) -> None:
         """Add channels to the record and subscribe them (batched with concurrent callers)."""
-        self._wanted.update(channels)
+        self._record.want(channels)
         self._schedule_flush()
 
     def unwant(self, channels: Iterable[str]) -> None:
-        for channel in channels:
-            self._wanted.discard(channel)
-            waiter = self._waiters.pop(channel, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)  # nobody needs it any more
+        self._record.unwant(channels)
         self._notify()
         self._schedule_flush()
 
     async def wait_subscribed(self, channels: Collection[str]) -> None:
         """Return once the server confirmed every channel (across reconnects if need be)."""
-        pending = []
-        for channel in channels:
-            if channel in self._wanted and channel not in self._confirmed:
-                waiter = self._waiters.get(channel)
-                if waiter is None:
-                    waiter = self._waiters[channel] = asyncio.get_running_loop().create_future()
-                pending.append(waiter)
+        pending = self._record.waiters(channels)
         if pending:
             # shield: one caller timing out must not cancel a waiter others share.
             await asyncio.gather(*(asyncio.shield(w) for w in pending))
 
     def generation(self, channel: str) -> int | None:
         """The number of the connection the channel is subscribed on; None while it is not."""
-        return self.reconnects if channel in self._confirmed else None
+        return self.reconnects if channel in self._record.confirmed else None
 
     @property
     def subscribed(self) -> frozenset[str]:
-        return frozenset(self._confirmed)
+        return frozenset(self._record.confirmed)
 
     def _schedule_flush(self) -> None:
         # Coalesce every want/unwant of this loop iteration into one SUBSCRIBE/UNSUBSCRIBE.
@@ -165,9 +148,8 @@ class Shard:
     async def _flush(self, conn: Connection) -> None:
         """Bring the server's subscriptions on ``conn`` in line with the record.
 
-        Commands on one connection are processed in order, so ``_requested`` is what the
-        server will hold once it has read everything we sent.  A write error closes the
-        connection; the listener then reconnects and flushes from scratch.
+        What to send is the record's (``record.py``).  A write error closes the connection;
+        the listener then reconnects and flushes from scratch.
         """
         try:
             async with self._write_lock:
@@ -175,15 +157,7 @@ class Shard:
                     # Gone or replaced: the listener flushes a fresh connection itself.
                     # (Sending on a closed redis-py connection would silently reopen it.)
                     return
-                add = sorted(self._wanted - self._requested)
-                drop = sorted(self._requested - self._wanted)
-                self._requested = set(self._wanted)
-                for channel in (*add, *drop):
-                    self._unanswered[channel] = self._unanswered.get(channel, 0) + 1
-                # Not live from now on: a channel followed again before the UNSUBSCRIBE is
-                # answered must wait for its new SUBSCRIBE, or its baselines are read while
-                # the server is about to drop it.
-                self._confirmed.difference_update(drop)
+                add, drop = self._record.to_send()
                 for command, batch in _batches(("SUBSCRIBE", add), ("UNSUBSCRIBE", drop)):
                     await conn.send_command(command, *batch, check_health=False)
         except Exception as exc:  # the listener notices the dead connection and reconnects
@@ -232,18 +206,14 @@ class Shard:
         self._conn = conn
         self._stalled = False
         self.refused = None
-        self._requested = set()
-        self._confirmed = set()
-        self._unanswered = {}
+        self._record.new_connection()
         self._notify()
 
     def _detach(self) -> None:
         if self._conn is not None:
             self.reconnects += 1
         self._conn = None
-        self._requested = set()
-        self._confirmed = set()
-        self._unanswered = {}
+        self._record.new_connection()
         self._notify()
 
     async def _read_loop(self, conn: Connection, failures: int) -> int:
@@ -262,7 +232,7 @@ class Shard:
                     log.info("shard %s: answering again", self.name)
                     self._resubscribed()
                 await self._on_reply(reply)
-                if failures and self._wanted <= self._confirmed:
+                if failures and self._record.complete:
                     failures = 0  # up and fully subscribed: the next outage starts afresh
                     log.info("shard %s: pub/sub connection restored", self.name)
                     self._resubscribed()
@@ -275,7 +245,7 @@ class Shard:
 
     def _resubscribed(self) -> None:
         if self.on_resubscribed is not None:  # what was published meanwhile
-            self.on_resubscribed(frozenset(self._confirmed))
+            self.on_resubscribed(frozenset(self._record.confirmed))
 
     async def _probe_silence(self, conn: Connection) -> str:
         """PING a connection silent for ``ping_interval``; close it once it has been silent
@@ -302,27 +272,11 @@ class Shard:
         if kind == b"message":
             await self._handler(reply[1].decode(), reply[2])
         elif kind == b"subscribe":
-            channel = reply[1].decode()
-            if self._answered(channel):
-                self._confirmed.add(channel)
-                waiter = self._waiters.pop(channel, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+            self._record.subscribed(reply[1].decode())
             self._notify()
         elif kind == b"unsubscribe" and reply[1] is not None:
-            channel = reply[1].decode()
-            self._answered(channel)
-            self._confirmed.discard(channel)
+            self._record.unsubscribed(reply[1].decode())
             self._notify()
-
-    def _answered(self, channel: str) -> bool:
-        """Count one answer for ``channel``; True when no later command for it is pending."""
-        left = self._unanswered.get(channel, 1) - 1
-        if left > 0:
-            self._unanswered[channel] = left
-            return False
-        self._unanswered.pop(channel, None)
-        return True
 
     # --- publishing --------------------------------------------------------------------------
 
