@@ -142,9 +142,11 @@ class FakeBucket:
 
     def __init__(self, tokens, gate=None):
         self.tokens, self.calls, self.gate = tokens, 0, gate
+        self.asked = asyncio.Event()
 
     async def take(self, scope, ident, rate, burst, want=1):
         self.calls += 1
+        self.asked.set()
         if self.gate is not None:
             await self.gate.wait()
             await asyncio.sleep(0)  # a reply comes in a later turn of the loop, never at once
@@ -183,7 +185,7 @@ async def test_a_burst_taken_at_once_is_served_up_to_the_burst():
     bucket = FakeBucket(tokens=20, gate=gate)
     limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: 0.0)
     takes = [asyncio.ensure_future(limiter.take("send", "ann")) for _ in range(25)]
-    await asyncio.sleep(0)  # every take has started: one bucket call is out, 24 wait for it
+    await bucket.asked.wait()  # every take has started: one bucket call is out, 24 wait for it
     assert bucket.calls == 1
     gate.set()
     results = await asyncio.gather(*takes, return_exceptions=True)
@@ -199,9 +201,9 @@ async def test_a_take_cancelled_while_asking_leaves_the_others_served():
     bucket = FakeBucket(tokens=20, gate=gate)
     limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: 0.0)
     asker = asyncio.ensure_future(limiter.take("send", "ann"))
-    await asyncio.sleep(0)
+    await bucket.asked.wait()
     waiters = [asyncio.ensure_future(limiter.take("send", "ann")) for _ in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop (not a wait): the three wait for the asker
     waiters[0].cancel()  # a waiter gone: the others still wait for the asker
     asker.cancel()  # the asker gone: a waiter asks in its place
     gate.set()
