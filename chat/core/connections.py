@@ -270,12 +270,14 @@ class Connections:
         async with conn.lock:
             if conn.sid not in self.by_sid:
                 return 0  # gone while we waited
-            conn.rooms.add(room_id)
             channel = room_channel(room_id)
             if channel is not None and channel not in conn.channels:
                 await self._subscriptions.acquire([channel])
                 conn.channels.add(channel)
                 self._delivery.enter(conn.sid, channel)
+            # Only once followed: a room listed without its channel looks joined to every
+            # later check on this socket, and is never followed.
+            conn.rooms.add(room_id)
             return self.pointer(conn, room_id)
 
     async def remove_room(self, conn: Conn, room_id: str) -> None:

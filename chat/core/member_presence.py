@@ -40,15 +40,20 @@ class MemberPresence:
         new = [u for u in dict.fromkeys(user_ids) if u not in conn.watching]
         if len(conn.watching) + len(new) > WATCH_MAX:
             raise ChatError("too_many", f"a socket may watch at most {WATCH_MAX} users")
-        conn.watching = conn.watching.union(new)
-        await asyncio.gather(
+        conn.watching = conn.watching.union(new)  # at once: concurrent watches meet the cap
+        followed = await asyncio.gather(
             *(
                 self._connections.follow_channel(
                     conn, channels.presence_channel(u), channels.presence_channel(u)
                 )
                 for u in new
-            )
+            ),
+            return_exceptions=True,
         )
+        failed = [u for u, r in zip(new, followed, strict=True) if isinstance(r, BaseException)]
+        if failed:  # not followed, so not watched: a retry follows them
+            conn.watching = conn.watching.difference(failed)
+            raise next(r for r in followed if isinstance(r, BaseException))
         return await self.online(user_ids)
 
     async def unwatch(self, conn: Conn, user_ids: list[str]) -> None:

@@ -57,6 +57,7 @@ class Presence:
         self._clock = clock
         self.incarnation = secrets.token_hex(6)
         self._local: dict[str, str] = {}  # sid -> user id, what this node registered
+        self._unregistering: dict[str, str] = {}  # sid -> user id, gone but still registered
         self._tasks: list[asyncio.Task[None]] = []
         self.transitions = {"online": 0, "offline": 0}
         self.purged = 0
@@ -75,6 +76,10 @@ class Presence:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        try:  # before the lease goes: no purge would find them after
+            await self._unregister_failed()
+        except Exception as exc:
+            log.warning("presence: %d sockets not unregistered: %r", len(self._unregistering), exc)
         try:
             await self._store.release(self.incarnation)
         except Exception as exc:  # the lease then lapses and another node purges us
@@ -113,9 +118,24 @@ class Presence:
     async def disconnected(self, user_id: str, sid: str) -> None:
         if self._local.pop(sid, None) is None:
             return
+        try:
+            await self._unregister(user_id, sid)
+        except Exception:
+            # Kept and tried again every lease round: a socket the store still lists keeps
+            # its user online, and counts against their connections, for good.
+            self._unregistering[sid] = user_id
+            raise
+
+    async def _unregister(self, user_id: str, sid: str) -> None:
+        """Idempotent: a retry of one that did land finds nothing to remove."""
         await self._store.unregister(user_id, sid, self._clock() + self._grace)
         if user_id not in self._local.values():
             await self._store.forget_user(user_id, self.incarnation)
+
+    async def _unregister_failed(self) -> None:
+        for sid, user_id in list(self._unregistering.items()):
+            await self._unregister(user_id, sid)
+            del self._unregistering[sid]
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         return await self._store.online(user_ids)
@@ -129,6 +149,7 @@ class Presence:
     async def _renewing(self) -> float:
         if not await self._store.renew(self.incarnation, self._lease_ms):
             await self._reincarnate()
+        await self._unregister_failed()
         await self._purge_dead()
         self.online_users = await self._store.online_count()
         return self._renew_every

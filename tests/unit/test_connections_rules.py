@@ -195,3 +195,27 @@ async def test_a_handshake_that_fails_after_following_its_channels_lets_them_go(
     with pytest.raises(ChatError):
         await node.connect("ann")
     assert node.connections.by_sid == {} and followed(node) == set()
+
+
+async def test_a_room_whose_channel_could_not_be_followed_is_not_listed_on_the_socket(node, other):
+    """An invite's notice that fails to follow the room leaves the socket as it was, so the
+    socket's next use of the room follows it (listed without its channel, it never was)."""
+    ann, bob = await node.connect("ann"), await other.connect("bob")
+    await node.rooms.create(ann.conn.user, "club", None, True)
+    subscriptions = other.connections._subscriptions
+    baselines, failed = subscriptions._baselines, []
+
+    async def failing_once(channel):
+        if channel == channels.room_channel("club") and not failed:
+            failed.append(channel)
+            raise unavailable()
+        return await baselines(channel)
+
+    subscriptions._baselines = failing_once
+    assert (await ann.call("invite", {"room": "club", "user": "bob"}))["ok"]
+    await other.settle()
+    assert failed and "club" not in bob.conn.rooms
+    assert (await bob.call("send", {"room": "club", "text": "here"}))["ok"]
+    assert (await ann.call("send", {"room": "club", "text": "welcome"}))["ok"]
+    await other.settle()
+    assert [m["text"] for m in bob.events("message")][-1] == "welcome"

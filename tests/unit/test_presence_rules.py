@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fakes.node import MemoryNode
 
-from chat.errors import ChatError
+from chat.errors import ChatError, unavailable
 
 
 async def watcher(node):
@@ -87,3 +87,46 @@ async def test_a_node_back_from_a_long_pause_registers_its_sockets_again(world):
     assert not world.presence.is_online("ann")
     await node.presence._renewing()  # wakes: its lease lapsed
     assert node.presence.incarnation != old and world.presence.is_online("ann")
+
+
+def fail_once(store, name):
+    """The store's ``name`` raises once (a timeout during a failover), then works again."""
+    real, failed = getattr(store, name), []
+
+    async def flaky(*args, **kwargs):
+        if not failed:
+            failed.append(name)
+            raise unavailable()
+        return await real(*args, **kwargs)
+
+    setattr(store, name, flaky)
+
+
+async def test_a_disconnect_the_store_missed_is_unregistered_by_the_next_lease_round(world):
+    """Else the socket stays listed for good: its user online, and one connection fewer left
+    to them on every node."""
+    node = MemoryNode(world, "n1", per_user=2)
+    first, second = await node.connect("ann"), await node.connect("ann")
+    fail_once(node.presence._store, "unregister")
+    with pytest.raises(ChatError):
+        await first.close()
+    assert list(world.presence.conns["ann"]) == [f"n1/{first.sid}", f"n1/{second.sid}"]
+    await node.presence._renewing()
+    assert list(world.presence.conns["ann"]) == [f"n1/{second.sid}"]
+    assert await node.connect("ann")  # the slot is free again
+    await second.close()
+
+
+async def test_a_node_stopping_unregisters_what_its_store_missed_before_its_lease_goes(world):
+    node = MemoryNode(world, "n1")
+    await node.presence.start()
+    ann = await node.connect("ann")
+    fail_once(node.presence._store, "unregister")
+    with pytest.raises(ChatError):
+        await ann.close()
+    await node.presence.stop()
+    assert not world.presence.conns.get("ann")
+    world.clock.advance(60)
+    later = MemoryNode(world, "n2")
+    await later.presence._sweeping()
+    assert not world.presence.is_online("ann")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from chat import channels
 from chat.core.member_presence import WATCH_MAX
+from chat.errors import unavailable
 
 
 async def test_online_answers_for_each_user_asked(node, other):
@@ -57,3 +59,24 @@ async def test_a_dm_lists_its_users(node, room, count):
     ann = await node.connect("ann")
     ack = await ann.call("members", {"room": room})
     assert ack["count"] == count and ack["members"][0]["id"] == "ann"
+
+
+async def test_a_watch_whose_channel_could_not_be_followed_is_not_kept(node, other):
+    """The failed user is not counted as watched, so the client's retry follows them."""
+    ann = await node.connect("ann")
+    subscriptions = node.connections._subscriptions
+    baselines, failed = subscriptions._baselines, []
+
+    async def failing_once(channel):
+        if channel == channels.presence_channel("bob") and not failed:
+            failed.append(channel)
+            raise unavailable()
+        return await baselines(channel)
+
+    subscriptions._baselines = failing_once
+    assert (await ann.call("watch", {"users": ["bob", "cid"]}))["error"]["code"] == "unavailable"
+    assert ann.conn.watching == {"cid"}
+    assert (await ann.call("watch", {"users": ["bob"]}))["ok"]
+    await other.connect("bob")
+    await node.settle()
+    assert [e["user"] for e in ann.events("presence")] == ["bob"]
