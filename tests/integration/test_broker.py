@@ -119,12 +119,11 @@ async def test_a_channel_followed_again_before_its_unsubscribe_is_answered_waits
         server = next(p for p in redis_clean.shards if p.url == shard.url)
         server.command("CLIENT", "PAUSE", 2000, "ALL")  # it reads, and answers nothing, for 2 s
         shard.unwant([channel])
-        for _ in range(20):  # a few turns of the loop: the UNSUBSCRIBE is written ...
-            await asyncio.sleep(0)
-        assert channel not in shard.subscribed  # ... and the channel is not live from then on
+        # Not live from the moment the UNSUBSCRIBE is written (its answer waits for the pause).
+        await asyncio.wait_for(shard.wait_until(lambda s: channel not in s.subscribed), 1)
         shard.want([channel])
         again = asyncio.ensure_future(shard.wait_subscribed([channel]))
-        for _ in range(20):
+        for _ in range(20):  # turns of the loop, not a wait: nothing can answer while paused
             await asyncio.sleep(0)
         assert not again.done() and channel not in shard.subscribed
         await asyncio.wait_for(again, TIMEOUT)  # the SUBSCRIBE's answer, after the pause

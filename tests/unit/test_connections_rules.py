@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes.failures import fail_once
 
 from chat import channels
 from chat.errors import ChatError, unavailable
@@ -202,16 +203,8 @@ async def test_a_room_whose_channel_could_not_be_followed_is_not_listed_on_the_s
     socket's next use of the room follows it (listed without its channel, it never was)."""
     ann, bob = await node.connect("ann"), await other.connect("bob")
     await node.rooms.create(ann.conn.user, "club", None, True)
-    subscriptions = other.connections._subscriptions
-    baselines, failed = subscriptions._baselines, []
-
-    async def failing_once(channel):
-        if channel == channels.room_channel("club") and not failed:
-            failed.append(channel)
-            raise unavailable()
-        return await baselines(channel)
-
-    subscriptions._baselines = failing_once
+    club = channels.room_channel("club")
+    failed = fail_once(other.connections._subscriptions, "_baselines", lambda ch: ch == club)
     assert (await ann.call("invite", {"room": "club", "user": "bob"}))["ok"]
     await other.settle()
     assert failed and "club" not in bob.conn.rooms

@@ -5,9 +5,10 @@ the bound on connections per user, and the purge of a node whose lease lapsed.""
 from __future__ import annotations
 
 import pytest
+from fakes.failures import fail_once
 from fakes.node import MemoryNode
 
-from chat.errors import ChatError, unavailable
+from chat.errors import ChatError
 
 
 async def watcher(node):
@@ -87,19 +88,6 @@ async def test_a_node_back_from_a_long_pause_registers_its_sockets_again(world):
     assert not world.presence.is_online("ann")
     await node.presence._renewing()  # wakes: its lease lapsed
     assert node.presence.incarnation != old and world.presence.is_online("ann")
-
-
-def fail_once(store, name):
-    """The store's ``name`` raises once (a timeout during a failover), then works again."""
-    real, failed = getattr(store, name), []
-
-    async def flaky(*args, **kwargs):
-        if not failed:
-            failed.append(name)
-            raise unavailable()
-        return await real(*args, **kwargs)
-
-    setattr(store, name, flaky)
 
 
 async def test_a_disconnect_the_store_missed_is_unregistered_by_the_next_lease_round(world):

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
+from fakes.failures import fail_once
 
 from chat import channels
 from chat.core.member_presence import WATCH_MAX
-from chat.errors import unavailable
 
 
 async def test_online_answers_for_each_user_asked(node, other):
@@ -64,16 +64,8 @@ async def test_a_dm_lists_its_users(node, room, count):
 async def test_a_watch_whose_channel_could_not_be_followed_is_not_kept(node, other):
     """The failed user is not counted as watched, so the client's retry follows them."""
     ann = await node.connect("ann")
-    subscriptions = node.connections._subscriptions
-    baselines, failed = subscriptions._baselines, []
-
-    async def failing_once(channel):
-        if channel == channels.presence_channel("bob") and not failed:
-            failed.append(channel)
-            raise unavailable()
-        return await baselines(channel)
-
-    subscriptions._baselines = failing_once
+    bob = channels.presence_channel("bob")
+    fail_once(node.connections._subscriptions, "_baselines", lambda ch: ch == bob)
     assert (await ann.call("watch", {"users": ["bob", "cid"]}))["error"]["code"] == "unavailable"
     assert ann.conn.watching == {"cid"}
     assert (await ann.call("watch", {"users": ["bob"]}))["ok"]

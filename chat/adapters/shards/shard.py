@@ -158,6 +158,8 @@ class Shard:
                     # (Sending on a closed redis-py connection would silently reopen it.)
                     return
                 add, drop = self._record.to_send()
+                if drop:  # no longer live from here on: a change wait_until looks at
+                    self._notify()
                 for command, batch in _batches(("SUBSCRIBE", add), ("UNSUBSCRIBE", drop)):
                     await conn.send_command(command, *batch, check_health=False)
         except Exception as exc:  # the listener notices the dead connection and reconnects
