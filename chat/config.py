@@ -257,6 +257,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("rooms_created_per_user", _positive(int), "rooms a user may ever create", "100"),
     Option("room_members_max", _positive(int), "members a room may have (not the lobby)", "10000"),
     Option("connections_per_user", _positive(int), "sockets per user on all nodes", "20"),
+    Option("events_in_flight", _positive(int), "events a socket may have unanswered", "32"),
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
     Option("ws_compression", _bool, "accept permessage-deflate (~260 KiB per socket)", "false"),
     Option("text_max", _positive(int), "longest message text in characters", "4000"),
@@ -335,6 +336,7 @@ class Settings:
     rooms_created_per_user: int
     room_members_max: int
     connections_per_user: int
+    events_in_flight: int
     max_payload: int
     ws_compression: bool
     text_max: int

@@ -108,7 +108,10 @@ class Transport:
 
 def transport(s: Settings, db: Storage) -> Transport:
     sockets = SocketServer(
-        origins=s.origins, max_payload=s.max_payload, compression=s.ws_compression
+        origins=s.origins,
+        max_payload=s.max_payload,
+        compression=s.ws_compression,
+        events_in_flight=s.events_in_flight,
     )
     latencies = metrics.Latencies()
     order = room_ordering(sockets, db.history, s.order_hold_ms, latencies.delivery.observe)

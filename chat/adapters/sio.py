@@ -60,8 +60,9 @@ class SocketServer:
     """Owns the python-socketio server; implements ``LocalDelivery`` for the use cases."""
 
     def __init__(
-        self, *, origins: tuple[str, ...], max_payload: int, compression: bool = False
-    ) -> None:
+        self, *, origins: tuple[str, ...], max_payload: int, compression: bool = False,
+        events_in_flight: int = Server.most_in_flight,
+    ) -> None:  # fmt: skip
         self._allowed = set(origins)
         self._connections: Connections | None = None
         self._events: dict[str, EventHandler] = {}
@@ -86,6 +87,7 @@ class SocketServer:
         # task of its own (its async_handlers), so Engine.IO need not start one per message
         # to call python-socketio.  A socket's packets are then read one after the other.
         self.sio.eio.async_handlers = False
+        self.sio.most_in_flight = events_in_flight
         #: Whether engineio was tuned (eio_tuning.py), and so declines compression itself.
         self.tuned = eio_tuning.apply(self.sio.eio, compression=compression)
 

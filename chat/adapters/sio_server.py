@@ -5,12 +5,18 @@ and its JSON codec.  ``sio.py`` (the adapter) builds it; nothing else touches it
   when its name is one Socket.IO reserves; acks and events are sent as Engine.IO packets
   through ``eio_tuning.send``.
 - ``Manager``: local rooms only, and a hook once the client has its CONNECT packet.
+
+A socket has at most ``Server.most_in_flight`` events being answered at once; the next one is
+not taken until one of them is answered.  Its transport is not read meanwhile, so a client that
+sends faster than it is answered is held back by TCP (or its long-poll POST waits) instead of
+making the node hold a task per event it sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import socketio
@@ -75,10 +81,16 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
     #: use: the handler lookup, an ``iscoroutinefunction`` check, a Packet whose payload is
     #: walked for bytes (ours never holds any) and re-encoded.
     answer: Callable[..., Awaitable[dict[str, Any]]] | None = None
+    #: Events one socket may have unanswered; the next is read once one of them is answered.
+    most_in_flight = 32
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._answering: set[asyncio.Future[None]] = set()
+        # Per Engine.IO sid, only while it has events unanswered (an idle socket costs nothing):
+        # how many, and the reads waiting for one of them to end.
+        self._in_flight: dict[str, int] = {}
+        self._held: dict[str, list[asyncio.Future[None]]] = {}
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         # Hazard: python-socketio's private hook, the one place every client EVENT passes
@@ -107,9 +119,25 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             # python-socketio's own handling: it logs and drops what nothing answers.
             await super()._handle_event(eio_sid, namespace, id, data)
             return
+        # Hazard: this await holds the socket's reader (Engine.IO hands packets over one at a
+        # time), which is the point: nothing more is read from a socket at its limit.
+        while self._in_flight.get(eio_sid, 0) >= self.most_in_flight:
+            held = asyncio.get_running_loop().create_future()
+            self._held.setdefault(eio_sid, []).append(held)
+            await held
+        self._in_flight[eio_sid] = self._in_flight.get(eio_sid, 0) + 1
         task = asyncio.ensure_future(self._answer(answer, eio_sid, sid, id, name, data[1:]))
         self._answering.add(task)  # a reference, as python-socketio keeps one
-        task.add_done_callback(self._answering.discard)
+        task.add_done_callback(partial(self._answered, eio_sid))
+
+    def _answered(self, eio_sid: str, task: asyncio.Future[None]) -> None:
+        self._answering.discard(task)
+        left = self._in_flight.pop(eio_sid) - 1
+        if left:
+            self._in_flight[eio_sid] = left
+        for held in self._held.pop(eio_sid, ()):
+            if not held.done():  # a read cancelled meanwhile (the socket closed)
+                held.set_result(None)
 
     async def _answer(
         self, answer: Callable[..., Awaitable[dict[str, Any]]], eio_sid: str, sid: str, id: Any,

@@ -1,0 +1,88 @@
+"""A socket's events being answered at once are bounded (``Server.most_in_flight``): the next
+one is read only when one of them is answered.  The project's Socket.IO server on a real port,
+a real python-socketio client, and an answer function held until the test lets it go."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp import web
+
+from chat.adapters import eio_tuning
+from chat.adapters.sio_server import Manager, Server
+
+MOST = 4
+SENT = 12
+
+
+class Held:
+    """An answer function that records each event it starts and waits to be let go; ``peak``:
+    the most it was answering at once."""
+
+    def __init__(self) -> None:
+        self.started: asyncio.Queue[int] = asyncio.Queue()
+        self.gates: dict[int, asyncio.Event] = {}
+        self.answering = self.peak = 0
+
+    async def __call__(self, name: str, sid: str, n: int) -> dict[str, Any]:
+        gate = self.gates.setdefault(n, asyncio.Event())
+        self.answering += 1
+        self.peak = max(self.peak, self.answering)
+        self.started.put_nowait(n)
+        await gate.wait()
+        self.answering -= 1
+        return {"ok": True, "n": n}
+
+    def release(self, n: int) -> None:
+        self.gates.setdefault(n, asyncio.Event()).set()
+
+
+@asynccontextmanager
+async def served(answer: Held) -> AsyncIterator[str]:
+    # Short pings: a polling client's disconnect waits for its long-poll GET, which the
+    # library's server ends only at the ping timeout (20 s by default; the same unpatched).
+    sio = Server(async_mode="aiohttp", client_manager=Manager(), ping_interval=0.5, ping_timeout=1)
+    sio.eio.async_handlers = False  # as the node runs it (chat/adapters/sio.py)
+    assert eio_tuning.apply(sio.eio, compression=False)
+    sio.answer = answer
+    sio.most_in_flight = MOST
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+async def test_a_socket_never_has_more_events_answered_at_once_than_its_limit(transport: str):
+    answer = Held()
+    async with served(answer) as url:
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(url, transports=[transport])
+        acks: asyncio.Queue[Any] = asyncio.Queue()
+        for n in range(SENT):  # all sent at once, none awaited
+            await client.emit("work", n, callback=acks.put_nowait)
+        running: set[int] = set()
+        for _ in range(SENT):
+            running.add(await asyncio.wait_for(answer.started.get(), 10))
+            if len(running) == MOST:  # let the oldest go: only then may the next be read
+                oldest = min(running)
+                running.discard(oldest)
+                answer.release(oldest)
+        for n in running:
+            answer.release(n)
+        got = sorted([(await asyncio.wait_for(acks.get(), 10))["n"] for _ in range(SENT)])
+        await client.disconnect()
+    assert answer.peak == MOST  # reached, never passed (without the bound: all twelve at once)
+    assert got == list(range(SENT))  # nothing refused, nothing lost
