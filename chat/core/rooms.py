@@ -205,9 +205,11 @@ class Rooms:
         if not member and self.roles is not None:
             await self.roles.check_entry(room, conn.user.id)
         added = await self._admit(room, conn.user.id)
-        pointer = await self._connections.add_room(conn, room.id)
-        if added:
-            await self._announce(conn.user, room, joined=True)
+        try:
+            pointer = await self._connections.add_room(conn, room.id)
+        finally:  # announced even if following failed: a retry finds nothing to add
+            if added:
+                await self._announce(conn.user, room, joined=True)
         return room, pointer
 
     async def leave(self, conn: Conn, room_id: object) -> None:
@@ -219,9 +221,11 @@ class Rooms:
         if self.roles is not None:
             await self._may_leave(room, conn.user.id)
         removed = await self._store.remove_member(room.id, conn.user.id)
-        await self._connections.remove_room(conn, room.id)
-        if removed:
-            await self._announce(conn.user, room, joined=False)
+        try:
+            await self._connections.remove_room(conn, room.id)
+        finally:  # as in ``join``: a retry finds nothing to remove
+            if removed:
+                await self._announce(conn.user, room, joined=False)
 
     async def _may_leave(self, room: Room, user_id: str) -> None:
         """The owner hands the room over first, unless nobody else is in it: then the room

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import MemoryRooms
+from fakes.failures import fail_once
 from fakes.node import MemoryNode
 
 from chat.errors import ChatError
@@ -68,6 +69,34 @@ async def test_joining_a_public_room_tells_the_members_once_and_the_joiner_its_p
     assert await world.rooms.is_member("books", "bob")
     again = await bob.call("join", {"room": "books"})
     assert again["ok"] and len(ann.events("joined")) == 2  # no second notice
+
+
+@pytest.mark.parametrize("event", ["join", "leave"])
+async def test_a_membership_change_is_announced_even_if_the_socket_failed_to_follow(
+    node, other, world, event
+):
+    """The membership is stored before the socket follows the room (or lets it go); a retry
+    finds nothing left to change, so only the failed call can tell the others."""
+    ann, bob = await node.connect("ann"), await other.connect("bob")
+    await make(node, ann, "books")
+    if event == "leave":
+        await bob.call("join", {"room": "books"})
+    step = "add_room" if event == "join" else "remove_room"
+    failed = fail_once(other.connections, step)
+    ack = await bob.call(event, {"room": "books"})
+    assert failed and ack["error"]["code"] == "unavailable"
+    await node.settle()
+    await other.settle()
+    notice = {"room": "books", "user": {"id": "bob", "name": "Bob"}}
+    shown = "joined" if event == "join" else "left"
+    assert ann.events(shown)[-1] == notice
+    assert (await world.rooms.is_member("books", "bob")) is (event == "join")
+    # His own socket heard the notice too, and follows the room (or no longer does):
+    assert ("books" in bob.conn.rooms) is (event == "join")
+    count = len(ann.events(shown))
+    assert (await bob.call(event, {"room": "books"}))["ok"]
+    await node.settle()
+    assert len(ann.events(shown)) == count  # the retry changes nothing, tells nobody again
 
 
 async def test_a_private_room_is_joined_by_invitation_only(node, other, world):
