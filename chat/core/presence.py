@@ -58,6 +58,7 @@ class Presence:
         self.incarnation = secrets.token_hex(6)
         self._local: dict[str, str] = {}  # sid -> user id, what this node registered
         self._unregistering: dict[str, str] = {}  # sid -> user id, gone but still registered
+        self._unsettled: set[str] = set()  # users claimed from the grace list, not yet settled
         self._tasks: list[asyncio.Task[None]] = []
         self.transitions = {"online": 0, "offline": 0}
         self.purged = 0
@@ -181,9 +182,20 @@ class Presence:
             log.info("presence: purged node %s (%d users)", node_id, len(users))
 
     async def _sweeping(self) -> float:
-        for user_id in await self._store.due(self._clock()):
-            if await self._store.settle(user_id, now_ms()):
-                await self._announce(user_id, online=False)
+        # A claim takes the user off the store's grace list, so one whose settle failed (a
+        # failover) is kept here and settled next round: nobody else would ever settle them,
+        # and they would be shown online for good.  A retry of one that did land settles
+        # nothing (the store answers False): never announced twice.
+        claimed = await self._store.due(self._clock())
+        for user_id in [*self._unsettled, *claimed]:
+            try:
+                if await self._store.settle(user_id, now_ms()):
+                    await self._announce(user_id, online=False)
+            except Exception as exc:
+                self._unsettled.add(user_id)
+                log.warning("presence: settling %s failed, again next round: %r", user_id, exc)
+            else:
+                self._unsettled.discard(user_id)
         return self._sweep_every
 
     async def _announce(self, user_id: str, *, online: bool) -> None:

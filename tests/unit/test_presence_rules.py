@@ -118,3 +118,21 @@ async def test_a_node_stopping_unregisters_what_its_store_missed_before_its_leas
     later = MemoryNode(world, "n2")
     await later.presence._sweeping()
     assert not world.presence.is_online("ann")
+
+
+async def test_a_settle_that_failed_is_tried_again_next_round(node, world):
+    """The claim took the user off the grace list: nobody else would settle them, and they
+    would be shown online for good."""
+    dan = await watcher(node)
+    ann, bob = await node.connect("ann"), await node.connect("bob")
+    await ann.close()
+    await bob.close()
+    world.clock.advance(6)
+    failed = fail_once(node.presence._store, "settle", lambda user_id, _: user_id == "ann")
+    await node.presence._sweeping()  # bob, claimed with her, is settled all the same
+    assert failed and world.presence.is_online("ann") and not world.presence.is_online("bob")
+    await node.presence._sweeping()
+    assert not world.presence.is_online("ann")
+    assert transitions(dan) == [True, False]  # ann's, announced once
+    await node.presence._sweeping()
+    assert transitions(dan) == [True, False]

@@ -17,12 +17,15 @@ The registration script also holds the bound on a user's connections across all 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from chat import keys
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.adapters.cluster.scripts import Script
+
+log = logging.getLogger(__name__)
 
 #: ``register``'s answer when the user has as many connections as allowed.
 REFUSED = -1
@@ -154,11 +157,16 @@ class ClusterPresence:
         return bool(version)
 
     async def _went_offline(self, user_id: str, version: int) -> None:
+        """Never raises: the transition is decided (a retry would find nothing to settle), so
+        it must still be announced.  The online set only feeds the count of online users."""
         key = keys.online_users_key()
-        await asyncio.gather(
+        removed, _ = await asyncio.gather(
             self._cluster.send(key, "SREM", key, user_id, what="online"),
             self._roster.presence(user_id, False, version),
+            return_exceptions=True,
         )
+        if isinstance(removed, BaseException):
+            log.warning("presence: %s not removed from the online count: %r", user_id, removed)
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         states = await asyncio.gather(
