@@ -311,10 +311,15 @@ class Rooms:
             log.warning("lobby announcement of %s failed", user.id, exc_info=True)
 
     async def _announce(self, user: UserRecord, room: Room, *, joined: bool) -> None:
+        """Tell the user's sockets and the room's other members, both even if one fails: the
+        change is stored, and a retry finds nothing to change and tells nobody."""
         notice = room_notice(room.id, user, joined=joined)
-        await self._broker.publish(*control(user.id, notice))
+        sends = [self._broker.publish(*control(user.id, notice))]
         channel = room_channel(room.id)
         if channel is not None:
             event = "joined" if joined else "left"
             shown = Envelope("emit", event, notice.notice(), skip_user=user.id)
-            await self._broker.publish(channel, encode_envelope(shown))
+            sends.append(self._broker.publish(channel, encode_envelope(shown)))
+        for outcome in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome

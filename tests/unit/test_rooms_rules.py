@@ -9,6 +9,7 @@ from fakes import MemoryRooms
 from fakes.failures import fail_once
 from fakes.node import MemoryNode
 
+from chat import channels
 from chat.errors import ChatError
 
 #: The counts of issue 16 on the joiner's own ``joined``: nothing read yet.
@@ -97,6 +98,16 @@ async def test_a_membership_change_is_announced_even_if_the_socket_failed_to_fol
     assert (await bob.call(event, {"room": "books"}))["ok"]
     await node.settle()
     assert len(ann.events(shown)) == count  # the retry changes nothing, tells nobody again
+
+
+async def test_the_members_hear_of_a_join_whose_notice_to_the_joiner_failed(node, other):
+    ann, bob = await node.connect("ann"), await other.connect("bob")
+    await make(node, ann, "books")
+    mine = channels.user_channel("bob")
+    failed = fail_once(other.broker, "publish", lambda channel, _: channel == mine)
+    assert (await bob.call("join", {"room": "books"}))["error"]["code"] == "unavailable"
+    await node.settle()
+    assert failed and ann.events("joined")[-1]["user"]["id"] == "bob"
 
 
 async def test_a_private_room_is_joined_by_invitation_only(node, other, world):
