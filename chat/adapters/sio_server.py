@@ -109,6 +109,13 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
                 )
                 await self._send_packet(eio_sid, pkt)
             return
+        # Hazard: this await holds the socket's reader (Engine.IO hands packets over one at a
+        # time), which is the point: nothing more is read from a socket at its limit.  Before
+        # the checks below: the socket may have closed meanwhile.
+        while self._in_flight.get(eio_sid, 0) >= self.most_in_flight:
+            held = asyncio.get_running_loop().create_future()
+            self._held.setdefault(eio_sid, []).append(held)
+            await held
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         answer = self.answer
         if (
@@ -119,12 +126,6 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             # python-socketio's own handling: it logs and drops what nothing answers.
             await super()._handle_event(eio_sid, namespace, id, data)
             return
-        # Hazard: this await holds the socket's reader (Engine.IO hands packets over one at a
-        # time), which is the point: nothing more is read from a socket at its limit.
-        while self._in_flight.get(eio_sid, 0) >= self.most_in_flight:
-            held = asyncio.get_running_loop().create_future()
-            self._held.setdefault(eio_sid, []).append(held)
-            await held
         self._in_flight[eio_sid] = self._in_flight.get(eio_sid, 0) + 1
         task = asyncio.ensure_future(self._answer(answer, eio_sid, sid, id, name, data[1:]))
         self._answering.add(task)  # a reference, as python-socketio keeps one
