@@ -160,13 +160,13 @@ class ClusterPresence:
         """Never raises: the transition is decided (a retry would find nothing to settle), so
         it must still be announced.  The online set only feeds the count of online users."""
         key = keys.online_users_key()
-        removed, _ = await asyncio.gather(
+        outcomes: tuple[Any, ...] = await asyncio.gather(
             self._cluster.send(key, "SREM", key, user_id, what="online"),
             self._roster.presence(user_id, False, version),
             return_exceptions=True,
         )
-        if isinstance(removed, BaseException):
-            log.warning("presence: %s not removed from the online count: %r", user_id, removed)
+        if isinstance(outcomes[0], BaseException):
+            log.warning("presence: %s not counted offline: %r", user_id, outcomes[0])
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         states = await asyncio.gather(
