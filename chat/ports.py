@@ -349,7 +349,14 @@ class RoomStore(Protocol):
         """``{id, name, online}`` of members ``offset`` to ``offset + limit``, online first,
         then by name; and how many members there are.  Costs the page, not the room."""
 
-    async def user_rooms(self, user_id: str) -> set[str]: ...
+    async def user_rooms(self, user_id: str) -> set[str]:
+        """Every room the user is a member of, the lobby and their listed DMs included.
+        Checked against each room's members, the store of record: the user's list of rooms
+        is an index written beside them, not in the same step, so it can be ahead (an
+        invite whose second write failed) and must never let a socket follow a room."""
+
+    async def listed_rooms(self, user_id: str) -> set[str]:
+        """The user's list of rooms as stored, members or not (what a deletion cleans up)."""
 
     async def public_rooms(self) -> set[str]: ...
 

@@ -102,7 +102,7 @@ class AccountDeletion:
         await self._end_sessions(user.id)
         # Read last: a join from one of the user's sockets that was still open while the
         # deletion began is in the list by now (read first, it stayed a member for good).
-        await self._leave_rooms(user, await self._rooms.user_rooms(user.id))
+        await self._leave_rooms(user, await self._rooms.listed_rooms(user.id))
 
     async def finish(self, user_id: str) -> bool:
         """Finish an interrupted deletion of a user whose record is gone already: False when
@@ -111,7 +111,7 @@ class AccountDeletion:
             return False
         await self._people.close_dms(user_id)
         await self._end_sessions(user_id)
-        rooms = await self._rooms.user_rooms(user_id)
+        rooms = await self._rooms.listed_rooms(user_id)
         await self._leave_rooms(UserRecord(user_id, "", DELETED_NAME), rooms)
         return True
 

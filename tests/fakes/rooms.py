@@ -157,6 +157,10 @@ class MemoryRooms:
         return rows[offset : offset + limit], len(rows)
 
     async def user_rooms(self, user_id: str) -> set[str]:
+        listed = await self.listed_rooms(user_id)
+        return {r for r in listed if is_dm_room(r) or await self.is_member(r, user_id)}
+
+    async def listed_rooms(self, user_id: str) -> set[str]:
         return {LOBBY.id, *self.lists.get(user_id, ())}
 
     async def public_rooms(self) -> set[str]:

@@ -14,6 +14,7 @@ import pytest
 from fakes import MemoryAccounts, MemoryHistory, MemoryRooms
 from redis_fixtures import access
 
+from chat import keys
 from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
@@ -183,6 +184,23 @@ async def test_a_full_room_refuses_a_new_member_in_the_same_step_as_it_counts(st
     assert await stores.rooms.add_member(r, joined[0], 4) is False  # a member: not counted
     await stores.rooms.remove_member(r, joined[0])  # a place again: one of the refused takes it
     assert await stores.rooms.add_member(r, next(u for u in users if u not in joined), 4)
+
+
+async def test_a_room_listed_for_a_user_who_is_no_member_is_not_one_of_their_rooms(stores):
+    """The list is written beside the members, not with them: an invite whose second write
+    failed leaves the room listed.  Only the members say whose room it is."""
+    await stores.user("ann", "Ann")
+    await stores.user("bob", "Bob")
+    r = room()
+    await stores.rooms.create(r, "R", True, "ann")
+    if isinstance(stores.rooms, MemoryRooms):
+        stores.rooms.lists.setdefault("bob", set()).add(r)
+    else:
+        key = keys.user_rooms_key("bob")
+        await stores.rooms._cluster.send(key, "SADD", key, r)
+    assert r in await stores.rooms.listed_rooms("bob")
+    assert r not in await stores.rooms.user_rooms("bob")
+    assert r in await stores.rooms.user_rooms("ann")
 
 
 async def test_user_and_public_room_lists(stores):

@@ -212,3 +212,18 @@ async def test_a_room_whose_channel_could_not_be_followed_is_not_listed_on_the_s
     assert (await ann.call("send", {"room": "club", "text": "welcome"}))["ok"]
     await other.settle()
     assert [m["text"] for m in bob.events("message")][-1] == "welcome"
+
+
+async def test_a_room_listed_for_a_user_who_is_no_member_is_never_followed(node, world):
+    """An invite whose second write (the room's members) failed leaves the room in the
+    guest's list only: their sockets must not receive the private room for it."""
+    ann = await node.connect("ann")
+    await node.rooms.create(ann.conn.user, "secret", None, True)
+    world.rooms.lists.setdefault("bob", set()).add("secret")
+    bob = await node.connect("bob")
+    assert "secret" not in bob.conn.rooms
+    assert "secret" not in {r["id"] for r in bob.events("session")[0]["rooms"]}
+    assert (await ann.call("send", {"room": "secret", "text": "for members"}))["ok"]
+    await node.settle()
+    assert bob.events("message") == []
+    assert (await bob.call("join", {"room": "secret"}))["error"]["code"] == "forbidden"

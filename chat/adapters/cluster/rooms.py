@@ -291,7 +291,17 @@ class ClusterRooms:
         return await self.roster.page(room_id, offset, limit)
 
     async def user_rooms(self, user_id: str) -> set[str]:
-        """Every room of the user, the lobby included."""
+        """The listed rooms of which the user is a member (one batched ``SISMEMBER`` per
+        room, after the list: see the port)."""
+        listed = await self.listed_rooms(user_id)
+        plain = [r for r in listed if r != LOBBY.id and not is_dm_room(r)]
+        member = await asyncio.gather(
+            *(self._cluster.send(keys.room_members_key(r), "SISMEMBER", keys.room_members_key(r),
+                                 user_id, what="member?") for r in plain)
+        )  # fmt: skip
+        return listed.difference(r for r, yes in zip(plain, member, strict=True) if not yes)
+
+    async def listed_rooms(self, user_id: str) -> set[str]:
         key = keys.user_rooms_key(user_id)
         found = await self._cluster.send(key, "SMEMBERS", key, what="rooms")
         return {LOBBY.id, *(_text(r) for r in found)}
