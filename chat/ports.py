@@ -196,7 +196,9 @@ class RoleStore(Protocol):
         """Check the rules against the stored roles, membership and restrictions, apply the
         action and append its ``moderation`` entry, at once and durably.  None when nothing
         changed (unban/unmute of nobody restricted).  A refusal raises
-        ``errors.moderation_refusal(code)`` and changes nothing."""
+        ``errors.moderation_refusal(code)`` and changes nothing.  Idempotent per request
+        (its ``random``, for 10 minutes): the same request again answers the entry it
+        appended, and appends nothing."""
 
 
 class AccountStore(Protocol):

@@ -25,6 +25,7 @@ class MemoryModeration:
         self.bans: dict[str, dict[str, int]] = {}
         self.mutes: dict[str, dict[str, int]] = {}
         self.admins: set[str] = set()  # service admins
+        self._done: dict[tuple[str, str, str], Message] = {}  # requests that landed
 
     @property
     def _roles(self) -> dict[str, dict[str, str]]:
@@ -44,6 +45,8 @@ class MemoryModeration:
         return expiry
 
     async def moderate(self, req: ModerationRequest) -> Message | None:
+        if (req.room, req.actor.id, req.random) in self._done:
+            return self._done[req.room, req.actor.id, req.random]
         rooms = self._rooms()
         roles = dict(self._roles.get(req.room, {}))
         seed = None
@@ -68,6 +71,7 @@ class MemoryModeration:
             role=req.role if req.action == "role" else None,
         )  # fmt: skip
         log.append(entry)
+        self._done[req.room, req.actor.id, req.random] = entry
         return entry
 
     @staticmethod

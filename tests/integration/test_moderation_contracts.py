@@ -185,6 +185,18 @@ async def test_entries_are_numbered_with_the_messages_and_read_back_in_their_pla
     assert err.value.code == "no_message"
 
 
+@pytest.mark.parametrize("action", ["ban", "transfer", "role"])
+async def test_a_request_run_again_answers_its_entry_and_appends_nothing(stores, action):
+    """As when the cluster client sends a script again whose reply was lost."""
+    room_id = await club(stores, BOB)
+    role = "admin" if action == "role" else None
+    req = ModerationRequest(action, room_id, ANN, BOB, secrets.token_hex(4), role=role)
+    first = await stores.roles.moderate(req)
+    assert first is not None and await stores.history.last_seq(room_id) == first.seq
+    assert await stores.roles.moderate(req) == first
+    assert await stores.history.last_seq(room_id) == first.seq
+
+
 async def test_transfer_makes_the_old_owner_an_admin(stores):
     room_id = await club(stores, BOB)
     entry = await act(stores, "transfer", room_id, ANN, BOB)

@@ -26,11 +26,16 @@ from chat.errors import moderation_refusal
 from chat.models import Message
 from chat.ports import ModerationRequest
 
-# KEYS: seq, log, roles, bans, mutes, members, meta, mcount.
+# KEYS: seq, log, roles, bans, mutes, members, meta, mcount, the request's record.
 # ARGV: action, actor, target, service admin (1/0), JSON head, middle, tail (without the
 # closing brace), duration ms, role, maxlen.
-# Returns {1, entry}, {2} (nothing to change) or {-1, code}.
+# Returns {1, entry}, {2} (nothing to change) or {-1, code}.  Hazard: the cluster client sends
+# a script again when its reply was lost, so a request that landed finds its record (10
+# minutes) and answers its entry again: a second run would append a second entry, and judge
+# a transfer or a role that had landed as refused or as changing nothing.
 MODERATE = """
+local done = redis.call('GET', KEYS[9])
+if done then return {1, done} end
 local action, actor, target = ARGV[1], ARGV[2], ARGV[3]
 local now = redis.call('TIME')
 local ts = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -107,6 +112,7 @@ if maxlen > 0 then
 else
   redis.call('XADD', KEYS[2], unpack(entry))
 end
+redis.call('SET', KEYS[9], msg, 'PX', 600000)
 return {1, msg}
 """
 
@@ -156,6 +162,7 @@ class ClusterModeration:
             keys.room_seq_key(room), keys.room_log_key(room), keys.room_roles_key(room),
             keys.room_bans_key(room), keys.room_mutes_key(room), keys.room_members_key(room),
             keys.room_meta_key(room), keys.room_mcount_key(room),
+            keys.room_idem_key(room, req.actor.id, f"moderation.{req.random}"),
         )  # fmt: skip
         head = b'{"room":' + _encode(room) + b',"seq":'
         middle = b"." + req.random.encode() + b'","ts":'
