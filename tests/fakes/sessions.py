@@ -52,6 +52,8 @@ class MemorySessions:
             old = ([f.prev] if f.prev else []) + f.old
             mine[family] = Family(digest, now + ttl_ms, now, f.cur, old[:RETIRED_KEPT])
             return "rotated", gen
+        if f.prev == presented and f.cur == digest:  # this rotation again (a resend)
+            return "rotated", gen
         if f.prev == presented and now - f.rot <= grace_ms:
             return "grace", gen
         if presented != f.prev and presented not in f.old:

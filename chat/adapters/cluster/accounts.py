@@ -20,8 +20,13 @@ from chat.adapters.cluster.roster import LOBBY, ClusterRoster
 from chat.adapters.cluster.scripts import Script
 from chat.models import Account, UserRecord
 
+# Hazard: a resend after a lost reply finds its own claim, which must still answer 1 (an
+# answer of 0 made the caller drop the new user, and left the email claimed by nobody).
 CLAIM_EMAIL = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'id') == ARGV[1] then return 1 end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'pw', ARGV[2])
 return 1
 """

@@ -30,32 +30,54 @@ log = logging.getLogger(__name__)
 #: ``register``'s answer when the user has as many connections as allowed.
 REFUSED = -1
 
+# Hazard: the cluster client sends a script again when its reply was lost.  A transition
+# that landed then finds the state it set, with its own time (``ts``, this call's ``now``):
+# ``again`` answers its version once more, or the transition would never be applied to the
+# rosters nor announced.  (Another call at the same millisecond is answered so too: a second
+# announcement of the same state, which watchers take as it is.)
+AGAIN = """
+local function again(state, value, now)
+  if state[1] == value and state[2] == now then return tonumber(state[3]) end
+  return 0
+end
+"""
+
 # ARGV: field, incarnation, now, most connections (0: no bound).  Returns -1 (refused), 0
 # (registered, was online) or the new presence version (registered, came online).
-CONNECT = """
+CONNECT = (
+    AGAIN
+    + """
 local most = tonumber(ARGV[4])
 if most > 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
    and redis.call('HLEN', KEYS[1]) >= most then
   return -1
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('HGET', KEYS[2], 'online') == '1' then return 0 end
+local state = redis.call('HMGET', KEYS[2], 'online', 'ts', 'v')
+if state[1] == '1' then return again(state, '1', ARGV[3]) end
 redis.call('HSET', KEYS[2], 'online', '1', 'ts', ARGV[3])
 return redis.call('HINCRBY', KEYS[2], 'v', 1)
 """
+)
 
 # Offline only if nothing is registered any more and the user is still online: a user who
 # came back during the grace period, or was settled by another node already, stays as is.
-SETTLE = """
+SETTLE = (
+    AGAIN
+    + """
 if redis.call('HLEN', KEYS[1]) > 0 then return 0 end
-if redis.call('HGET', KEYS[2], 'online') ~= '1' then return 0 end
+local state = redis.call('HMGET', KEYS[2], 'online', 'ts', 'v')
+if state[1] ~= '1' then return again(state, '0', ARGV[1]) end
 redis.call('HSET', KEYS[2], 'online', '0', 'ts', ARGV[1])
 return redis.call('HINCRBY', KEYS[2], 'v', 1)
 """
+)
 
 # Remove one dead incarnation's entries (only those: a node that paused and came back
 # registers its sockets again under a new incarnation), then settle.
-PURGE_USER = """
+PURGE_USER = (
+    AGAIN
+    + """
 local fields = redis.call('HGETALL', KEYS[1])
 local removed = 0
 for i = 1, #fields, 2 do
@@ -64,11 +86,14 @@ for i = 1, #fields, 2 do
     removed = removed + 1
   end
 end
-if removed == 0 or redis.call('HLEN', KEYS[1]) > 0 then return {removed, 0} end
-if redis.call('HGET', KEYS[2], 'online') ~= '1' then return {removed, 0} end
+if redis.call('HLEN', KEYS[1]) > 0 then return {removed, 0} end
+local state = redis.call('HMGET', KEYS[2], 'online', 'ts', 'v')
+if removed == 0 then return {0, again(state, '0', ARGV[3])} end
+if state[1] ~= '1' then return {removed, 0} end
 redis.call('HSET', KEYS[2], 'online', '0', 'ts', ARGV[3])
 return {removed, redis.call('HINCRBY', KEYS[2], 'v', 1)}
 """
+)
 
 UNREGISTER = """
 redis.call('HDEL', KEYS[1], ARGV[1])

@@ -15,7 +15,11 @@ from chat.adapters.cluster.scripts import Script
 from chat.models import ServiceToken
 
 ADD = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  -- A resend of an add that landed (its reply was lost) finds its own record.
+  if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 1 end
+  return 0
+end
 if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[3]) end
 return 1
 """

@@ -71,6 +71,8 @@ if f.cur == ARGV[2] then
   if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
   return {'rotated', gen}
 end
+-- A resend of this very rotation (its reply was lost): the new digest is this request's own.
+if f.prev == ARGV[2] and f.cur == ARGV[3] then return {'rotated', gen} end
 if f.prev == ARGV[2] and now - f.rot <= tonumber(ARGV[5]) then return {'grace', gen} end
 local issued = f.prev == ARGV[2]
 for _, digest in ipairs(old) do issued = issued or digest == ARGV[2] end

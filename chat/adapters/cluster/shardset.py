@@ -24,7 +24,11 @@ if current then
   local doc = cjson.decode(current)
   seen = tostring(doc['epoch']) .. ':' .. doc['phase']
 end
-if seen ~= ARGV[1] then return 0 end
+if seen ~= ARGV[1] then
+  -- A resend of a write that landed (its reply was lost) finds its own record.
+  if current == ARGV[2] then return 1 end
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[2])
 return 1
 """
