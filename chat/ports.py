@@ -229,7 +229,8 @@ class ServiceTokenStore(Protocol):
 
     async def add(self, token: ServiceToken) -> None:
         """Store a new token; with the ``admin`` scope its user becomes a service admin, in
-        the same write."""
+        the same write.  ``RuntimeError`` when another token has its id; the same record
+        again (a resend) changes nothing."""
 
     async def get(self, token_id: str) -> ServiceToken | None: ...
 

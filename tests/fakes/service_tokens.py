@@ -13,7 +13,7 @@ class MemoryServiceTokens:
         self.admins: set[str] = set()
 
     async def add(self, token: ServiceToken) -> None:
-        if token.id in self.tokens:
+        if self.tokens.get(token.id, token) != token:  # the same record again: a resend
             raise RuntimeError(f"service token id {token.id} exists")
         self.tokens[token.id] = token
         if "admin" in token.scopes:

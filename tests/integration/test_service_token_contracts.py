@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 from fakes import MemoryAccounts, MemoryServiceTokens
 from redis_fixtures import access
@@ -62,8 +63,11 @@ async def test_a_token_is_stored_and_read_back_as_it_was(stores):
     assert sorted(await stores.tokens.all(), key=lambda t: t.id) == sorted(
         [one, two], key=lambda t: t.id
     )
-    with pytest.raises(RuntimeError):
-        await stores.tokens.add(one)  # an id is never reused
+    await stores.tokens.add(one)  # the same record again (a resend): as it was
+    assert await stores.tokens.get(one.id) == one
+    with pytest.raises(RuntimeError):  # an id is never reused for another token
+        await stores.tokens.add(msgspec.structs.replace(one, name="Other"))
+    assert await stores.tokens.get(one.id) == one
 
 
 async def test_the_admin_scope_and_revocation_move_the_user_in_and_out_of_the_admins(stores):
