@@ -258,6 +258,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("room_members_max", _positive(int), "members a room may have (not the lobby)", "10000"),
     Option("connections_per_user", _positive(int), "sockets per user on all nodes", "20"),
     Option("events_in_flight", _positive(int), "events a socket may have unanswered", "32"),
+    Option(
+        "socket_queue_max",
+        _positive(int),
+        "bytes queued for a socket that does not read",
+        "4194304",
+    ),
     Option("max_payload", _positive(int), "largest Engine.IO payload in bytes", "65536"),
     Option("ws_compression", _bool, "accept permessage-deflate (~260 KiB per socket)", "false"),
     Option("text_max", _positive(int), "longest message text in characters", "4000"),
@@ -337,6 +343,7 @@ class Settings:
     room_members_max: int
     connections_per_user: int
     events_in_flight: int
+    socket_queue_max: int
     max_payload: int
     ws_compression: bool
     text_max: int

@@ -112,6 +112,7 @@ def transport(s: Settings, db: Storage) -> Transport:
         max_payload=s.max_payload,
         compression=s.ws_compression,
         events_in_flight=s.events_in_flight,
+        queue_max=s.socket_queue_max,
     )
     latencies = metrics.Latencies()
     order = room_ordering(sockets, db.history, s.order_hold_ms, latencies.delivery.observe)

@@ -14,14 +14,16 @@
    made costs nothing per connection, where rewriting the request's headers cost a clone of
    the request kept for the socket's life (about 1.8 KiB).  Handed to engineio as its
    driver's websocket class.
-2. ``PacketQueue``: the queue of each socket.  engineio makes an ``asyncio.Queue`` (three
-   deques, about 2 KiB, kept for the life of every idle connection); this one holds a list and
-   the futures of whoever waits, created only while someone does.  It is handed to engineio
-   through its documented ``create_queue`` hook, not patched in.
+2. ``PacketQueue`` (``eio_queue.py``): the queue of each socket.  engineio makes an
+   ``asyncio.Queue`` (three deques, about 2 KiB, kept for the life of every idle connection);
+   this one holds a list and the futures of whoever waits, created only while someone does,
+   and counts the bytes it holds.  It is handed to engineio through its documented
+   ``create_queue`` hook, not patched in.
 
 4. ``send``: packets for a socket whose websocket writer is idle are written at the end of
    the loop's turn, together, instead of waking the writer for each (see there); the node's
-   sends go through it (``sio.py``).
+   sends go through it (``sio.py``).  It also bounds what a socket holds (``QUEUED_MAX``): a
+   client that does not read is disconnected instead of growing the node's memory.
 
 5. The ping from a timer (``eio_ping.py``) and the websocket read without a task per packet
    (``eio_reader.py``), installed by ``apply`` with the rest.
@@ -44,6 +46,7 @@ from engineio import async_socket, exceptions
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from chat.adapters import eio_ping, eio_reader
+from chat.adapters.eio_queue import PacketQueue, packet_size
 
 log = logging.getLogger(__name__)
 
@@ -81,94 +84,6 @@ async def poll(self: Any) -> list[Any]:
             break
         packets.append(packet)
     return packets
-
-
-class PacketQueue:
-    """What python-engineio asks of a socket's queue: ``put``, ``put_nowait``, ``get``,
-    ``get_nowait``, ``empty``, ``qsize``, ``task_done``, ``join``; unbounded, FIFO, with
-    ``asyncio.Queue``'s semantics (a getter cancelled after it was woken wakes the next)."""
-
-    __slots__ = (
-        "_getters", "_head", "_items", "_joiners", "_unfinished", "corked", "websocket",
-        "writer_idle",
-    )  # fmt: skip
-
-    def __init__(self) -> None:
-        #: ``send``'s state, here rather than on the socket (whose attributes share one key
-        #: table across instances only while every socket has the same ones): the socket's
-        #: websocket, whether its writer is parked in ``poll``, the packets kept this turn.
-        self.websocket: PlainWebSocket | None = None
-        self.writer_idle = False
-        self.corked: list[Any] | None = None
-        self._items: list[Any] = []
-        self._head = 0  # items before it are taken; compacted as the queue drains
-        self._getters: list[asyncio.Future[None]] = []
-        self._unfinished = 0
-        self._joiners: list[asyncio.Future[None]] = []
-
-    def qsize(self) -> int:
-        return len(self._items) - self._head
-
-    def empty(self) -> bool:
-        return self._head >= len(self._items)
-
-    def put_nowait(self, item: Any) -> None:
-        self._items.append(item)
-        self._unfinished += 1
-        _wake_one(self._getters)
-
-    async def put(self, item: Any) -> None:
-        self.put_nowait(item)
-
-    def put_front(self, items: list[Any]) -> None:
-        """Items that were due before everything queued (``send``'s corked packets)."""
-        self._items[self._head : self._head] = items
-        self._unfinished += len(items)
-        _wake_one(self._getters)
-
-    def get_nowait(self) -> Any:
-        if self.empty():
-            raise asyncio.QueueEmpty
-        item = self._items[self._head]
-        self._head += 1
-        if self._head == len(self._items):  # drained: the usual case, cheap to reset
-            self._items.clear()
-            self._head = 0
-        elif self._head > 64 and 2 * self._head > len(self._items):
-            del self._items[: self._head]
-            self._head = 0
-        return item
-
-    async def get(self) -> Any:
-        while self.empty():
-            getter = asyncio.get_running_loop().create_future()
-            self._getters.append(getter)
-            try:
-                await getter
-            except BaseException:
-                getter.cancel()  # in case it is not done yet
-                if getter in self._getters:
-                    self._getters.remove(getter)
-                if not self.empty() and not getter.cancelled():
-                    _wake_one(self._getters)  # it was woken for an item it will not take
-                raise
-        return self.get_nowait()
-
-    def task_done(self) -> None:
-        if self._unfinished <= 0:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
-        if not self._unfinished:
-            joiners, self._joiners = self._joiners, []
-            for joiner in joiners:
-                if not joiner.done():
-                    joiner.set_result(None)
-
-    async def join(self) -> None:
-        if self._unfinished:
-            joiner = asyncio.get_running_loop().create_future()
-            self._joiners.append(joiner)
-            await joiner
 
 
 class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]
@@ -252,6 +167,8 @@ async def send(socket: Any, packet: Any) -> None:
     corked = queue.corked
     if corked is not None and queue.empty():
         corked.append(packet)
+        queue.queued += packet_size(packet)
+        await _bounded(socket, queue)
         return
     websocket = queue.websocket
     if (
@@ -261,29 +178,45 @@ async def send(socket: Any, packet: Any) -> None:
         or socket.closing
         or socket.closed
     ):
-        await socket.send(packet)
+        await _queue(socket, queue, packet)
         return
     if not await socket.check_ping_timeout():
         return
     if not websocket.write_now([packet.encode()]):
-        await socket.send(packet)
+        await _queue(socket, queue, packet)
         return
     queue.corked = []  # what follows within this turn leaves together at its end
     asyncio.get_running_loop().call_soon(_flush, socket, queue, websocket)
 
 
+#: Bytes a socket may have queued, past what its connection's send buffer holds.  A client
+#: that does not read what it is sent (a closed TCP window, a long-poll it never asks for)
+#: would otherwise make the node hold everything sent to it; past this it is disconnected,
+#: and a client that reconnects catches up with ``sync`` (``CHAT_SOCKET_QUEUE_MAX``).
+QUEUED_MAX = 4 * 1024 * 1024
+
+
+async def _queue(socket: Any, queue: PacketQueue, packet: Any) -> None:
+    await socket.send(packet)
+    await _bounded(socket, queue)
+
+
+async def _bounded(socket: Any, queue: PacketQueue) -> None:
+    """Disconnect the socket if it holds more than it may (``QUEUED_MAX``)."""
+    if queue.queued > getattr(socket.server, "chat_queued_max", QUEUED_MAX):
+        log.warning("%s: %d bytes not read by the client: disconnected", socket.sid, queue.queued)
+        websocket = queue.websocket
+        if websocket is not None and websocket._transport is not None:
+            websocket._transport.abort()  # the reader and the writer end on the lost connection
+        queue.drop()  # never to be sent: let them go now
+        await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_ERROR)
+
+
 def _flush(socket: Any, queue: PacketQueue, websocket: PlainWebSocket) -> None:
-    packets, queue.corked = queue.corked, None
+    packets, queue.corked = queue.corked or [], None
+    queue.queued -= sum(packet_size(p) for p in packets)
     if packets and (socket.closed or not websocket.write_now([p.encode() for p in packets])):
         queue.put_front(packets)  # the writer writes them (or meets the closed socket)
-
-
-def _wake_one(waiters: list[asyncio.Future[None]]) -> None:
-    while waiters:
-        waiter = waiters.pop(0)
-        if not waiter.done():
-            waiter.set_result(None)
-            return
 
 
 ORIGINAL = async_socket.AsyncSocket.poll

@@ -61,7 +61,7 @@ class SocketServer:
 
     def __init__(
         self, *, origins: tuple[str, ...], max_payload: int, compression: bool = False,
-        events_in_flight: int = Server.most_in_flight,
+        events_in_flight: int = Server.most_in_flight, queue_max: int = eio_tuning.QUEUED_MAX,
     ) -> None:  # fmt: skip
         self._allowed = set(origins)
         self._connections: Connections | None = None
@@ -90,6 +90,7 @@ class SocketServer:
         self.sio.most_in_flight = events_in_flight
         #: Whether engineio was tuned (eio_tuning.py), and so declines compression itself.
         self.tuned = eio_tuning.apply(self.sio.eio, compression=compression)
+        self.sio.eio.chat_queued_max = queue_max  # read by eio_tuning.send
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
         """Start answering: bound after construction because delivery (this object) is needed
