@@ -36,6 +36,8 @@ def history_baselines(rooms: RoomStore, history: History) -> Baselines:
         kind, ident = channel_entity(channel)
         if kind == "room":
             return await history.last_seqs([ident])
+        if kind == "presence":  # presence only: no room travels on it
+            return {}
         dms = [r for r in await rooms.user_rooms(ident) if is_dm_room(r)]
         return await history.last_seqs(dms)
 

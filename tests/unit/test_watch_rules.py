@@ -72,3 +72,22 @@ async def test_a_watch_whose_channel_could_not_be_followed_is_not_kept(node, oth
     await other.connect("bob")
     await node.settle()
     assert [e["user"] for e in ann.events("presence")] == ["bob"]
+
+
+async def test_watching_a_user_reads_nothing_of_their_conversations(node, world):
+    """A presence channel carries no room: following it must not read the watched user's
+    DMs (their list, each one's last seq), which cost one read per DM of theirs per watch."""
+    ann, dan = await node.connect("ann"), await node.connect("dan")
+    for peer in ("bob", "cid"):
+        await node.connect(peer)
+        assert (await ann.call("dm", {"to": peer, "text": "hi"}))["ok"]
+    asked: list[list[str]] = []
+    real = world.history.last_seqs
+
+    async def last_seqs(rooms):
+        asked.append(sorted(rooms))
+        return await real(rooms)
+
+    world.history.last_seqs = last_seqs
+    assert (await dan.call("watch", {"users": ["ann"]}))["ok"]
+    assert asked == []
