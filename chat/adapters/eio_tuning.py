@@ -205,11 +205,18 @@ async def _bounded(socket: Any, queue: PacketQueue) -> None:
     """Disconnect the socket if it holds more than it may (``QUEUED_MAX``)."""
     if queue.queued > getattr(socket.server, "chat_queued_max", QUEUED_MAX):
         log.warning("%s: %d bytes not read by the client: disconnected", socket.sid, queue.queued)
-        websocket = queue.websocket
-        if websocket is not None and websocket._transport is not None:
-            websocket._transport.abort()  # the reader and the writer end on the lost connection
-        queue.drop()  # never to be sent: let them go now
-        await socket.close(wait=False, abort=True, reason=socket.server.reason.TRANSPORT_ERROR)
+        await abort(socket, socket.server.reason.TRANSPORT_ERROR)
+
+
+async def abort(socket: Any, reason: str) -> None:
+    """Close the socket at once, whatever its client does: its connection is dropped (the
+    reader and the writer end on it), what it holds let go, the disconnect handlers run."""
+    queue = socket.queue
+    if isinstance(queue, PacketQueue):
+        if queue.websocket is not None and queue.websocket._transport is not None:
+            queue.websocket._transport.abort()
+        queue.drop()  # never to be sent
+    await socket.close(wait=False, abort=True, reason=reason)
 
 
 def _flush(socket: Any, queue: PacketQueue, websocket: PlainWebSocket) -> None:

@@ -73,6 +73,10 @@ RESERVED_EVENTS = frozenset(
 )  # fmt: skip
 
 
+#: Socket.IO's BINARY_EVENT and BINARY_ACK packet types, as their text begins.
+BINARY = (str(sio_packet.BINARY_EVENT), str(sio_packet.BINARY_ACK))
+
+
 class Server(socketio.AsyncServer):  # type: ignore[misc]
     #: Every client event on "/" goes straight to this (``SocketServer._event``), in a task of
     #: its own as python-socketio's ``async_handlers`` would run it, and its answer is sent as
@@ -91,6 +95,18 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         # how many, and the reads waiting for one of them to end.
         self._in_flight: dict[str, int] = {}
         self._held: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        # Hazard: python-socketio keeps a binary packet's attachments until as many arrived as
+        # the packet says (a count the client picks), so they could grow without bound.  This
+        # protocol carries JSON only: a binary packet or attachment closes the connection.
+        if not isinstance(data, str) or data[:1] in BINARY:
+            self.logger.info("%s: binary packet refused, disconnecting", eio_sid)
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None:
+                await eio_tuning.abort(socket, self.eio.reason.TRANSPORT_ERROR)
+            return
+        await super()._handle_eio_message(eio_sid, data)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any) -> None:
         # Hazard: python-socketio's private hook, the one place every client EVENT passes
