@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -85,18 +85,31 @@ def origin_guard(allowed: tuple[str, ...]) -> Callable[..., Awaitable[web.Stream
 
 
 def client_address(request: web.Request, trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
-    """The peer's address; when the peer is a trusted proxy, the rightmost address in
-    ``X-Forwarded-For`` that is not a trusted proxy (what lies left of it was written by the
-    client and can be forged)."""
+    """Who the per-address limits count: the peer's address; when the peer is a trusted
+    proxy, the rightmost address in ``X-Forwarded-For`` that is not a trusted proxy (what lies
+    left of it was written by the client and can be forged).  An IPv6 address counts as its
+    /64: one subscriber's allocation, in which a host picks any address it likes."""
     peer = request.remote or "unknown"
     if not _is_trusted(peer, trusted):
-        return peer
+        return _network(peer)
     hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
     hops = [hop for hop in hops if hop]
     for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+            return _network(hop)
+    return _network(hops[0] if hops else peer)
+
+
+def _network(address: str) -> str:
+    try:
+        parsed = ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def _is_trusted(address: str, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:

@@ -46,6 +46,22 @@ async def test_login_attempts_are_limited_per_client_address_across_nodes(strict
     assert status == 429
 
 
+async def test_an_ipv6_client_is_counted_by_its_64(strict: Stack):
+    """A host picks any address in its /64: counted by the address, it could try without
+    end.  Another /64 is another client."""
+    user = await register(strict.url(0))
+    body = {"email": user.email, "password": user.password}
+    statuses = [
+        (await call("POST", strict.url(0) + "/api/login", body, **{"X-Forwarded-For": ip}))[0]
+        for ip in [f"2001:db8:7:9::{n:x}" for n in range(1, 6)] + ["2001:db8:7:9:ffff::1"]
+    ]
+    assert statuses == [200] * 5 + [429]
+    status, _, _ = await call(
+        "POST", strict.url(1) + "/api/login", body, **{"X-Forwarded-For": "2001:db8:7:a::1"}
+    )
+    assert status == 200
+
+
 async def test_the_cookie_is_secure_when_configured(strict: Stack):
     status, _, resp = await call(
         "POST",
