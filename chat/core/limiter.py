@@ -11,7 +11,9 @@ the limit a little early, never late).  The limit therefore holds across all nod
 bucket is one, at the price of a granularity of a few tokens: at any time a node holds at most
 one lease per user and row, so however long a lease lives, a user can exceed the burst by at
 most one lease per node.  A lease lives long enough for the pace of a person (a message every
-few seconds costs one bucket call per five messages, not one per message).
+few seconds costs one bucket call per five messages, not one per message).  A refusal is
+remembered here for the wait the bucket gave (no token can appear sooner: tokens are never
+given back), so a client that goes on sending past its limit costs no round trip per event.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class EventLimiter:
         self._leases: dict[tuple[str, str], tuple[int, float]] = {}  # -> (tokens left, expiry)
         #: The bucket call in flight per lease; it resolves to None, or the wait it was refused.
         self._asking: dict[tuple[str, str], asyncio.Future[float | None]] = {}
+        self._refused: dict[tuple[str, str], float] = {}  # -> until (clock) the bucket is empty
 
     def row(self, name: str) -> str:
         """The row an event spends; raises for an event without one, so that a new event
@@ -76,6 +79,12 @@ class EventLimiter:
         of its own, and all but the last would be dropped unspent: a burst sent at once
         (a bot that does not await each ack) was refused after a fifth of its tokens."""
         lease = (row, user_id)
+        until = self._refused.get(lease)
+        if until is not None:
+            wait = until - self._clock()
+            if wait > 0:
+                raise rate_limited(wait)
+            del self._refused[lease]
         while not self._spend(lease):
             asking = self._asking.get(lease)
             if asking is None:
@@ -104,11 +113,20 @@ class EventLimiter:
             granted, wait = await self._limits.take(row, user_id, rate, burst, want=chunk)
             if not granted:
                 refused = wait
+                self._remember(lease, wait)
                 raise rate_limited(wait)
             self._keep(lease, granted - 1)
         finally:  # also on an error or a cancellation: the waiters then ask themselves
             del self._asking[lease]
             asking.set_result(refused)
+
+    def _remember(self, lease: tuple[str, str], wait: float) -> None:
+        now = self._clock()
+        if len(self._refused) >= LEASES_MAX:  # a bound: forgetting costs a round trip each
+            self._refused = {k: until for k, until in self._refused.items() if until > now}
+            if len(self._refused) >= LEASES_MAX:
+                self._refused.clear()
+        self._refused[lease] = now + wait
 
     def _keep(self, lease: tuple[str, str], tokens: int) -> None:
         now = self._clock()

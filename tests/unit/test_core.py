@@ -178,6 +178,27 @@ async def test_the_send_limit_is_spent_locally_in_leases_and_still_binds():
     assert bucket.tokens == 0 and bucket.calls == 6
 
 
+async def test_a_refusal_is_remembered_for_its_wait_without_asking_again():
+    """Past the limit each event asked the cluster again: a client that goes on sending cost
+    a round trip per event."""
+    now = [0.0]
+    bucket = FakeBucket(tokens=0)
+    limiter = EventLimiter(bucket, {"send": (10, 20)}, clock=lambda: now[0])
+    for at in (0.0, 0.1, 0.4):
+        now[0] = at
+        with pytest.raises(ChatError) as err:
+            await limiter.take("send", "ann")
+        assert err.value.retry_after == pytest.approx(0.5 - at)
+    assert bucket.calls == 1
+    with pytest.raises(ChatError):  # per user: bob's bucket is asked
+        await limiter.take("send", "bob")
+    assert bucket.calls == 2
+    bucket.tokens = 5
+    now[0] = 0.5  # the wait is over: asked again
+    await limiter.take("send", "ann")
+    assert bucket.calls == 3
+
+
 async def test_a_burst_taken_at_once_is_served_up_to_the_burst():
     """Concurrent takes share the lease being asked for instead of each drawing its own (the
     extra leases were dropped unspent: 4 of a burst of 20 went through)."""
