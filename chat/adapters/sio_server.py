@@ -87,6 +87,10 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
     answer: Callable[..., Awaitable[dict[str, Any]]] | None = None
     #: Events one socket may have unanswered; the next is read once one of them is answered.
     most_in_flight = 32
+    #: Seconds from its opening an Engine.IO connection has to join "/" (it sent no CONNECT,
+    #: or was refused); a handshake in progress is not cut short.  Until then it holds its
+    #: socket and request (socket.io's connectTimeout).
+    connect_timeout = 20.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -95,6 +99,42 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         # how many, and the reads waiting for one of them to end.
         self._in_flight: dict[str, int] = {}
         self._held: dict[str, list[asyncio.Future[None]]] = {}
+        #: Engine.IO sid -> its deadline and the timer set for it, until it joins "/".
+        self._joining: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
+        answer = await super()._handle_eio_connect(eio_sid, environ)
+        self._arm(eio_sid, asyncio.get_running_loop().time() + self.connect_timeout)
+        return answer
+
+    async def _handle_connect(self, eio_sid: str, namespace: Any, data: Any) -> None:
+        joining = self._joining.pop(eio_sid, None)
+        if joining is not None:  # a handshake in progress does not run out of time
+            joining[1].cancel()
+        await super()._handle_connect(eio_sid, namespace, data)
+        if joining is not None and self.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is None:
+            self._arm(eio_sid, joining[0])  # refused: it may try again, until its deadline
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        joining = self._joining.pop(eio_sid, None)
+        if joining is not None:
+            joining[1].cancel()
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _arm(self, eio_sid: str, deadline: float) -> None:
+        timer = asyncio.get_running_loop().call_at(deadline, self._overdue, eio_sid)
+        self._joining[eio_sid] = (deadline, timer)
+
+    def _overdue(self, eio_sid: str) -> None:
+        self._joining.pop(eio_sid, None)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None and not socket.closed:
+            self.logger.info("%s: no Socket.IO connection in time, disconnecting", eio_sid)
+            task = asyncio.ensure_future(
+                eio_tuning.abort(socket, self.eio.reason.SERVER_DISCONNECT)
+            )
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         # Hazard: python-socketio keeps a binary packet's attachments until as many arrived as

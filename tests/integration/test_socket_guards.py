@@ -1,0 +1,113 @@
+"""What a client cannot make a node hold: binary packets (whose attachments python-socketio
+would keep until as many arrived as the packet claims) close the connection; an Engine.IO
+connection that does not join "/" in time is closed.  The project's Socket.IO server on a
+real port, raw websocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from socketio.exceptions import ConnectionRefusedError
+
+from chat.adapters import eio_tuning
+from chat.adapters.sio_server import Manager, Server
+
+
+@asynccontextmanager
+async def served(**attributes: Any) -> AsyncIterator[tuple[Server, str, list[Any]]]:
+    """The server (its ``attributes`` set), a websocket URL, and what it answered."""
+    sio = Server(async_mode="aiohttp", client_manager=Manager())
+    sio.eio.async_handlers = False
+    assert eio_tuning.apply(sio.eio, compression=False)
+    for name, value in attributes.items():
+        setattr(sio, name, value)
+    answered: list[Any] = []
+
+    async def answer(*args: Any) -> dict[str, Any]:
+        answered.append(args)
+        return {"ok": True}
+
+    @sio.event  # type: ignore[misc]
+    async def connect(sid: str, environ: Any, auth: Any = None) -> None:
+        if auth != {"token": "good"}:
+            raise ConnectionRefusedError({"code": "unauthorized", "message": "no"})
+
+    sio.answer = answer
+    app = web.Application()
+    sio.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield sio, f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", answered
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def websocket(url: str) -> AsyncIterator[Any]:
+    """A raw Engine.IO websocket, past its OPEN packet."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        assert (await ws.receive_str()).startswith("0")  # OPEN
+        yield ws
+
+
+async def dropped(ws: Any) -> None:
+    """Read until the server drops the connection (pings answered meanwhile)."""
+    while True:
+        message = await ws.receive()
+        if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.ERROR):  # fmt: skip
+            return
+        if message.type == aiohttp.WSMsgType.TEXT and message.data == "2":
+            await ws.send_str("3")  # a live client: only the missing CONNECT may end it
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        ['451-["send",{"_placeholder":true,"num":0}]', b"\x00" * 100],
+        [b"\x00" * 100],  # an attachment alone
+        ['4611-[{"_placeholder":true,"num":0}]'],  # a binary ack
+    ],
+)
+async def test_a_binary_packet_closes_the_connection(sent: list[Any]):
+    async with served() as (sio, url, answered), websocket(url) as ws:
+        await ws.send_str('40{"token":"good"}')
+        assert (await ws.receive_str()).startswith("40")  # CONNECT answered
+        for item in sent:
+            await (ws.send_str(item) if isinstance(item, str) else ws.send_bytes(item))
+        await asyncio.wait_for(dropped(ws), 10)
+        assert not sio._binary_packet and not answered
+
+
+@pytest.mark.parametrize("connects", [[], ['40{"token":"bad"}'] * 3])
+async def test_a_connection_that_does_not_join_in_time_is_closed(connects: list[str]):
+    """Silent, or refused again and again: either way it may not stay past its deadline."""
+    async with served(connect_timeout=0.5) as (sio, url, _), websocket(url) as ws:
+        started = asyncio.get_running_loop().time()
+        for packet in connects:
+            await ws.send_str(packet)
+        await asyncio.wait_for(dropped(ws), 10)
+        assert asyncio.get_running_loop().time() - started >= 0.4
+        assert not sio._joining
+
+
+async def test_a_connection_that_joined_is_not_closed():
+    async with served(connect_timeout=0.2) as (sio, url, _), websocket(url) as ws:
+        await ws.send_str('40{"token":"bad"}')
+        assert (await ws.receive_str()).startswith("44")  # refused: CONNECT_ERROR
+        await ws.send_str('40{"token":"good"}')
+        assert (await ws.receive_str()).startswith("40")
+        assert not sio._joining
+        await asyncio.sleep(0.4)  # past the deadline it would have had: time under test
+        await ws.send_str('421["work"]')
+        assert (await asyncio.wait_for(ws.receive_str(), 5)) == '431[{"ok":true}]'
