@@ -111,3 +111,26 @@ async def test_a_connection_that_joined_is_not_closed():
         await asyncio.sleep(0.4)  # past the deadline it would have had: time under test
         await ws.send_str('421["work"]')
         assert (await asyncio.wait_for(ws.receive_str(), 5)) == '431[{"ok":true}]'
+
+
+async def test_a_disconnect_leaves_the_sockets_own_rooms_and_no_others():
+    """The manager keeps each socket's rooms, so a disconnect need not scan the node's (the
+    library's copied and scanned all of them for every socket that went)."""
+    manager = Manager()
+    Server(async_mode="aiohttp", client_manager=manager)  # the manager's server
+    ann = await manager.connect("eio-ann", "/")
+    bob = await manager.connect("eio-bob", "/")
+    for sid, rooms in ((ann, ["room:lobby", "user:ann"]), (bob, ["room:lobby", "user:bob"])):
+        for room in rooms:
+            manager.basic_enter_room(sid, "/", room)
+    manager.basic_enter_room(ann, "/", "presence:bob")
+    manager.basic_leave_room(ann, "/", "presence:bob")
+    manager.pre_disconnect(ann, "/")
+    await manager.disconnect(ann, "/")
+    assert {room: dict(sids) for room, sids in manager.rooms["/"].items()} == {
+        None: {bob: "eio-bob"}, bob: {bob: "eio-bob"},
+        "room:lobby": {bob: "eio-bob"}, "user:bob": {bob: "eio-bob"},
+    }  # fmt: skip
+    assert not manager.pending_disconnect and not manager.is_connected(ann, "/")
+    assert manager.is_connected(bob, "/") and manager.sid_from_eio_sid("eio-ann", "/") is None
+    assert list(manager._rooms_of) == [bob]
