@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis_fixtures import access
@@ -15,6 +16,7 @@ from chat import keys
 from chat.adapters.cluster.accounts import ClusterAccounts
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.presence import ClusterPresence
+from chat.adapters.cluster.rooms import ClusterRooms
 from chat.adapters.cluster.roster import ClusterRoster
 from chat.adapters.cluster.service_tokens import ClusterServiceTokens
 from chat.adapters.cluster.sessions import ClusterSessions
@@ -101,3 +103,37 @@ async def test_presence_transitions_sent_again_answer_their_version_again(cluste
     assert await presence.purge_user("n1", "inc1", user, 7_000) == (0, False)
     key = keys.online_users_key()
     assert not await cluster.send(key, "SISMEMBER", key, user)
+
+
+def twice(script: Any) -> Any:
+    """The script run a second time with the same arguments, answering what the second run
+    answered: what a resend after a lost reply does."""
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        await script(*args, **kwargs)
+        return await script(*args, **kwargs)
+
+    return run
+
+
+async def test_a_room_creation_sent_again_is_made_once_and_counted_once(cluster):
+    """Answered 0, the creator was told the room exists, and the steps after it (their list,
+    the public rooms) never ran: a public room nobody could find."""
+    roster = ClusterRoster(cluster)
+    rooms = ClusterRooms(cluster, roster, rooms_per_user=10, created_per_user=10)
+    accounts = ClusterAccounts(cluster, roster)
+    for user_id in ("ann", "bob"):
+        assert await accounts.create(UserRecord(user_id, f"{user_id}@x.example", "A"),
+                                     f"{user_id}@x.example", "hash")  # fmt: skip
+    rooms._reserve, rooms._create, rooms._refund = (
+        twice(rooms._reserve),
+        twice(rooms._create),
+        twice(rooms._refund),
+    )
+    room_id = "r" + secrets.token_hex(4)
+    assert await rooms.create(room_id, "R", False, "ann") is not None
+    assert room_id in await rooms.user_rooms("ann") and room_id in await rooms.public_rooms()
+    assert await rooms.create(room_id, "R", False, "bob") is None  # taken: refunded once
+    quota = keys.user_quota_key
+    assert await cluster.send(quota("ann"), "HGET", quota("ann"), "created") == b"1"
+    assert await cluster.send(quota("bob"), "HGET", quota("bob"), "created") == b"0"

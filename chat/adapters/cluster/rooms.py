@@ -16,6 +16,7 @@ deleted).  Membership itself goes through the roster (``roster.py``), which keep
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -34,9 +35,13 @@ LOBBY = Room("lobby", "Lobby", private=False)
 # and its owner are made together.
 CREATE_ROOM = (
     """
-if redis.call('EXISTS', KEYS[7]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  -- This very request, sent again (its reply was lost): made, by it.
+  if redis.call('HGET', KEYS[7], 'req') == ARGV[12] then return 1 end
+  return 0
+end
 redis.call('HSET', KEYS[7], 'name', ARGV[7], 'private', ARGV[8], 'created_by', ARGV[1],
-           'created', ARGV[9], 'managed', ARGV[10], 'member_limit', ARGV[11])
+           'created', ARGV[9], 'managed', ARGV[10], 'member_limit', ARGV[11], 'req', ARGV[12])
 redis.call('HSET', KEYS[8], ARGV[1], 'owner')
 """
     + SET_MEMBER
@@ -93,19 +98,30 @@ return 0
 """
 )
 
-# ARGV: most rooms, most rooms created.  1: one more creation counted, 0: in too many rooms,
-# -1: created too many.
+# ARGV: most rooms, most rooms created, the request.  1: one more creation counted, 0: in too
+# many rooms, -1: created too many.  Counted once per request (``c:<request>``, kept for a
+# creation, taken back with its refund): a resend does not count it twice.
 RESERVE = (
     JOINED
     + """
+if redis.call('HEXISTS', KEYS[2], 'c:' .. ARGV[3]) == 1 then return 1 end
 if joined() >= tonumber(ARGV[1]) then return 0 end
 if tonumber(redis.call('HGET', KEYS[2], 'created') or '0') >= tonumber(ARGV[2]) then
   return -1
 end
 redis.call('HINCRBY', KEYS[2], 'created', 1)
+redis.call('HSET', KEYS[2], 'c:' .. ARGV[3], 1)
 return 1
 """
 )
+
+# KEYS: the user's quota.  ARGV: the request.  A creation that did not happen is not counted.
+REFUND = """
+if redis.call('HDEL', KEYS[1], 'c:' .. ARGV[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'created', -1)
+end
+return 0
+"""
 
 
 def _text(value: Any) -> str:
@@ -137,6 +153,7 @@ class ClusterRooms:
         self._unlink = Script(cluster, UNLINK)
         self._dm_link = Script(cluster, DM_LINK)
         self._reserve = Script(cluster, RESERVE)
+        self._refund = Script(cluster, REFUND)
         self._rooms_max = rooms_per_user
         self._created_max = created_per_user
 
@@ -145,7 +162,8 @@ class ClusterRooms:
         member_limit: int = 0,
     ) -> Room | None:  # fmt: skip
         """Create the room with its creator as member and owner; None if the id is taken."""
-        await self._take_creation(creator)
+        request = secrets.token_hex(8)  # what a resend of its scripts is known by
+        await self._take_creation(creator, request)
         private = private or managed
         room = Room(room_id, name, private, creator, int(time.time()), managed, member_limit)
         pv, online, nv, creator_name = await self.roster.state(creator)
@@ -155,11 +173,11 @@ class ClusterRooms:
             keys.room_roles_key(room_id),
         ]
         args = [creator, pv, online, nv, tail(creator, creator_name), "add"]
-        args += [name, "1" if private else "0", room.created, int(managed), member_limit]
+        args += [name, "1" if private else "0", room.created, int(managed), member_limit, request]
         made = await self._create(script_keys, args, what="create room")
         if not made:
             quota = keys.user_quota_key(creator)
-            await self._cluster.send(quota, "HINCRBY", quota, "created", -1, what="refund")
+            await self._refund([quota], [request], what="refund")
             return None
         await self._user_script(self._link_script, creator, [room_id, 0])  # counted above
         # Again, now that the creator's list has the room: a rename or presence transition
@@ -169,9 +187,9 @@ class ClusterRooms:
             await self._sadd(keys.public_rooms_key(), room_id)
         return room
 
-    async def _take_creation(self, user_id: str) -> None:
+    async def _take_creation(self, user_id: str, request: str) -> None:
         outcome = await self._user_script(
-            self._reserve, user_id, [self._rooms_max, self._created_max]
+            self._reserve, user_id, [self._rooms_max, self._created_max, request]
         )
         if outcome == 0:
             raise self._too_many()
