@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fakes.accounts import MemoryAccounts
 from fakes.changes import MemoryChanges
+from fakes.failures import fail_once
 from fakes.history import MemoryHistory
 from fakes.people import MemoryPeople
 from fakes.rooms import MemoryRooms
@@ -242,6 +243,22 @@ async def test_the_operator_scan_finds_every_user(stores):
         await stores.user(f"s{i}", f"S{i}")
     found = [u async for u in stores.people.user_ids()]
     assert set(found) >= {f"s{i}" for i in range(30)}
+
+
+async def test_an_unblock_that_failed_half_way_stays_listed_to_be_lifted_again(stores):
+    if not isinstance(stores.people, ClusterPeople):
+        pytest.skip("the gate is a write of its own (ClusterPeople only)")
+    p = stores.people
+    for user_id, name in (("ann", "Ann"), ("bob", "Bob")):
+        await stores.user(user_id, name)
+    assert await p.block("ann", "bob", 10)
+    failed = fail_once(p, "_gate")
+    with pytest.raises(ChatError):
+        await p.unblock("ann", "bob")
+    assert failed and "bob" in await p.blocks("ann")  # the user sees it, and lifts it again
+    await p.unblock("ann", "bob")
+    assert "bob" not in await p.blocks("ann")
+    assert (await stores.dm("bob", "dm:ann:bob")).seq == 1  # the DM goes through
 
 
 async def test_reindex_restores_the_gates_of_blocks_and_deletions_made_before_them(stores):

@@ -67,9 +67,11 @@ class ClusterPeople:
         return True
 
     async def unblock(self, user_id: str, target: str) -> None:
+        # The gate first: a failure between the two leaves the block listed, which the user
+        # sees and lifts again (the other order left DMs refused by a block nobody listed).
+        await self._gate("HDEL", user_id, target)
         key = keys.user_blocks_key(user_id)
         await self._cluster.send(key, "SREM", key, target, what="unblock")
-        await self._gate("HDEL", user_id, target)
 
     async def _gate(self, command: str, user_id: str, target: str) -> None:
         """Set (``HSET``) or clear (``HDEL``) the user's block in the pair's DM gate."""
