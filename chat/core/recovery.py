@@ -17,6 +17,9 @@ from chat.models import to_wire
 from chat.ports import History
 
 PAGE_MAX = 100
+#: Messages one ``sync`` answers in all: with more than 20 rooms each gets an equal share (an
+#: answer of 500 rooms of 100 messages each would be tens of MB, for one token of its row).
+SYNC_MAX = 2_000
 
 
 def _page(messages: list[Any], has_more: bool) -> dict[str, Any]:
@@ -46,21 +49,24 @@ class Recovery:
         return _page(messages, has_more)
 
     async def missed(
-        self, room_id: str, since: int, pointer: int, viewer: str | None = None
-    ) -> dict[str, Any]:
-        """Messages ``since < seq <= pointer``, the first 100, and whether there are more
-        (in their current state, ``my_reactions`` those of ``viewer``)."""
-        messages = await self._history.between(room_id, since, pointer, PAGE_MAX + 1, viewer)
-        return _page(messages[:PAGE_MAX], len(messages) > PAGE_MAX)
+        self, room_id: str, since: int, pointer: int, viewer: str | None = None,
+        limit: int = PAGE_MAX,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Messages ``since < seq <= pointer``, the first ``limit``, and whether there are
+        more (in their current state, ``my_reactions`` those of ``viewer``)."""
+        messages = await self._history.between(room_id, since, pointer, limit + 1, viewer)
+        return _page(messages[:limit], len(messages) > limit)
 
     async def sync(self, conn: Conn, known: dict[str, int]) -> dict[str, Any]:
+        share = min(PAGE_MAX, max(1, SYNC_MAX // max(1, len(known))))
+
         async def one(room_id: str, since: int) -> dict[str, Any]:
             try:
                 await self._rooms.member_of(conn.user.id, room_id, conn)
             except ChatError as exc:
                 return {"messages": [], "has_more": False, "error": exc.to_wire()}
             pointer = self._connections.pointer(conn, room_id)
-            return await self.missed(room_id, since, pointer, conn.user.id)
+            return await self.missed(room_id, since, pointer, conn.user.id, share)
 
         answers = await asyncio.gather(*(one(r, s) for r, s in known.items()))
         return dict(zip(known, answers, strict=True))

@@ -3,6 +3,8 @@ joining or reconnecting socket missed up to its pointer, and per-room errors in 
 
 from __future__ import annotations
 
+from chat.core import recovery
+
 
 async def fill(client, count, room="lobby"):
     for i in range(1, count + 1):
@@ -75,3 +77,20 @@ async def test_a_reconnecting_client_sees_every_message_once(node, other):
     await fill(ann, 1)
     got = seqs(synced["rooms"]["lobby"]) + [m["seq"] for m in bob.events("message")]
     assert pointer == 5 and got == [3, 4, 5, 6]
+
+
+async def test_a_sync_of_many_rooms_shares_its_budget_among_them(node, monkeypatch):
+    """One answer is bounded in all (``SYNC_MAX``, 2,000: 500 rooms of 100 messages were
+    tens of MB for one token); each room gets an equal share and ``has_more``."""
+    monkeypatch.setattr(recovery, "SYNC_MAX", 4)
+    ann = await node.connect("ann")
+    for room in ("books", "films"):
+        await node.rooms.create(ann.conn.user, room, None, False)
+    for room in ("lobby", "books", "films"):
+        await fill(ann, 3, room)
+    ack = await ann.call("sync", {"rooms": {"lobby": 0, "books": 0, "films": 1}})
+    assert {r: (seqs(a), a["has_more"]) for r, a in ack["rooms"].items()} == {
+        "lobby": ([1], True), "books": ([1], True), "films": ([2], True),
+    }  # fmt: skip
+    again = await ann.call("sync", {"rooms": {"books": 1}})  # one room: its full page
+    assert (seqs(again["rooms"]["books"]), again["rooms"]["books"]["has_more"]) == ([2, 3], False)
