@@ -20,6 +20,7 @@ from chat.adapters.rest_people import ROWS as PEOPLE_ROWS
 from chat.adapters.rest_people import PeopleRoutes
 from chat.adapters.rest_rooms import ROWS as ROOM_ROWS
 from chat.adapters.rest_rooms import RoomRoutes
+from chat.adapters.shared_read import SharedRead
 from chat.core.accounts import Accounts
 from chat.core.changes import Changes
 from chat.core.deletion import AccountDeletion
@@ -36,7 +37,7 @@ from chat.core.rooms import LOBBY, Rooms
 from chat.core.sessions import Sessions, SignedIn
 from chat.core.tokens import COOKIE, REFRESH_COOKIE, Claims, cookie_token
 from chat.errors import ChatError, invalid_request
-from chat.models import UserRecord, to_wire
+from chat.models import UserRecord, encode_json, to_wire
 from chat.ports import History
 
 Online = Callable[[list[str]], Awaitable[dict[str, bool]]]
@@ -98,6 +99,11 @@ class Rest(RoomRoutes, ChangeRoutes, ModerationRoutes, PeopleRoutes):
     moderation: Moderation
     people: People | None = None
     deletion: AccountDeletion | None = None
+
+    def __post_init__(self) -> None:
+        # Anyone may ask for it, as often as they like: one read in flight per node, shared
+        # by every request that came while the one before it was out.
+        self._lobby_page = SharedRead(self._read_lobby_page)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -275,8 +281,12 @@ class Rest(RoomRoutes, ChangeRoutes, ModerationRoutes, PeopleRoutes):
         return web.json_response(to_wire(message), status=201)
 
     async def compat_messages(self, request: web.Request) -> web.Response:
+        page = await self._lobby_page()
+        return web.Response(body=page, content_type="application/json", charset="utf-8")
+
+    async def _read_lobby_page(self) -> bytes:
         messages, _ = await self.history.page(LOBBY, before=None, after=None, limit=COMPAT_PAGE)
-        return web.json_response([to_wire(m) for m in messages])
+        return encode_json([to_wire(m) for m in messages])
 
 
 def presented_device(request: web.Request) -> str | None:

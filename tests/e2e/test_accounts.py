@@ -264,6 +264,11 @@ async def test_compatibility_routes_of_the_single_room_chat(stack: Stack):
     status, listed, _ = await call("GET", stack.url(0) + "/message/")  # no auth needed
     assert status == 200 and listed[-1] == stored
     assert [m["seq"] for m in listed] == sorted(m["seq"] for m in listed) and len(listed) <= 100
+    # Many at once share the node's reads (one in flight at a time): each sees what was
+    # stored before it asked, as one alone does.
+    answers = await asyncio.gather(*(call("GET", stack.url(1) + "/message/") for _ in range(40)))
+    assert {status for status, _, _ in answers} == {200}
+    assert all(body[-1] == stored for _, body, _ in answers)
 
 
 async def test_origins_outside_the_allowlist_are_refused(stack: Stack):
