@@ -226,6 +226,11 @@ def offline_due_key() -> str:
     return "{g}:offline_due"
 
 
+def offline_claim_key(request: str) -> str:
+    """What one claim of due users took (a minute: what a resend of it answers again)."""
+    return f"{{g}}:offline_claim:{request}"
+
+
 def online_users_key() -> str:
     return "{g}:online"
 

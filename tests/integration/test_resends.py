@@ -137,3 +137,14 @@ async def test_a_room_creation_sent_again_is_made_once_and_counted_once(cluster)
     quota = keys.user_quota_key
     assert await cluster.send(quota("ann"), "HGET", quota("ann"), "created") == b"1"
     assert await cluster.send(quota("bob"), "HGET", quota("bob"), "created") == b"0"
+
+
+async def test_a_claim_of_due_users_sent_again_answers_the_users_it_took(cluster):
+    """Answered none, the users it had taken off the grace set were settled by nobody: shown
+    online for good."""
+    presence, user = ClusterPresence(cluster, "n1", ClusterRoster(cluster)), ident()
+    key = keys.offline_due_key()
+    await cluster.send(key, "ZADD", key, 1, user)
+    presence._claim = twice(presence._claim)
+    assert user in await presence.due(10)
+    assert user not in await presence.due(10)  # claimed once

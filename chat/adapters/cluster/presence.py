@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 from chat import keys
@@ -95,6 +96,19 @@ return {removed, redis.call('HINCRBY', KEYS[2], 'v', 1)}
 """
 )
 
+# KEYS: the grace set, this claim's record.  ARGV: now, most.  The users due, taken
+# off the set: each claimed by one node only.  Hazard: a resend (the reply was lost) would find
+# them gone and answer none, and nobody would ever settle them: it answers its record instead.
+CLAIM = """
+local done = redis.call('GET', KEYS[2])
+if done then return cjson.decode(done) end
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #found == 0 then return found end
+redis.call('ZREM', KEYS[1], unpack(found))
+redis.call('SET', KEYS[2], cjson.encode(found), 'PX', 60000)
+return found
+"""
+
 UNREGISTER = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 return redis.call('HLEN', KEYS[1])
@@ -118,6 +132,7 @@ class ClusterPresence:
         self._connect = Script(cluster, CONNECT)
         self._unregister = Script(cluster, UNREGISTER)
         self._settle = Script(cluster, SETTLE)
+        self._claim = Script(cluster, CLAIM)
         self._purge_user = Script(cluster, PURGE_USER)
         self._forget_node = Script(cluster, FORGET_NODE)
 
@@ -164,14 +179,9 @@ class ClusterPresence:
 
     async def due(self, now: float, limit: int = 100) -> list[str]:
         """Claim users whose grace period is over (each claimed by one node only)."""
-        key = keys.offline_due_key()
-        found = await self._cluster.send(
-            key, "ZRANGEBYSCORE", key, "-inf", now, "LIMIT", 0, limit, what="grace"
-        )
-        claims = await asyncio.gather(
-            *(self._cluster.send(key, "ZREM", key, member, what="grace") for member in found)
-        )
-        return [_text(member) for member, won in zip(found, claims, strict=True) if won]
+        script_keys = [keys.offline_due_key(), keys.offline_claim_key(secrets.token_hex(8))]
+        found = await self._run(self._claim, script_keys, [now, limit])
+        return [_text(member) for member in found]
 
     async def settle(self, user_id: str, now: int) -> bool:
         """Offline if nothing is registered; True if the user just went offline."""
