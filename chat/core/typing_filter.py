@@ -8,8 +8,10 @@ node.  What keeps the cache right:
   is still connected here: that socket kept the user's channel followed since, so every
   ``BlocksChanged`` published after the read reached this node and dropped the entry (a user
   who left the node and came back is read again);
-- a ``BlocksChanged`` that arrives while blocks are being read keeps that read out of the
-  cache (the ``_changes`` counter).
+- a ``BlocksChanged`` that arrives while blocks are being read keeps that user's read out of
+  the cache (each read in flight collects the users changed meanwhile; only theirs: a global
+  counter let anyone's no-op unblock void every read, so the cache never filled and each
+  notice read every local member's blocks again).
 
 Hazard: delivery runs inside a shard's listener loop, which must not wait on the cluster.  A
 notice for users whose blocks are not cached is handed to a task that reads them (bounded by
@@ -48,7 +50,7 @@ class TypingFilter:
         self._delivery = delivery
         #: user -> (their sockets here before the read, the users they blocked)
         self._cache: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        self._changes = 0
+        self._reading: list[set[str]] = []  # per read in flight: users changed meanwhile
         #: Deliveries waiting for blocks to be read.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -58,7 +60,8 @@ class TypingFilter:
 
     async def _changed(self, channel: str, message: BlocksChanged) -> None:
         _, user_id = channel_entity(channel)
-        self._changes += 1
+        for changed in self._reading:
+            changed.add(user_id)
         self._cache.pop(user_id, None)
 
     async def deliver(self, channel: str, raw: bytes, skip_user: str | None) -> None:
@@ -87,15 +90,18 @@ class TypingFilter:
             log.debug("typing on %s dropped: %r", channel, exc)
 
     async def _read(self, users: Collection[str]) -> None:
-        changes = self._changes
+        changed: set[str] = set()
         before = {u: frozenset(self._connections.by_user.get(u, ())) for u in users}
-        found = await asyncio.gather(*(self._store.blocks(u) for u in users))
-        if changes != self._changes:
-            return  # a change arrived meanwhile: this read may predate it
+        self._reading.append(changed)
+        try:
+            found = await asyncio.gather(*(self._store.blocks(u) for u in users))
+        finally:
+            self._reading.remove(changed)
         if len(self._cache) >= CACHE_MAX:
             self._cache = {u: e for u, e in self._cache.items() if self._fresh(u)}
         for user_id, blocked in zip(users, found, strict=True):
-            if before[user_id]:
+            # Not kept for a user whose blocks changed meanwhile: the read may predate it.
+            if before[user_id] and user_id not in changed:
                 self._cache[user_id] = (before[user_id], frozenset(blocked))
 
     def _users(self, channel: str) -> set[str]:

@@ -8,6 +8,8 @@ import asyncio
 import pytest
 from fakes.node import MemoryNode
 
+from chat import channels
+from chat.core.people import BlocksChanged
 from chat.errors import ChatError
 
 
@@ -96,6 +98,31 @@ async def test_the_blocker_receives_no_typing_from_the_blocked_user(node, other,
     await bob.call("typing", {"room": "lobby"})
     await node.settle()
     assert ann.events("typing")[-1]["user"]["id"] == "bob"
+
+
+async def test_a_change_of_one_users_blocks_voids_only_that_users_read(node, other, world):
+    """A global count of changes let anyone's no-op unblock, landing during a read, keep every
+    member's blocks out of the cache: each notice then read them all again."""
+    ann, _ = await node.connect("ann"), await node.connect("cid")
+    bob = await other.connect("bob")
+    reads: list[str] = []
+    real = world.people.blocks
+
+    async def blocks(user_id):
+        reads.append(user_id)
+        if user_id == "cid" and reads.count("cid") == 1:  # cid's blocks change meanwhile
+            await node.typing._changed(channels.user_channel("cid"), BlocksChanged("zed", False))
+        return await real(user_id)
+
+    world.people.blocks = blocks
+    await bob.call("typing", {"room": "lobby"})
+    await node.settle()
+    assert len(ann.events("typing")) == 1 and {"ann", "cid"} <= set(reads)
+    reads.clear()
+    world.clock.advance(2.1)
+    await bob.call("typing", {"room": "lobby"})
+    await node.settle()
+    assert "cid" in reads and "ann" not in reads  # ann's read was kept
 
 
 async def test_a_socket_that_comes_back_reads_the_blocks_again(node, other, world):
