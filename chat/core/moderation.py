@@ -71,11 +71,9 @@ class Moderation:
         entry = await self._roles.store.moderate(req)
         if entry is None:
             return None
-        try:  # the removal first: a failed publish must not leave a banned user a member
-            if action in REMOVING:
-                await self._rooms.expel(room, target)
-        finally:  # stored either way: the members hear of it (or read it in the history)
-            await self._messaging.publish(entry)
+        await self._messaging.publish(entry)  # never raises: stored, so not lost
+        if action in REMOVING:  # after the entry: the member's sockets see why they leave
+            await self._rooms.expel(room, target)
         return entry
 
     async def _room(self, actor: UserRecord, room_id: object) -> tuple[Room, bool]:

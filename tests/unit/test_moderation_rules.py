@@ -9,7 +9,6 @@ import asyncio
 import copy
 
 import pytest
-from fakes.failures import fail_once
 from fakes.node import MemoryNode, World
 
 from chat.errors import ChatError, unavailable
@@ -393,15 +392,3 @@ async def test_a_deletion_whose_transfer_meets_a_failed_store_stops_there(node, 
         await node.deletion.delete(world.accounts.records["ann"])
     assert failed.value.code == "unavailable" and len(asked) == 1  # not every candidate
     assert "ann" in world.rooms.members[club]  # not removed: `chat users delete` finishes it
-
-
-async def test_a_ban_whose_entry_could_not_be_published_still_removes_the_member(node):
-    """The ban is stored before its entry goes out: a failed publish must not leave the
-    banned user a member, free to go on sending."""
-    ann, bob = await node.connect("ann"), await node.connect("bob")
-    room = await room_of(node, ann, "club", bob, managed=True, private=True)
-    failed = fail_once(node.messaging, "publish")
-    ack = await ann.call("ban", {"room": room, "user": "bob"})
-    assert failed and ack["error"]["code"] == "unavailable"
-    assert not await node.world.rooms.is_member(room, "bob")
-    assert (await bob.call("send", {"room": room, "text": "still here?"}))["ok"] is False
