@@ -177,7 +177,8 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         # Hazard: python-socketio keeps a binary packet's attachments until as many arrived as
         # the packet says (a count the client picks), so they could grow without bound.  This
         # protocol carries JSON only: a binary packet or attachment closes the connection.
-        if not isinstance(data, str) or data[:1] in BINARY:
+        # (Not every packet is text: Engine.IO hands over what looks like JSON decoded.)
+        if isinstance(data, bytes | bytearray) or (isinstance(data, str) and data[:1] in BINARY):
             self.logger.info("%s: binary packet refused, disconnecting", eio_sid)
             socket = self.eio.sockets.get(eio_sid)
             if socket is not None:
