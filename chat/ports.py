@@ -381,7 +381,10 @@ class PresenceStore(Protocol):
 
     async def due(self, now: float, limit: int = 100) -> list[str]: ...
 
-    async def settle(self, user_id: str, now: int) -> bool: ...
+    async def settle(self, user_id: str, now: int) -> bool:
+        """Offline if nothing is registered; True if the user just went offline.  The same
+        call again (``now`` included) answers True again while the user stays offline: a
+        retry of one whose answer was lost is still announced."""
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]: ...
 

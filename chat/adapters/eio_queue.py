@@ -14,7 +14,7 @@ class PacketQueue:
     ``asyncio.Queue``'s semantics (a getter cancelled after it was woken wakes the next)."""
 
     __slots__ = (
-        "_getters", "_head", "_items", "_joiners", "_unfinished", "corked", "queued",
+        "_getters", "_head", "_items", "_joiners", "_unfinished", "corked", "dropped", "queued",
         "websocket", "writer_idle",
     )  # fmt: skip
 
@@ -25,6 +25,7 @@ class PacketQueue:
         self.websocket: Any = None  # eio_tuning.PlainWebSocket, once upgraded
         self.writer_idle = False
         self.corked: list[Any] | None = None
+        self.dropped = False  # set by ``drop``: nothing more is kept
         self.queued = 0  # bytes of the packets held, corked ones too (``send`` bounds it)
         self._items: list[Any] = []
         self._head = 0  # items before it are taken; compacted as the queue drains
@@ -39,6 +40,8 @@ class PacketQueue:
         return self._head >= len(self._items)
 
     def put_nowait(self, item: Any) -> None:
+        if self.dropped and item is not None:  # only the writer's end, once dropped
+            return
         self._items.append(item)
         self.queued += packet_size(item)
         self._unfinished += 1
@@ -49,6 +52,8 @@ class PacketQueue:
 
     def put_front(self, items: list[Any]) -> None:
         """Items that were due before everything queued (``send``'s corked packets)."""
+        if self.dropped:
+            return
         self._items[self._head : self._head] = items
         self.queued += sum(map(packet_size, items))
         self._unfinished += len(items)
@@ -94,7 +99,9 @@ class PacketQueue:
                     joiner.set_result(None)
 
     def drop(self) -> None:
-        """Let go of every packet held (its socket was closed for not reading them)."""
+        """Let go of every packet held, and of every one put later (its socket is being
+        closed: for not reading them, or for what its client sent)."""
+        self.dropped = True
         self._items, self._head, self.queued = [], 0, 0
         if self.corked:
             self.corked = []

@@ -6,7 +6,9 @@ client sends costs a task, its scheduling and ``wait_for``'s future and timer.  
 connection keeps such a task, parked in its read, for its whole life.  ``websocket_handler``
 is that method with the read awaited in place under ``asyncio.timeout`` (Python 3.11).
 Everything else is the library's, in the library's order: the upgrade from long-polling (the
-probe, then ``UPGRADE``), the writer task, what ends the loop, and the close.
+probe, then ``UPGRADE``), the writer task, what ends the loop, and the close; but a socket
+closed by what it read is read no further (the library reads on until the client goes, and
+hands over what it reads to a closed socket).
 
 Hazard: this replaces a method of the library, for the series ``eio_tuning.SERIES`` only.
 ``tests/integration/test_eio_transport.py`` runs the library's handler and this one through the
@@ -54,6 +56,8 @@ async def websocket_handler(self: Any, ws: Any) -> None:
             break
         if data is None or not await _receive(self, packet.Packet(encoded_packet=data)):
             break  # closed by the client, or the socket closed meanwhile
+        if self.closed:  # closed by what it read (a CLOSE, a refused packet): read no more
+            break
     await self.queue.put(None)  # the writer's end
     await writer_task
     await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_CLOSE)

@@ -205,18 +205,29 @@ async def _bounded(socket: Any, queue: PacketQueue) -> None:
     """Disconnect the socket if it holds more than it may (``QUEUED_MAX``)."""
     if queue.queued > getattr(socket.server, "chat_queued_max", QUEUED_MAX):
         log.warning("%s: %d bytes not read by the client: disconnected", socket.sid, queue.queued)
-        await abort(socket, socket.server.reason.TRANSPORT_ERROR)
+        abort(socket, socket.server.reason.TRANSPORT_ERROR)
 
 
-async def abort(socket: Any, reason: str) -> None:
+#: The closes ``abort`` started (a reference to each until it ends).
+_closing: set[asyncio.Task[None]] = set()
+
+
+def abort(socket: Any, reason: str) -> None:
     """Close the socket at once, whatever its client does: its connection is dropped (the
-    reader and the writer end on it), what it holds let go, the disconnect handlers run."""
+    reader and the writer end on it), what it holds let go; the disconnect handlers then run
+    in a task of their own.  Hazard: the caller may be a shard's listener delivering to the
+    socket, which must not wait on the cluster calls a disconnect makes."""
+    if socket.closing or socket.closed:
+        return
     queue = socket.queue
     if isinstance(queue, PacketQueue):
         if queue.websocket is not None and queue.websocket._transport is not None:
             queue.websocket._transport.abort()
         queue.drop()  # never to be sent
-    await socket.close(wait=False, abort=True, reason=reason)
+        queue.put_nowait(None)  # ends the writer, or answers a long-poll waiting for packets
+    task = asyncio.ensure_future(socket.close(wait=False, abort=True, reason=reason))
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
 
 
 def _flush(socket: Any, queue: PacketQueue, websocket: PlainWebSocket) -> None:

@@ -58,23 +58,22 @@ class Manager(socketio.AsyncManager):  # type: ignore[misc]
     that goes: a storm of disconnects cost the square of the node's sockets)."""
 
     on_connected: Callable[[str], Awaitable[None]] | None = None
+    #: Called with the Engine.IO sid of a socket that left "/" (its transport may stay open).
+    on_left: Callable[[str], None] | None = None
 
     def __init__(self) -> None:
         super().__init__()
-        self._rooms_of: dict[str, list[Any]] = {}  # sid on "/" -> its rooms (a list: small)
+        self._rooms_of: dict[str, dict[Any, None]] = {}  # sid on "/" -> its rooms, in order
 
     def basic_enter_room(self, sid: str, namespace: str, room: Any, eio_sid: Any = None) -> None:
         super().basic_enter_room(sid, namespace, room, eio_sid=eio_sid)
         if namespace == NAMESPACE:
-            rooms = self._rooms_of.setdefault(sid, [])
-            if room not in rooms:
-                rooms.append(room)
+            self._rooms_of.setdefault(sid, {})[room] = None
 
     def basic_leave_room(self, sid: str, namespace: str, room: Any) -> None:
         super().basic_leave_room(sid, namespace, room)
-        rooms = self._rooms_of.get(sid) if namespace == NAMESPACE else None
-        if rooms is not None and room in rooms:
-            rooms.remove(room)
+        if namespace == NAMESPACE:
+            self._rooms_of.get(sid, {}).pop(room, None)
 
     def basic_disconnect(self, sid: str, namespace: str, **kwargs: Any) -> None:
         # Hazard: the library's method (python-socketio 5.x) with its scan replaced: leave
@@ -83,6 +82,7 @@ class Manager(socketio.AsyncManager):  # type: ignore[misc]
         if rooms is None:
             super().basic_disconnect(sid, namespace, **kwargs)
             return
+        eio_sid = self.rooms.get(namespace, {}).get(None, {}).get(sid)
         for room in rooms:
             super().basic_leave_room(sid, namespace, room)
         self.callbacks.pop(sid, None)
@@ -91,6 +91,8 @@ class Manager(socketio.AsyncManager):  # type: ignore[misc]
                 pending[namespace].remove(sid)
                 if not pending[namespace]:
                     del pending[namespace]
+        if eio_sid is not None and self.on_left is not None:
+            self.on_left(eio_sid)
 
     async def connect(self, sid: str, namespace: str) -> Any:
         result = await super().connect(sid, namespace)
@@ -135,9 +137,11 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         # Per Engine.IO sid, only while it has events unanswered (an idle socket costs nothing):
         # how many, and the reads waiting for one of them to end.
         self._in_flight: dict[str, int] = {}
-        self._held: dict[str, list[asyncio.Future[None]]] = {}
+        self._held: dict[str, asyncio.Future[None]] = {}  # the read waiting, one per socket
         #: Engine.IO sid -> its deadline and the timer set for it, until it joins "/".
         self._joining: dict[str, tuple[float, asyncio.TimerHandle]] = {}
+        if isinstance(self.manager, Manager):
+            self.manager.on_left = self._left
 
     async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> Any:
         answer = await super()._handle_eio_connect(eio_sid, environ)
@@ -153,36 +157,47 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             self._arm(eio_sid, joining[0])  # refused: it may try again, until its deadline
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
-        joining = self._joining.pop(eio_sid, None)
-        if joining is not None:
-            joining[1].cancel()
-        await super()._handle_eio_disconnect(eio_sid, reason)
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            joining = self._joining.pop(eio_sid, None)
+            if joining is not None:
+                joining[1].cancel()
+
+    def _left(self, eio_sid: str) -> None:
+        """A socket left "/" (a client's DISCONNECT, or the server's): an open transport
+        has as long again to join, as a new one (python-socketio keeps it open)."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closing or socket.closed or eio_sid in self._joining:
+            return
+        self._arm(eio_sid, asyncio.get_running_loop().time() + self.connect_timeout)
 
     def _arm(self, eio_sid: str, deadline: float) -> None:
+        before = self._joining.get(eio_sid)
+        if before is not None:
+            before[1].cancel()
         timer = asyncio.get_running_loop().call_at(deadline, self._overdue, eio_sid)
         self._joining[eio_sid] = (deadline, timer)
 
     def _overdue(self, eio_sid: str) -> None:
         self._joining.pop(eio_sid, None)
+        self._abort(eio_sid, "no Socket.IO connection in time")
+
+    def _abort(self, eio_sid: str, why: str) -> None:
         socket = self.eio.sockets.get(eio_sid)
-        if socket is not None and not socket.closed:
-            self.logger.info("%s: no Socket.IO connection in time, disconnecting", eio_sid)
-            task = asyncio.ensure_future(
-                eio_tuning.abort(socket, self.eio.reason.SERVER_DISCONNECT)
-            )
-            self._answering.add(task)
-            task.add_done_callback(self._answering.discard)
+        if socket is not None:
+            self.logger.info("%s: %s, disconnecting", eio_sid, why)
+            eio_tuning.abort(socket, self.eio.reason.TRANSPORT_ERROR)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         # Hazard: python-socketio keeps a binary packet's attachments until as many arrived as
         # the packet says (a count the client picks), so they could grow without bound.  This
         # protocol carries JSON only: a binary packet or attachment closes the connection.
         # (Not every packet is text: Engine.IO hands over what looks like JSON decoded.)
+        if eio_sid not in self.environ:
+            return  # the socket closed, but its reader handed over what it had read
         if isinstance(data, bytes | bytearray) or (isinstance(data, str) and data[:1] in BINARY):
-            self.logger.info("%s: binary packet refused, disconnecting", eio_sid)
-            socket = self.eio.sockets.get(eio_sid)
-            if socket is not None:
-                await eio_tuning.abort(socket, self.eio.reason.TRANSPORT_ERROR)
+            self._abort(eio_sid, "binary packet refused")
             return
         await super()._handle_eio_message(eio_sid, data)
 
@@ -207,9 +222,14 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         # time), which is the point: nothing more is read from a socket at its limit.  Before
         # the checks below: the socket may have closed meanwhile.
         while self._in_flight.get(eio_sid, 0) >= self.most_in_flight:
-            held = asyncio.get_running_loop().create_future()
-            self._held.setdefault(eio_sid, []).append(held)
-            await held
+            if eio_sid in self._held:  # a second long-poll POST while one waits: no client
+                self._abort(eio_sid, "overlapping requests")  # does that; each held its body
+                return
+            held = self._held[eio_sid] = asyncio.get_running_loop().create_future()
+            try:
+                await held
+            finally:
+                self._held.pop(eio_sid, None)
         sid = self.manager.sid_from_eio_sid(eio_sid, NAMESPACE)
         answer = self.answer
         if (
@@ -230,9 +250,9 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
         left = self._in_flight.pop(eio_sid) - 1
         if left:
             self._in_flight[eio_sid] = left
-        for held in self._held.pop(eio_sid, ()):
-            if not held.done():  # a read cancelled meanwhile (the socket closed)
-                held.set_result(None)
+        held = self._held.get(eio_sid)
+        if held is not None and not held.done():  # not if cancelled (the socket closed)
+            held.set_result(None)
 
     async def _answer(
         self, answer: Callable[..., Awaitable[dict[str, Any]]], eio_sid: str, sid: str, id: Any,

@@ -58,7 +58,10 @@ class Presence:
         self.incarnation = secrets.token_hex(6)
         self._local: dict[str, str] = {}  # sid -> user id, what this node registered
         self._unregistering: dict[str, str] = {}  # sid -> user id, gone but still registered
-        self._unsettled: set[str] = set()  # users claimed from the grace list, not yet settled
+        #: Users claimed from the grace list whose settling (or its announcement) failed, with
+        #: the time of the first try: tried again with it, a settle that did land is known
+        #: (the store answers it again) and announced.
+        self._unsettled: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.transitions = {"online": 0, "offline": 0}
         self.purged = 0
@@ -184,18 +187,20 @@ class Presence:
     async def _sweeping(self) -> float:
         # A claim takes the user off the store's grace list, so one whose settle failed (a
         # failover) is kept here and settled next round: nobody else would ever settle them,
-        # and they would be shown online for good.  A retry of one that did land settles
-        # nothing (the store answers False): never announced twice.
+        # and they would be shown online for good.  The retry keeps the first try's time, so
+        # a settle that landed (its reply lost) is answered again and announced; one that
+        # came back online meanwhile settles nothing.
         claimed = await self._store.due(self._clock())
-        for user_id in [*self._unsettled, *claimed]:
+        now = now_ms()
+        for user_id, at in [*self._unsettled.items(), *((u, now) for u in claimed)]:
             try:
-                if await self._store.settle(user_id, now_ms()):
+                if await self._store.settle(user_id, at):
                     await self._announce(user_id, online=False)
             except Exception as exc:
-                self._unsettled.add(user_id)
+                self._unsettled[user_id] = at
                 log.warning("presence: settling %s failed, again next round: %r", user_id, exc)
             else:
-                self._unsettled.discard(user_id)
+                self._unsettled.pop(user_id, None)
         return self._sweep_every
 
     async def _announce(self, user_id: str, *, online: bool) -> None:

@@ -50,7 +50,8 @@ class TypingFilter:
         self._delivery = delivery
         #: user -> (their sockets here before the read, the users they blocked)
         self._cache: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-        self._reading: list[set[str]] = []  # per read in flight: users changed meanwhile
+        #: Per read in flight (by a token of its own): the users whose blocks changed meanwhile.
+        self._reading: dict[object, set[str]] = {}
         #: Deliveries waiting for blocks to be read.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -60,7 +61,7 @@ class TypingFilter:
 
     async def _changed(self, channel: str, message: BlocksChanged) -> None:
         _, user_id = channel_entity(channel)
-        for changed in self._reading:
+        for changed in self._reading.values():
             changed.add(user_id)
         self._cache.pop(user_id, None)
 
@@ -90,13 +91,13 @@ class TypingFilter:
             log.debug("typing on %s dropped: %r", channel, exc)
 
     async def _read(self, users: Collection[str]) -> None:
-        changed: set[str] = set()
+        token, changed = object(), set[str]()
         before = {u: frozenset(self._connections.by_user.get(u, ())) for u in users}
-        self._reading.append(changed)
+        self._reading[token] = changed
         try:
             found = await asyncio.gather(*(self._store.blocks(u) for u in users))
         finally:
-            self._reading.remove(changed)
+            del self._reading[token]
         if len(self._cache) >= CACHE_MAX:
             self._cache = {u: e for u, e in self._cache.items() if self._fresh(u)}
         for user_id, blocked in zip(users, found, strict=True):

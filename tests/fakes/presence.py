@@ -22,6 +22,7 @@ class PresenceState:
         self.leases: dict[str, tuple[str, float]] = {}  # node -> (incarnation, expiry s)
         self.nodes: dict[str, str] = {}  # node -> incarnation, as last renewed
         self.purges: dict[str, tuple[str, float]] = {}
+        self.settled_at: dict[str, int] = {}  # user -> the ``now`` of their last offline
 
     def is_online(self, user_id: str) -> bool:
         return user_id in self.online
@@ -30,11 +31,15 @@ class PresenceState:
         lease = self.leases.get(node_id)
         return lease is not None and lease[1] > self.clock()
 
-    def went_offline(self, user_id: str) -> bool:
-        """``SETTLE``: offline only if nothing is registered and the user is online."""
-        if self.conns.get(user_id) or user_id not in self.online:
+    def went_offline(self, user_id: str, now: int = 0) -> bool:
+        """``SETTLE``: offline only if nothing is registered and the user is online; the
+        same call again (its ``now``) answers True again, as the script answers a resend."""
+        if self.conns.get(user_id):
             return False
+        if user_id not in self.online:
+            return bool(now) and self.settled_at.get(user_id) == now
         self.online.discard(user_id)
+        self.settled_at[user_id] = now
         return True
 
 
@@ -56,6 +61,7 @@ class MemoryPresence:
         if user_id in s.online:
             return 0
         s.online.add(user_id)
+        s.settled_at.pop(user_id, None)
         return 1
 
     async def unregister(self, user_id: str, sid: str, due: float) -> None:
@@ -74,7 +80,7 @@ class MemoryPresence:
         return [u for _, u in ripe]
 
     async def settle(self, user_id: str, now: int) -> bool:
-        return self.state.went_offline(user_id)
+        return self.state.went_offline(user_id, now)
 
     async def online(self, user_ids: list[str]) -> dict[str, bool]:
         return {u: self.state.is_online(u) for u in user_ids}

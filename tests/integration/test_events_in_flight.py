@@ -5,10 +5,12 @@ a real python-socketio client, and an answer function held until the test lets i
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 import pytest
 import socketio
 from aiohttp import web
@@ -86,3 +88,29 @@ async def test_a_socket_never_has_more_events_answered_at_once_than_its_limit(tr
         await client.disconnect()
     assert answer.peak == MOST  # reached, never passed (without the bound: all twelve at once)
     assert got == list(range(SENT))  # nothing refused, nothing lost
+
+
+async def test_a_second_long_poll_post_while_one_is_held_closes_the_connection():
+    """No client sends a POST while its last one is unanswered; held at the limit, each would
+    keep its request and body: the connection is closed instead."""
+    answer = Held()
+    async with served(answer) as url, aiohttp.ClientSession() as http:
+        polling = f"{url}/socket.io/?EIO=4&transport=polling"
+        async with http.get(polling) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        post = f"{polling}&sid={sid}"
+        async with http.post(post, data="40") as resp:
+            assert resp.status == 200
+        events = "\x1e".join(f'42{n}["work",{n}]' for n in range(MOST + 1))
+        held = asyncio.ensure_future(http.post(post, data=events))  # the last one waits
+        for _ in range(MOST):
+            await asyncio.wait_for(answer.started.get(), 10)
+        second = await asyncio.wait_for(http.post(post, data='42["work",99]'), 10)
+        assert second.status == 200  # answered: the connection is closed meanwhile
+        second.release()
+        for n in range(MOST):
+            answer.release(n)
+        (await held).release()
+        async with http.get(post) as resp:
+            assert resp.status == 400  # the session is gone
+        assert answer.started.empty()  # neither the waiting event nor the other ran

@@ -37,6 +37,7 @@ async def served(turns: bool = False) -> AsyncIterator[tuple[Server, str, asynci
     assert eio_tuning.apply(sio.eio, compression=False)
     sio.eio.chat_queued_max = CAP
     gone: asyncio.Queue[str] = asyncio.Queue()
+    sent, handled = asyncio.Event(), asyncio.Event()
 
     async def answer(name: str, sid: str, *args: Any) -> dict[str, Any]:
         eio_sid = sio.manager.eio_sid_from_sid(sid, "/")
@@ -46,11 +47,15 @@ async def served(turns: bool = False) -> AsyncIterator[tuple[Server, str, asynci
                 break
             if turns:
                 await asyncio.sleep(0)  # the next delivery comes in a later turn
+        sent.set()
         return {"ok": True}
 
     @sio.event  # type: ignore[misc]
     async def disconnect(sid: str, reason: Any = None) -> None:
         gone.put_nowait(str(reason))
+        # A disconnect takes its time (the node's unregisters in the cluster): the sender,
+        # often a shard's listener, must not wait for it.
+        await handled.wait()
 
     sio.answer = answer
     app = web.Application()
@@ -62,7 +67,10 @@ async def served(turns: bool = False) -> AsyncIterator[tuple[Server, str, asynci
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
         yield sio, f"http://127.0.0.1:{port}/socket.io/?EIO=4", gone
+        await asyncio.wait_for(sent.wait(), 10)  # the sender went on, the handler still busy
+        assert not handled.is_set()
     finally:
+        handled.set()
         await runner.cleanup()
 
 

@@ -6,6 +6,7 @@ real port, raw websocket clients."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -134,3 +135,37 @@ async def test_a_disconnect_leaves_the_sockets_own_rooms_and_no_others():
     assert not manager.pending_disconnect and not manager.is_connected(ann, "/")
     assert manager.is_connected(bob, "/") and manager.sid_from_eio_sid("eio-ann", "/") is None
     assert list(manager._rooms_of) == [bob]
+
+
+async def test_a_socket_that_left_the_namespace_must_join_again_in_time():
+    """python-socketio keeps the transport of a socket that left "/" (its DISCONNECT, or
+    the server's): it has as long again to join, then it is closed."""
+    async with served(connect_timeout=0.5) as (sio, url, _), websocket(url) as ws:
+        await ws.send_str('40{"token":"good"}')
+        assert (await ws.receive_str()).startswith("40")
+        assert not sio._joining
+        await ws.send_str("41")  # leaves "/", keeps the connection
+        await asyncio.wait_for(dropped(ws), 10)
+        assert not sio._joining
+
+
+async def test_what_arrives_after_the_transport_closed_leaves_nothing_behind():
+    """A CONNECT read after the Engine.IO CLOSE packet found no environ and left a half
+    connected socket in the manager for good."""
+    async with served() as (sio, url, _), websocket(url) as ws:
+        await ws.send_str("1")  # Engine.IO CLOSE ...
+        await ws.send_str('40{"token":"good"}')  # ... and a CONNECT behind it
+        await asyncio.wait_for(dropped(ws), 10)
+    assert not sio.manager.rooms.get("/") and not sio.manager.pending_connect
+    assert not sio.manager._rooms_of
+
+
+async def test_a_long_poll_that_closes_and_connects_at_once_leaves_nothing_behind():
+    async with served() as (sio, url, _), aiohttp.ClientSession() as http:
+        polling = url.replace("ws://", "http://", 1).replace("websocket", "polling")
+        async with http.get(polling) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        async with http.post(f"{polling}&sid={sid}", data='1\x1e40{"token":"good"}') as resp:
+            assert resp.status == 200
+        assert not sio.manager.rooms.get("/") and not sio.manager.pending_connect
+        assert not sio.manager._rooms_of

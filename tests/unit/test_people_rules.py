@@ -269,3 +269,28 @@ async def test_a_join_while_the_account_is_being_deleted_does_not_outlive_it(nod
     go.set()
     await deleting
     assert "bob" not in world.rooms.members["club"]
+
+
+async def test_reads_of_blocks_in_flight_each_see_the_changes_made_during_them(node, world):
+    """Each read in flight keeps the users changed meanwhile; one ending first must not take
+    another's record away (they were told apart by value, so by chance)."""
+    await node.connect("ann")
+    await node.connect("cid")
+    gates = {"ann": asyncio.Event(), "cid": asyncio.Event()}
+    real = world.people.blocks
+
+    async def blocks(user_id):
+        await gates[user_id].wait()
+        return await real(user_id)
+
+    world.people.blocks = blocks
+    first = asyncio.ensure_future(node.typing._read(["cid"]))
+    second = asyncio.ensure_future(node.typing._read(["ann"]))
+    await asyncio.sleep(0)  # one turn: both reads are out
+    gates["ann"].set()
+    await second  # the later read ends first
+    await node.typing._changed(channels.user_channel("cid"), BlocksChanged("zed", True))
+    gates["cid"].set()
+    await first
+    assert "ann" in node.typing._cache and "cid" not in node.typing._cache
+    assert not node.typing._reading

@@ -8,6 +8,7 @@ import pytest
 from fakes.failures import fail_once
 from fakes.node import MemoryNode
 
+from chat.core import presence
 from chat.errors import ChatError
 
 
@@ -136,3 +137,21 @@ async def test_a_settle_that_failed_is_tried_again_next_round(node, world):
     assert transitions(dan) == [True, False]  # ann's, announced once
     await node.presence._sweeping()
     assert transitions(dan) == [True, False]
+
+
+async def test_an_offline_whose_announcement_failed_is_announced_next_round(
+    node, world, monkeypatch
+):
+    ticks = iter(range(1_000, 10_000))
+    monkeypatch.setattr(presence, "now_ms", lambda: next(ticks))  # each call a later ms
+    dan = await watcher(node)
+    ann = await node.connect("ann")
+    await ann.close()
+    world.clock.advance(6)
+    failed = fail_once(node.presence, "_announce", lambda user_id, **_: user_id == "ann")
+    await node.presence._sweeping()
+    assert failed and not world.presence.is_online("ann") and transitions(dan) == [True]
+    await node.presence._sweeping()
+    assert transitions(dan) == [True, False]
+    await node.presence._sweeping()
+    assert transitions(dan) == [True, False]  # once
