@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from aiohttp import web
 from engineio import async_socket, packet
+from listening import listening
 
 from chat.adapters import eio_reader, eio_tuning
 
@@ -46,17 +46,8 @@ async def served(handler: str | None = None, **options: Any) -> AsyncIterator[An
     async def disconnect(sid: str, reason: Any = None) -> None:
         gone.put_nowait(str(reason))
 
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with listening(sio) as port:
         yield sio, f"http://127.0.0.1:{port}", gone
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling", "websocket"]])

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
-from aiohttp import web
+from listening import listening
 
 from chat.adapters import eio_tuning
 from chat.adapters.sio_server import Manager, Server
@@ -53,17 +53,8 @@ async def served(answer: Held) -> AsyncIterator[str]:
     assert eio_tuning.apply(sio.eio, compression=False)
     sio.answer = answer
     sio.most_in_flight = MOST
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with listening(sio) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 from engineio import packet as eio_packet
+from listening import listening
 
 from chat.adapters import eio_tuning
 from chat.adapters.sio_server import Manager, Server
@@ -58,20 +58,13 @@ async def served(turns: bool = False) -> AsyncIterator[tuple[Server, str, asynci
         await handled.wait()
 
     sio.answer = answer
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield sio, f"http://127.0.0.1:{port}/socket.io/?EIO=4", gone
-        await asyncio.wait_for(sent.wait(), 10)  # the sender went on, the handler still busy
-        assert not handled.is_set()
-    finally:
-        handled.set()
-        await runner.cleanup()
+    async with listening(sio) as port:
+        try:
+            yield sio, f"http://127.0.0.1:{port}/socket.io/?EIO=4", gone
+            await asyncio.wait_for(sent.wait(), 10)  # the sender went on, handler still busy
+            assert not handled.is_set()
+        finally:
+            handled.set()
 
 
 def held(sio: Server) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from listening import listening
 from socketio.exceptions import ConnectionRefusedError
 
 from chat.adapters import eio_tuning
@@ -40,17 +40,8 @@ async def served(**attributes: Any) -> AsyncIterator[tuple[Server, str, list[Any
             raise ConnectionRefusedError({"code": "unauthorized", "message": "no"})
 
     sio.answer = answer
-    app = web.Application()
-    sio.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
+    async with listening(sio) as port:
         yield sio, f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", answered
-    finally:
-        await runner.cleanup()
 
 
 @asynccontextmanager
