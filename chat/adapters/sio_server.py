@@ -190,12 +190,15 @@ class Server(socketio.AsyncServer):  # type: ignore[misc]
             eio_tuning.abort(socket, self.eio.reason.TRANSPORT_ERROR)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if eio_sid not in self.environ:
+            # Closed (its environ goes with its Engine.IO disconnect), but its reader handed
+            # over what it had read: a CONNECT behind a CLOSE would leave a half-connected
+            # socket in the manager for good.
+            return
         # Hazard: python-socketio keeps a binary packet's attachments until as many arrived as
         # the packet says (a count the client picks), so they could grow without bound.  This
         # protocol carries JSON only: a binary packet or attachment closes the connection.
         # (Not every packet is text: Engine.IO hands over what looks like JSON decoded.)
-        if eio_sid not in self.environ:
-            return  # the socket closed, but its reader handed over what it had read
         if isinstance(data, bytes | bytearray) or (isinstance(data, str) and data[:1] in BINARY):
             self._abort(eio_sid, "binary packet refused")
             return
