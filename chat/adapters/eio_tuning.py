@@ -203,7 +203,7 @@ async def _queue(socket: Any, queue: PacketQueue, packet: Any) -> None:
 
 async def _bounded(socket: Any, queue: PacketQueue) -> None:
     """Disconnect the socket if it holds more than it may (``QUEUED_MAX``)."""
-    if queue.queued > getattr(socket.server, "chat_queued_max", QUEUED_MAX):
+    if queue.queued > socket.server.chat_queued_max:
         log.warning("%s: %d bytes not read by the client: disconnected", socket.sid, queue.queued)
         abort(socket, socket.server.reason.TRANSPORT_ERROR)
 
@@ -240,11 +240,12 @@ def _flush(socket: Any, queue: PacketQueue, websocket: PlainWebSocket) -> None:
 ORIGINAL = async_socket.AsyncSocket.poll
 
 
-def apply(server: Any, *, compression: bool) -> bool:
+def apply(server: Any, *, compression: bool, queued_max: int = QUEUED_MAX) -> bool:
     """Install ``poll``, the timer ping (``eio_ping``), the reader (``eio_reader``),
-    ``PacketQueue`` and (without ``compression``) ``PlainWebSocket`` for the engineio
-    ``server``, if the installed python-engineio is the series they were written for.  On
-    another series compression stays declined, by the request's headers."""
+    ``PacketQueue`` (its sockets bounded by ``queued_max`` bytes) and (without
+    ``compression``) ``PlainWebSocket`` for the engineio ``server``, if the installed
+    python-engineio is the series they were written for.  On another series compression stays
+    declined, by the request's headers."""
     installed = version("python-engineio")
     if not installed.startswith(SERIES):
         log.info("python-engineio %s: its own AsyncSocket.poll and queues are kept", installed)
@@ -253,6 +254,7 @@ def apply(server: Any, *, compression: bool) -> bool:
     async_socket.AsyncSocket.schedule_ping = eio_ping.schedule_ping
     async_socket.AsyncSocket._websocket_handler = eio_reader.websocket_handler
     server.create_queue = PacketQueue
+    server.chat_queued_max = queued_max  # read by ``send`` (the queue is only ours once here)
     if not compression:
         # A copy per server: the driver's table is shared by every engineio server.
         server._async = {**server._async, "websocket": PlainWebSocket}

@@ -89,8 +89,7 @@ class SocketServer:
         self.sio.eio.async_handlers = False
         self.sio.most_in_flight = events_in_flight
         #: Whether engineio was tuned (eio_tuning.py), and so declines compression itself.
-        self.tuned = eio_tuning.apply(self.sio.eio, compression=compression)
-        self.sio.eio.chat_queued_max = queue_max  # read by eio_tuning.send
+        self.tuned = eio_tuning.apply(self.sio.eio, compression=compression, queued_max=queue_max)
 
     def serve(self, connections: Connections, events: dict[str, EventHandler]) -> None:
         """Start answering: bound after construction because delivery (this object) is needed

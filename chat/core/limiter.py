@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chat.errors import rate_limited
 from chat.ports import Limits
@@ -45,6 +45,18 @@ SHARED_ROWS = {
 }  # fmt: skip
 
 Handler = Callable[["Conn", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _with_room(table: dict[K, V], live: Callable[[V], bool]) -> dict[K, V]:
+    """``table``, or at ``LEASES_MAX`` entries only its live ones (none if all are): a bound,
+    where what is forgotten only costs a round trip to the cluster."""
+    if len(table) < LEASES_MAX:
+        return table
+    table = {k: v for k, v in table.items() if live(v)}
+    return table if len(table) < LEASES_MAX else {}
 
 
 class EventLimiter:
@@ -122,18 +134,12 @@ class EventLimiter:
 
     def _remember(self, lease: tuple[str, str], wait: float) -> None:
         now = self._clock()
-        if len(self._refused) >= LEASES_MAX:  # a bound: forgetting costs a round trip each
-            self._refused = {k: until for k, until in self._refused.items() if until > now}
-            if len(self._refused) >= LEASES_MAX:
-                self._refused.clear()
+        self._refused = _with_room(self._refused, lambda until: until > now)
         self._refused[lease] = now + wait
 
     def _keep(self, lease: tuple[str, str], tokens: int) -> None:
         now = self._clock()
-        if len(self._leases) >= LEASES_MAX:  # a bound: losing leases only costs round trips
-            self._leases = {k: v for k, v in self._leases.items() if v[0] > 0 and v[1] > now}
-            if len(self._leases) >= LEASES_MAX:
-                self._leases.clear()
+        self._leases = _with_room(self._leases, lambda v: v[0] > 0 and v[1] > now)
         self._leases[lease] = (tokens, now + LEASE_SECONDS)
 
     def guard(self, events: Mapping[str, Handler]) -> dict[str, Handler]:

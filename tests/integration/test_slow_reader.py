@@ -34,8 +34,7 @@ async def served(turns: bool = False) -> AsyncIterator[tuple[Server, str, asynci
     one by one (else all in one turn, as a burst: ``send`` corks them)."""
     sio = Server(async_mode="aiohttp", client_manager=Manager())
     sio.eio.async_handlers = False
-    assert eio_tuning.apply(sio.eio, compression=False)
-    sio.eio.chat_queued_max = CAP
+    assert eio_tuning.apply(sio.eio, compression=False, queued_max=CAP)
     gone: asyncio.Queue[str] = asyncio.Queue()
     sent, handled = asyncio.Event(), asyncio.Event()
 

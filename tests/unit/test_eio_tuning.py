@@ -28,7 +28,8 @@ def socket(*queued: Any, wait: float = 0.05, upgraded: bool = False) -> Any:
     queue = QUEUE[0]()
     for item in queued:
         queue.put_nowait(item)
-    server = SimpleNamespace(ping_interval=wait, ping_timeout=0)
+    # As ``apply`` leaves a server it tuned (the bound ``send`` checks).
+    server = SimpleNamespace(ping_interval=wait, ping_timeout=0, chat_queued_max=1 << 22)
     return SimpleNamespace(queue=queue, server=server, upgraded=upgraded)
 
 
