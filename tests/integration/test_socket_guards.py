@@ -21,9 +21,11 @@ from chat.adapters.sio_server import Manager, Server
 
 
 @asynccontextmanager
-async def served(**attributes: Any) -> AsyncIterator[tuple[Server, str, list[Any]]]:
+async def served(
+    ping_interval: float = 25, **attributes: Any
+) -> AsyncIterator[tuple[Server, str, list[Any]]]:
     """The server (its ``attributes`` set), a websocket URL, and what it answered."""
-    sio = Server(async_mode="aiohttp", client_manager=Manager())
+    sio = Server(async_mode="aiohttp", client_manager=Manager(), ping_interval=ping_interval)
     sio.eio.async_handlers = False
     assert eio_tuning.apply(sio.eio, compression=False)
     for name, value in attributes.items():
@@ -94,13 +96,15 @@ async def test_a_connection_that_does_not_join_in_time_is_closed(connects: list[
 
 
 async def test_a_connection_that_joined_is_not_closed():
-    async with served(connect_timeout=0.2) as (sio, url, _), websocket(url) as ws:
+    async with served(0.1, connect_timeout=0.2) as (sio, url, _), websocket(url) as ws:
         await ws.send_str('40{"token":"bad"}')
         assert (await ws.receive_str()).startswith("44")  # refused: CONNECT_ERROR
         await ws.send_str('40{"token":"good"}')
         assert (await ws.receive_str()).startswith("40")
         assert not sio._joining
-        await asyncio.sleep(0.4)  # past the deadline it would have had: time under test
+        for _ in range(3):  # pings 0.1 s apart, answered: past the deadline it would have had
+            assert await asyncio.wait_for(ws.receive_str(), 5) == "2"
+            await ws.send_str("3")
         await ws.send_str('421["work"]')
         assert (await asyncio.wait_for(ws.receive_str(), 5)) == '431[{"ok":true}]'
 

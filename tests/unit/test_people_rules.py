@@ -277,16 +277,19 @@ async def test_reads_of_blocks_in_flight_each_see_the_changes_made_during_them(n
     await node.connect("ann")
     await node.connect("cid")
     gates = {"ann": asyncio.Event(), "cid": asyncio.Event()}
+    out = {"ann": asyncio.Event(), "cid": asyncio.Event()}
     real = world.people.blocks
 
     async def blocks(user_id):
+        out[user_id].set()
         await gates[user_id].wait()
         return await real(user_id)
 
     world.people.blocks = blocks
     first = asyncio.ensure_future(node.typing._read(["cid"]))
     second = asyncio.ensure_future(node.typing._read(["ann"]))
-    await asyncio.sleep(0)  # one turn: both reads are out
+    for read in out.values():  # both reads are out
+        await read.wait()
     gates["ann"].set()
     await second  # the later read ends first
     await node.typing._changed(channels.user_channel("cid"), BlocksChanged("zed", True))

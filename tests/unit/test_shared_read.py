@@ -29,10 +29,6 @@ class Store:
         return seen
 
 
-async def turn() -> None:
-    await asyncio.sleep(0)  # one turn of the loop (not a wait)
-
-
 async def test_callers_during_a_read_share_the_next_one_which_sees_what_came_before_them():
     store = Store()
     shared = SharedRead(store.read)
@@ -76,14 +72,14 @@ async def test_a_caller_that_goes_away_does_not_cancel_the_read_of_the_others():
     shared = SharedRead(store.read)
     first = asyncio.ensure_future(shared())
     await store.started.wait()
+    # Both ask while the first read is out (they run before it can end: the loop's queue).
     gone, stays = asyncio.ensure_future(shared()), asyncio.ensure_future(shared())
-    await turn()  # both wait for the next read
-    gone.cancel()
     first.cancel()  # the read in flight goes on all the same
     store.started.clear()
     store.value = 4
     store.gate.set()
-    await store.started.wait()  # the next read, which ``stays`` still wants
+    await store.started.wait()  # the next read, which both wait for
+    gone.cancel()  # ... and goes on for the one that stays
     store.gate.set()
     assert await stays == 4 and store.reads == 2
     for cancelled in (gone, first):
