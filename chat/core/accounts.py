@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # service.py imports this module (new_user_id)
 INVALID_CREDENTIALS = "email or password is wrong"
 
 
+def wrong_credentials() -> ChatError:
+    """A login refused: one answer for a missing field, an unknown email, a wrong password."""
+    return ChatError("invalid_credentials", INVALID_CREDENTIALS, 401)
+
+
 def new_user_id() -> str:
     """Opaque and URL-safe: 12 characters of ``secrets.token_urlsafe`` (``is_user_id``)."""
     return secrets.token_urlsafe(9)
@@ -91,7 +96,7 @@ class Accounts:
         ``device``: the device cookie presented, if any (``chat/core/login_guard.py``)."""
         await self._spend("login-ip", client, self._ip_rate / 60, self._ip_rate)
         if not isinstance(email, str) or not isinstance(password, str):
-            raise unauthorized(INVALID_CREDENTIALS)
+            raise wrong_credentials()
         attempt = self._guard.attempt(email.strip().lower(), client, device)
         cooling = await self._guard.cooling(attempt)
         if cooling:
@@ -99,12 +104,12 @@ class Accounts:
         account = await self._verified(attempt.email_key, password)
         if account is None:
             await self._guard.failed(attempt)
-            raise ChatError("invalid_credentials", INVALID_CREDENTIALS, 401)
+            raise wrong_credentials()
         await self._guard.succeeded(attempt)
         await self._rehash(attempt.email_key, account, password)
         user = await self._store.user(account.user_id)
         if user is None:
-            raise ChatError("invalid_credentials", INVALID_CREDENTIALS, 401)
+            raise wrong_credentials()
         return user
 
     def device_cookie(self, email: object, presented: object = None) -> str:

@@ -29,7 +29,7 @@ from collections.abc import Collection, Sequence
 
 import msgspec
 
-from chat.core.accounts import Accounts
+from chat.core.accounts import Accounts, wrong_credentials
 from chat.core.connections import room_channel
 from chat.core.controls import Revoke, control, room_notice
 from chat.core.messaging import publish_message
@@ -93,7 +93,7 @@ class AccountDeletion:
         user = await self._accounts.me(user_id)
         checked = await self._accounts.login(user.email, password, client, device=device)
         if checked.id != user.id:  # the email moved to another account meanwhile
-            raise ChatError("invalid_credentials", "email or password is wrong", 401)
+            raise wrong_credentials()
         await self.delete(user)
 
     async def delete(self, user: UserRecord) -> None:

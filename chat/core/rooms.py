@@ -151,17 +151,21 @@ class Rooms:
     # --- listing and creating ----------------------------------------------------------------
 
     async def visible(self, user: UserRecord) -> list[dict[str, Any]]:
-        """Public rooms and every room of the user, DMs included, with their last seq."""
-        ids = await self._store.public_rooms() | await self._store.user_rooms(user.id)
+        """Public rooms and every room of the user, DMs included, with their last seq.  A
+        public room the user is not in has no ``role`` (a service admin's: ``owner``, of every
+        room)."""
+        mine = await self._store.user_rooms(user.id)
+        ids = await self._store.public_rooms() | mine
         rooms = await self._store.get_many(ids)
         seqs = await self._history.last_seqs(rooms)
         peers = [peer_of(r, user.id) for r in rooms if is_dm_room(r)]
         names = {u.id: u.name for u in (await self._users.users(peers)).values()}
         roles = await self.roles.roles_of(user.id, rooms) if self.roles is not None else {}
+        shown = {r: role for r, role in roles.items() if r in mine or role == OWNER}
         return [
             room.wire(
                 seqs[rid], names.get(peer_of(rid, user.id), DELETED_NAME) if room.is_dm else None,
-                roles.get(rid),
+                shown.get(rid),
             )
             for rid, room in sorted(rooms.items())
         ]  # fmt: skip

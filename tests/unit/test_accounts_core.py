@@ -81,3 +81,14 @@ async def test_failed_logins_are_counted_for_unknown_emails_too():
         await accounts(store, limits, hasher).login("ghost@example.com", "whatever1", "ip")
     assert err.value.code == "invalid_credentials"
     assert limits.login_ops == ["check", "check", "fail", "fail"]
+
+
+@pytest.mark.parametrize(
+    ("email", "password"), [(None, "whatever1"), ("ann@example.com", None), (5, []), ("", "")]
+)
+async def test_a_login_without_an_email_or_a_password_is_answered_as_a_wrong_one(email, password):
+    store, limits = DictStore(), OpenLimits()
+    hasher = PasswordHasher(memory_cost=8192, time_cost=1, workers=1)
+    with pytest.raises(ChatError) as err:
+        await accounts(store, limits, hasher).login(email, password, "ip")
+    assert (err.value.code, err.value.status) == ("invalid_credentials", 401)

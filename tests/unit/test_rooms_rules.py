@@ -200,3 +200,6 @@ async def test_the_listing_has_public_rooms_and_every_room_of_the_user(node, wor
     assert listed["dm:ann:bob"] == {"id": "dm:ann:bob", "name": "Bob", "private": True,
                                     "last_seq": 1, "managed": False,
                                     "role": "member"}  # fmt: skip
+    # A public room ann is not in: no role of hers (she may join; it is not hers yet).
+    assert "role" not in listed["open"]
+    assert listed["mine"]["role"] == "owner"
