@@ -133,8 +133,9 @@ class ClientEvents:
         counts = await self._counts(conn, room.id)
         roles = self._rooms.roles
         role = None if roles is None else await roles.role(conn.user.id, room)
+        name = await self._rooms.shown_name(room, conn.user.id)
         return {
-            "room": {**room.wire(pointer, role=role), **counts},
+            "room": {**room.wire(pointer, name, role), **counts},
             "missed": missed["messages"],
             "has_more": missed["has_more"],
         }

@@ -21,7 +21,12 @@ T = TypeVar("T")
 UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN)]
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=160)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+#: A room's seq is a Redis integer (``INCR``): never above 2**63 - 1, and cursors past it
+#: would make stream ids Redis refuses (an ``internal`` answer instead of a page).
+SEQ_MAX = 2**63 - 1
+Seq = Annotated[int, msgspec.Meta(ge=0, le=SEQ_MAX)]
+#: Far past any room's size; ``offset + limit`` must stay a Redis integer.
+Offset = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
 Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 # Long enough for any configured limit; the text rules check the real one after trimming.
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
@@ -87,7 +92,7 @@ class UsersIn(msgspec.Struct, frozen=True):
 
 class MembersIn(msgspec.Struct, frozen=True):
     room: RoomId
-    offset: Seq = 0
+    offset: Offset = 0
     limit: Annotated[int, msgspec.Meta(ge=1, le=200)] = 100
 
 

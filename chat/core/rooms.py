@@ -170,6 +170,15 @@ class Rooms:
             for rid, room in sorted(rooms.items())
         ]  # fmt: skip
 
+    async def shown_name(self, room: Room, user_id: str) -> str | None:
+        """The name ``user_id`` sees for ``room`` where it is not the room's own: a DM is
+        called by the other user's current name (as in ``session`` and the listing)."""
+        if not room.is_dm:
+            return None
+        peer = peer_of(room.id, user_id)
+        found = await self._users.users([peer])
+        return found[peer].name if peer in found else DELETED_NAME
+
     async def create(
         self, creator: UserRecord, room_id: object, name: object, private: object,
         managed: object = False, member_limit: object = None,

@@ -18,6 +18,7 @@ from chat import keys
 from chat.adapters.cluster.changes import ClusterChanges
 from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.history import ClusterHistory
+from chat.core.payloads import SEQ_MAX
 from chat.errors import ChatError
 from chat.models import Message, UserRef
 from chat.ports import ChangeRequest
@@ -218,6 +219,21 @@ async def test_pages_count_change_entries_like_messages(stores):
     assert page[0].kind == "edit" and page[1].kind is None and page[1].text == "m2"
     older, has_more = await stores.history.page(r, before=4, after=None, limit=10)
     assert [m.seq for m in older] == [1, 2, 3] and not has_more and older[0].text == "v2"
+
+
+async def test_cursors_at_the_ends_of_the_seq_range_read_a_page(stores):
+    """``before: 0`` is an empty page, and the largest seq a payload may carry is a cursor
+    Redis takes (each was an ``internal`` error from the cluster)."""
+    r = room()
+    await post(stores, r, "m1")
+    await post(stores, r, "m2")
+    assert await stores.history.page(r, before=0, after=None, limit=10) == ([], False)
+    assert await stores.history.page(r, before=0, after=0, limit=10) == ([], False)
+    top = SEQ_MAX
+    newest, has_more = await stores.history.page(r, before=top, after=None, limit=10)
+    assert [m.seq for m in newest] == [1, 2] and not has_more
+    assert await stores.history.page(r, before=None, after=top, limit=10) == ([], False)
+    assert await stores.history.between(r, 0, top, 10) != []
 
 
 async def test_the_state_of_messages_trimmed_away_is_forgotten(redis_clean):

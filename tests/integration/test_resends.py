@@ -91,8 +91,12 @@ async def test_presence_transitions_sent_again_answer_their_version_again(cluste
     assert await presence.register(user, "s1", "inc1", 1_000) == 1
     assert await presence.register(user, "s1", "inc1", 1_000) == 1
     assert await presence.register(user, "s2", "inc1", 2_000) == 0  # online already
+    # Another socket in the same millisecond (on another node) is no resend: not announced
+    # twice (each node announced the user's coming online).
+    assert await presence.register(user, "s9", "inc2", 1_000) == 0
     await presence.unregister(user, "s1", 0)
     await presence.unregister(user, "s2", 0)
+    await presence.unregister(user, "s9", 0)
     assert await presence.settle(user, 3_000) is True
     assert await presence.settle(user, 3_000) is True
     assert await presence.settle(user, 4_000) is False  # offline already

@@ -7,7 +7,7 @@ import pytest
 from chat.core.controls import Renamed, Revoke, control, room_notice
 from chat.core.inbound import InboundDispatcher
 from chat.core.limiter import EventLimiter
-from chat.core.payloads import DmIn, parse
+from chat.core.payloads import SEQ_MAX, DmIn, HistoryIn, MembersIn, SyncIn, parse
 from chat.core.text import clean_text
 from chat.errors import ChatError
 from chat.models import Delivery, Envelope, UserRecord, decode_json, encode_envelope
@@ -68,6 +68,23 @@ def test_malformed_dm_payloads_are_invalid_requests(payload):
     with pytest.raises(ChatError) as err:
         parse(payload, DmIn)
     assert err.value.code == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("shape", "payload"),
+    [
+        (HistoryIn, {"room": "r", "before": 2**63}),
+        (HistoryIn, {"room": "r", "after": 2**64}),
+        (SyncIn, {"rooms": {"r": 2**64}}),
+        (MembersIn, {"room": "r", "offset": 2**63}),
+    ],
+)
+def test_cursors_past_what_a_seq_can_be_are_invalid_requests(shape, payload):
+    """They reached Redis as stream ids or ranges it refuses: an ``internal`` answer."""
+    with pytest.raises(ChatError) as err:
+        parse(payload, shape)
+    assert err.value.code == "invalid_request"
+    assert parse({"room": "r", "before": SEQ_MAX, "after": SEQ_MAX}, HistoryIn).after == SEQ_MAX
 
 
 async def test_fanout_routes_messages_events_and_controls_and_never_raises():

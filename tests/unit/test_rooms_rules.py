@@ -155,7 +155,8 @@ async def test_the_lobby_and_dms_cannot_be_left_nor_invited_to(node, room):
 
 async def test_a_dm_is_joined_by_its_two_users_only_and_only_when_both_exist(node):
     ann, cid = await node.connect("ann"), await node.connect("cid")
-    assert (await ann.call("join", {"room": "dm:ann:bob"}))["ok"]
+    joined = await ann.call("join", {"room": "dm:ann:bob"})
+    assert joined["ok"] and joined["room"]["name"] == "Bob"  # as session calls it: the peer
     assert (await cid.call("join", {"room": "dm:ann:bob"}))["error"]["code"] == "forbidden"
     assert (await ann.call("join", {"room": "dm:ann:zed"}))["error"]["code"] == "no_room"
     assert (await ann.call("join", {"room": "dm:bob:ann"}))["error"]["code"] == "no_room"

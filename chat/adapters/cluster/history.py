@@ -243,6 +243,8 @@ class ClusterHistory:
         ``my_reactions`` those of ``viewer``).  ``after`` (with or without ``before``): the
         first ``limit`` above it; only ``before``: the last ``limit`` below it; neither: the
         newest.  ``has_more``: more entries exist beyond the page in the direction of paging."""
+        if before == 0:  # nothing is below seq 1 (and "(0-0" is no end Redis takes)
+            return [], False
         upper = f"({before}-0" if before is not None else "+"
         if after is not None:
             entries = await self._read(room, "XRANGE", f"({after}-0", upper, limit + 1, viewer)
