@@ -38,7 +38,7 @@ def _shards(text: str) -> tuple[tuple[str, str], ...]:
             )
         name, sep, url = item.partition("=")
         name, url = name.strip(), url.strip()
-        if not sep or not SHARD_NAME.match(name):
+        if not sep or not SHARD_NAME.fullmatch(name):
             raise ValueError(f"{item!r} is not name=redis://host:port")
         parts = urlsplit(url)
         if parts.query:  # redis-py would take ?password=... from it

@@ -215,6 +215,10 @@ class Room(msgspec.Struct, frozen=True):
 #: input pattern and docs/protocol.md to it.
 USER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _USER_ID = re.compile(USER_ID_PATTERN)
+#: Hazard: Python's ``$`` also matches before a final newline (a room "lobby\n" was created,
+#: a user "ann\n" looked up): these patterns are only ever matched whole (``fullmatch``), and
+#: where a library searches (msgspec's ``pattern``), spelled with ``\Z``.
+USER_ID_WHOLE = USER_ID_PATTERN.removesuffix("$") + r"\Z"
 
 #: Ids of rooms users create (DM rooms are ``dm:<a>:<b>``, see ``is_dm_room``): lowercase, so
 #: that two rooms never differ by case only.  The one spelling, as for user ids.
@@ -223,12 +227,12 @@ _ROOM_ID = re.compile(ROOM_ID_PATTERN)
 
 
 def is_user_id(text: object) -> TypeGuard[str]:
-    return isinstance(text, str) and bool(_USER_ID.match(text))
+    return isinstance(text, str) and bool(_USER_ID.fullmatch(text))
 
 
 def is_room_id(text: object) -> TypeGuard[str]:
     """A created room's id (not a DM room's: ``is_dm_room``)."""
-    return isinstance(text, str) and bool(_ROOM_ID.match(text))
+    return isinstance(text, str) and bool(_ROOM_ID.fullmatch(text))
 
 
 def is_dm_room(room_id: str) -> bool:

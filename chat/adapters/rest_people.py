@@ -11,7 +11,7 @@ from aiohttp import web
 
 from chat.adapters.http import client_address, json_body
 from chat.core.deletion import AccountDeletion
-from chat.core.payloads import DeleteAccountBody, SearchIn, parse
+from chat.core.payloads import BlockIn, DeleteAccountBody, SearchIn, parse
 from chat.core.people import People
 from chat.core.tokens import Claims
 
@@ -55,12 +55,12 @@ class PeopleRoutes:
 
     async def block_put(self, request: web.Request) -> web.Response:
         claims = await self._claims(request)
-        await self._people.block(claims.sub, request.match_info["id"])
+        await self._people.block(claims.sub, _blocked(request))
         return web.Response(status=204)
 
     async def block_delete(self, request: web.Request) -> web.Response:
         claims = await self._claims(request)
-        await self._people.unblock(claims.sub, request.match_info["id"])
+        await self._people.unblock(claims.sub, _blocked(request))
         return web.Response(status=204)
 
     async def users_search(self, request: web.Request) -> web.Response:
@@ -78,3 +78,9 @@ class PeopleRoutes:
         client = client_address(request, self.trusted_proxies)
         await self.deletion.delete_own(claims.sub, body.password, client, self._device(request))
         return self._cleared(web.Response(status=204))
+
+
+def _blocked(request: web.Request) -> str:
+    """The user of ``/api/me/blocks/{id}``, checked as the ``block`` event's (a malformed id is
+    ``invalid_request``, not ``no_user``)."""
+    return parse({"user": request.match_info["id"]}, BlockIn).user

@@ -39,7 +39,7 @@ class DeviceCookies:
 
     def device(self, email_key: str, cookie: object) -> str | None:
         """The device id of a cookie valid for this account and not expired, else None."""
-        found = _SHAPE.match(cookie) if isinstance(cookie, str) and len(cookie) < 100 else None
+        found = _SHAPE.fullmatch(cookie) if isinstance(cookie, str) and len(cookie) < 100 else None
         if found is None:
             return None
         device, expires, signature = found.groups()

@@ -19,7 +19,7 @@ def clean_email(raw: object) -> tuple[str, str]:
         raise ChatError("invalid_email", "email must be a string")
     email = raw.strip()
     hidden = _CONTROL.search(email) or _HIDDEN.search(email)
-    if len(email) > 254 or not _EMAIL.match(email) or hidden:
+    if len(email) > 254 or not _EMAIL.fullmatch(email) or hidden:
         raise ChatError("invalid_email", "not a valid email address")
     return email, email.lower()
 

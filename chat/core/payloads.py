@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from chat.errors import invalid_request
-from chat.models import USER_ID_PATTERN
+from chat.models import USER_ID_WHOLE
 
 T = TypeVar("T")
 
 # Ids are server-made and URL-safe; the pattern also keeps odd strings (lone surrogates,
 # separators) out of channel names and keys.
-UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_PATTERN)]
+UserId = Annotated[str, msgspec.Meta(pattern=USER_ID_WHOLE)]
 RoomId = Annotated[str, msgspec.Meta(min_length=1, max_length=160)]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 #: A room's seq is a Redis integer (``INCR``): never above 2**63 - 1, and cursors past it
@@ -141,27 +141,6 @@ class DeleteIn(msgspec.Struct, frozen=True):
 class ReactIn(msgspec.Struct, frozen=True):
     room: RoomId
     id: MessageId
-    emoji: Emoji
-    on: bool
-    cid: ClientId | None = None
-
-
-class EditBody(msgspec.Struct, frozen=True):
-    """``PATCH /api/rooms/{id}/messages/{message}``."""
-
-    text: Text
-    cid: ClientId | None = None
-
-
-class DeleteBody(msgspec.Struct, frozen=True):
-    """``DELETE /api/rooms/{id}/messages/{message}`` (a body is optional)."""
-
-    cid: ClientId | None = None
-
-
-class ReactBody(msgspec.Struct, frozen=True):
-    """``POST /api/rooms/{id}/messages/{message}/reactions``."""
-
     emoji: Emoji
     on: bool
     cid: ClientId | None = None

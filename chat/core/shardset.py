@@ -42,7 +42,7 @@ def reached(ack: Step | None, step: Step) -> bool:
 
 def check_url(name: str, url: str) -> None:
     """The rules of CHAT_SHARDS, for one shard given to ``chat shards add``."""
-    if not SHARD_NAME.match(name):
+    if not SHARD_NAME.fullmatch(name):
         raise Refused(f"{name!r} is not a shard name (letters, digits, '_', '.', '-'; 63 at most)")
     if "@" in url:  # never echoed: it may hold a password
         raise Refused(

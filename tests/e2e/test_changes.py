@@ -169,6 +169,11 @@ async def test_rest_routes_mirror_the_events(stack: Stack):
              "invalid_emoji"),
             ("PATCH", stack.url(0) + f"{base}/9.x", {"text": "x"}, ann.token, 404, "no_message"),
             ("PATCH", url, {"text": 5}, ann.token, 400, "invalid_request"),
+            # The path's ids are checked as the events' fields (not looked up as no_message).
+            ("PATCH", stack.url(0) + f"{base}/{'9' * 129}", {"text": "x"}, ann.token, 400,
+             "invalid_request"),
+            ("DELETE", stack.url(1) + f"{base}/{'9' * 129}", None, ann.token, 400,
+             "invalid_request"),
         ]  # fmt: skip
         for method, where, payload, token, status_code, code in refusals:
             status, body, _ = await call(method, where, payload, token)

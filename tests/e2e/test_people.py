@@ -51,6 +51,12 @@ async def test_a_block_refuses_dms_both_ways_across_nodes(stack: Stack):
             "DELETE", f"{stack.url(0)}/api/me/blocks/{bob.id}", token=alice.token
         )
         assert status == 204
+        for bad in ("a.b", "x" * 65, f"{bob.id}%0A"):  # as the event: a shape error
+            for method in ("PUT", "DELETE"):
+                status, body, _ = await call(
+                    method, f"{stack.url(1)}/api/me/blocks/{bad}", token=alice.token
+                )
+                assert (status, body["error"]["code"]) == (400, "invalid_request"), (method, bad)
 
 
 async def test_a_block_closes_the_dm_to_edits_and_reactions_but_not_to_deletes(stack: Stack):

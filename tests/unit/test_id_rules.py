@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chat.core.payloads import BlockIn, parse
 from chat.core.rooms import check_room_id
 from chat.core.sessions import RefreshToken
 from chat.errors import ChatError
@@ -41,11 +42,14 @@ def test_user_ids_that_pass(text: str):
     assert RefreshToken.parse(f"{text}.{text}.{text}").user == text
 
 
-@pytest.mark.parametrize("text", ["", "x" * 65, "a.b", "a:b", "é", "\ud800", None, 7])
+@pytest.mark.parametrize("text", ["", "x" * 65, "a.b", "a:b", "é", "\ud800", "a\n", "\na", None, 7])
 def test_user_ids_that_fail(text: object):
     assert not is_user_id(text)
     if isinstance(text, str):
         assert not is_dm_room(f"dm:{text}:zz")
+        with pytest.raises(ChatError) as raised:  # as a payload's field, too
+            parse({"user": text}, BlockIn)
+        assert raised.value.code == "invalid_request"
 
 
 @pytest.mark.parametrize("text", ["lobby", "a", "0-x_y", "r" * 64])
@@ -53,7 +57,7 @@ def test_room_ids_that_pass(text: str):
     assert is_room_id(text) and check_room_id(text) == text
 
 
-@pytest.mark.parametrize("text", ["", "A", "-a", "_a", "r" * 65, "dm:a:b", None])
+@pytest.mark.parametrize("text", ["", "A", "-a", "_a", "r" * 65, "dm:a:b", "lobby\n", "r\n", None])
 def test_room_ids_that_fail(text: object):
     assert not is_room_id(text)
     with pytest.raises(ChatError) as raised:
