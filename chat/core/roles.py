@@ -92,6 +92,11 @@ class RoomRoles:
         """Whether a mute of the user in the room (not the lobby, not a DM) is in force."""
         return await self.store.restricted(room_id, user_id, "mute") is not None
 
+    async def banned(self, room: Room, user_id: str) -> bool:
+        return (
+            not unmanaged(room) and await self.store.restricted(room.id, user_id, "ban") is not None
+        )
+
     async def check_entry(self, room: Room, user_id: str) -> None:
         """Before a user becomes a member: not banned, and the room not full."""
         if unmanaged(room):

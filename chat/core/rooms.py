@@ -212,6 +212,8 @@ class Rooms:
         if room.private and not member:
             if room.is_dm:
                 raise forbidden("only its two users may open a direct conversation")
+            if self.roles is not None and await self.roles.banned(room, conn.user.id):
+                raise moderation_refusal("banned")  # they know the room: they were in it
             raise forbidden("this room is private: ask a member to invite you")
         if room.id == LOBBY or room.is_dm:
             return room, await self._connections.add_room(conn, room.id)

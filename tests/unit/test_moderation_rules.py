@@ -108,6 +108,9 @@ async def test_a_ban_needs_no_membership_and_a_banned_user_cannot_be_invited_to_
     await ok(ann, "ban", {"room": room, "user": "bob"})
     assert bob.events("left") == []  # not a member: nothing to leave
     await refused(ann, "invite", {"room": room, "user": "bob"}, "banned")
+    await refused(bob, "join", {"room": room}, "banned")  # not the private room's forbidden
+    cid = await node.connect("cid")
+    await refused(cid, "join", {"room": room}, "forbidden")  # never invited, not banned
     await refused(ann, "ban", {"room": room, "user": "nobody"}, "no_user")
 
 
