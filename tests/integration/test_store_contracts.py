@@ -203,6 +203,23 @@ async def test_a_room_listed_for_a_user_who_is_no_member_is_not_one_of_their_roo
     assert r in await stores.rooms.user_rooms("ann")
 
 
+async def test_ids_an_older_release_let_through_are_listed_nowhere(redis_clean):
+    """Before 2026-12-06 a room id with a final newline passed the rule: a public "lobby\n"
+    was shown to everyone as the lobby.  Such ids are left out of every listing."""
+    seeds = [(h, int(p)) for h, p in (n.rsplit(":", 1) for n in redis_clean.cluster_nodes)]
+    cluster = Cluster(seeds, node_id="test", access=access(redis_clean))
+    await cluster.start(10)
+    try:
+        rooms = ClusterRooms(cluster, ClusterRoster(cluster), rooms_per_user=3, created_per_user=3)
+        public, mine = keys.public_rooms_key(), keys.user_rooms_key("ann")
+        for key in (public, mine):
+            await cluster.send(key, "SADD", key, "lobby\n", "fine")
+        assert await rooms.public_rooms() == {"lobby", "fine"}
+        assert await rooms.listed_rooms("ann") == {"lobby", "fine"}
+    finally:
+        await cluster.stop()
+
+
 async def test_user_and_public_room_lists(stores):
     await stores.user("ann", "Ann")
     await stores.user("bob", "Bob")  # a DM is listed only for users with a record

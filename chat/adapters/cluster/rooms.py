@@ -26,7 +26,7 @@ from chat.adapters.cluster.client import Cluster
 from chat.adapters.cluster.roster import SET_MEMBER, ClusterRoster, member_keys, tail
 from chat.adapters.cluster.scripts import Script
 from chat.errors import ChatError, forbidden, moderation_refusal, not_found
-from chat.models import Room, dm_members, is_dm_room
+from chat.models import Room, dm_members, is_dm_room, is_room_id
 
 LOBBY = Room("lobby", "Lobby", private=False)
 
@@ -322,12 +322,20 @@ class ClusterRooms:
     async def listed_rooms(self, user_id: str) -> set[str]:
         key = keys.user_rooms_key(user_id)
         found = await self._cluster.send(key, "SMEMBERS", key, what="rooms")
-        return {LOBBY.id, *(_text(r) for r in found)}
+        return {LOBBY.id, *_valid(found)}
 
     async def public_rooms(self) -> set[str]:
         key = keys.public_rooms_key()
         found = await self._cluster.send(key, "SMEMBERS", key, what="public rooms")
-        return {LOBBY.id, *(_text(r) for r in found)}
+        return {LOBBY.id, *_valid(found)}
 
     async def _sadd(self, key: str, member: str) -> int:
         return int(await self._cluster.send(key, "SADD", key, member, what="sadd"))
+
+
+def _valid(found: Iterable[Any]) -> list[str]:
+    """Listed ids that pass today's rules.  Before 2026-12-06 an id with a final newline
+    passed (``chat/models.py``): such a room (a public "lobby\n", shown as the lobby to
+    everyone) is listed nowhere since, and cannot be joined."""
+    ids = (_text(r) for r in found)
+    return [r for r in ids if is_room_id(r) or is_dm_room(r)]
