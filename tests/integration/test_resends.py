@@ -94,6 +94,8 @@ async def test_presence_transitions_sent_again_answer_their_version_again(cluste
     # Another socket in the same millisecond (on another node) is no resend: not announced
     # twice (each node announced the user's coming online).
     assert await presence.register(user, "s9", "inc2", 1_000) == 0
+    # The same socket registered again later (its node woke from a pause) is no resend either.
+    assert await presence.register(user, "s1", "inc3", 1_500) == 0
     await presence.unregister(user, "s1", 0)
     await presence.unregister(user, "s2", 0)
     await presence.unregister(user, "s9", 0)

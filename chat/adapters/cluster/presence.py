@@ -34,10 +34,11 @@ REFUSED = -1
 # Hazard: the cluster client sends a script again when its reply was lost.  A transition
 # that landed then finds the state it set, marked as its own: ``again`` answers its version
 # once more, or the transition would never be applied to the rosters nor announced.  The
-# mark: a connect's socket (``by``, unique: another socket connecting in the same millisecond
-# on another node is another call, answered 0, so a user comes online once however many
-# nodes race); a settle's or purge's time (``ts``: one node claims a user due offline, and
-# the core's own retry of a settle passes its first time again).
+# mark: a connect's socket and time (``by``: another socket connecting in the same
+# millisecond on another node is another call, answered 0, so a user comes online once
+# however many nodes race; the same socket registered again later, by a node that woke from
+# a pause, is too); a settle's or purge's time (``ts``: one node claims a user due offline,
+# and the core's own retry of a settle passes its first time again).
 AGAIN = """
 local function again(state, value, mark)
   if state[1] == value and state[2] == mark then return tonumber(state[3]) end
@@ -56,9 +57,10 @@ if most > 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
   return -1
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local mark = ARGV[1] .. ' ' .. ARGV[3]
 local state = redis.call('HMGET', KEYS[2], 'online', 'by', 'v')
-if state[1] == '1' then return again(state, '1', ARGV[1]) end
-redis.call('HSET', KEYS[2], 'online', '1', 'ts', ARGV[3], 'by', ARGV[1])
+if state[1] == '1' then return again(state, '1', mark) end
+redis.call('HSET', KEYS[2], 'online', '1', 'ts', ARGV[3], 'by', mark)
 return redis.call('HINCRBY', KEYS[2], 'v', 1)
 """
 )
