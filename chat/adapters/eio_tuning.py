@@ -42,7 +42,7 @@ from importlib.metadata import version
 from typing import Any
 
 from aiohttp.web import WebSocketResponse
-from engineio import async_socket, exceptions
+from engineio import async_socket, exceptions, payload
 from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from chat.adapters import eio_ping, eio_reader
@@ -246,6 +246,12 @@ def apply(server: Any, *, compression: bool, queued_max: int = QUEUED_MAX) -> bo
     ``compression``) ``PlainWebSocket`` for the engineio ``server``, if the installed
     python-engineio is the series they were written for.  On another series compression stays
     declined, by the request's headers."""
+    # Hazard: python-engineio drops a long-poll POST of more than 16 packets whole (and
+    # answers it "ok"); the official JS client sends every event emitted meanwhile in one
+    # POST, so a burst of 17 (a reconnect's sync, history and watches) was never answered.
+    # A POST is bounded by its size instead (a packet and its separator are at least two
+    # bytes); its events are read as the socket's events in flight allow (``sio_server.py``).
+    payload.Payload.max_decode_packets = max(16, server.max_http_buffer_size // 2)
     installed = version("python-engineio")
     if not installed.startswith(SERIES):
         log.info("python-engineio %s: its own AsyncSocket.poll and queues are kept", installed)

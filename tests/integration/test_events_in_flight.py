@@ -105,3 +105,30 @@ async def test_a_second_long_poll_post_while_one_is_held_closes_the_connection()
         async with http.get(post) as resp:
             assert resp.status == 400  # the session is gone
         assert answer.started.empty()  # neither the waiting event nor the other ran
+
+
+async def test_a_long_poll_post_of_many_events_has_every_one_answered():
+    """The official JS client sends every event emitted while a POST is under way in the
+    next one: python-engineio dropped a POST of more than 16 packets (answered "ok"), and
+    none of its events was ever answered."""
+    answer = Held()
+    for n in range(40):
+        answer.release(n)
+    async with served(answer) as url, aiohttp.ClientSession() as http:
+        polling = f"{url}/socket.io/?EIO=4&transport=polling"
+        async with http.get(polling) as resp:
+            sid = json.loads((await resp.text())[1:])["sid"]
+        post = f"{polling}&sid={sid}"
+        async with http.post(post, data="40") as resp:
+            assert resp.status == 200
+        events = "\x1e".join(f'42{n}["work",{n}]' for n in range(40))
+        async with http.post(post, data=events) as resp:
+            assert resp.status == 200
+        acks: set[int] = set()
+        async with asyncio.timeout(15):  # without the fix: pings only, for ever
+            while len(acks) < 40:  # the long-poll GETs carry the connect answer, then acks
+                async with http.get(post) as resp:
+                    for packet in (await resp.text()).split("\x1e"):
+                        if packet.startswith("43"):
+                            acks.add(json.loads(packet[packet.index("[") :])[0]["n"])
+        assert acks == set(range(40))
