@@ -15,10 +15,13 @@ making the node hold a task per event it sent.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import msgspec
 import socketio
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -40,7 +43,28 @@ class Json:
 
     @staticmethod
     def loads(text: str | bytes, **_: Any) -> Any:
-        return decode_json(text)
+        try:
+            return decode_json(text)
+        except msgspec.DecodeError:
+            # Hazard: JavaScript strings may hold lone surrogates, and JSON.stringify sends
+            # them as escapes ("\ud800") that msgspec refuses; the packet then failed to
+            # decode and its event was never answered.  Such text is valid JSON: read it
+            # with the json module, the lone surrogates removed from every string (as from
+            # every text the server keeps), and the event is answered as any other.
+            return _without_surrogates(json.loads(text))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SURROGATE.sub("", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def event_packet(event: str, data_json: bytes) -> eio_packet.Packet:

@@ -26,6 +26,14 @@ async def test_invisible_only_texts_and_names_are_refused_over_the_wire(stack):
         assert ack["user"]["name"] == "nimdA ecilA"  # shown as typed, never reversed
         ack = await client.call("send", {"room": "lobby", "text": "pay \u202e0001"})
         assert ack["message"]["text"] == "pay 0001"
+        # Lone surrogates (JavaScript strings may hold them; JSON carries them as "\ud800"
+        # escapes): removed, and the event answered (it was dropped unanswered).
+        ack = await client.call("send", {"room": "lobby", "text": "a\ud800b\udc00"})
+        assert ack["message"]["text"] == "ab"
+        ack = await client.call("history", {"room": "lo\ud800bby", "limit": 1})
+        assert ack["ok"], ack
+        ack = await client.call("dm", {"to": ann.id + "\udfff", "text": "x"})
+        assert ack["ok"], ack
     async with aiohttp.ClientSession() as http:
         auth = {"Authorization": f"Bearer {ann.token}"}
         body = {"text": "\u200b"}
