@@ -80,10 +80,15 @@ async def test_cancellation_reads_as_queue_empty(poll: Any) -> None:
 
 
 def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engineio import async_socket
+    from engineio import async_socket, payload
 
     def server() -> Any:
-        return SimpleNamespace(create_queue=asyncio.Queue, _async={"websocket": "library's"})
+        return SimpleNamespace(
+            create_queue=asyncio.Queue, _async={"websocket": "library's"},
+            max_http_buffer_size=65536,
+        )  # fmt: skip
+
+    monkeypatch.setattr(payload.Payload, "max_decode_packets", 16)
 
     monkeypatch.setattr(async_socket.AsyncSocket, "poll", eio_tuning.ORIGINAL)
     monkeypatch.setattr(async_socket.AsyncSocket, "schedule_ping", LIBRARY_PING)
@@ -95,6 +100,7 @@ def test_applied_to_the_pinned_series_only(monkeypatch: pytest.MonkeyPatch) -> N
     assert async_socket.AsyncSocket.schedule_ping is LIBRARY_PING
     assert async_socket.AsyncSocket._websocket_handler is LIBRARY_HANDLER
     assert other.create_queue is asyncio.Queue and other._async["websocket"] == "library's"
+    assert payload.Payload.max_decode_packets == 32768  # on any series: a POST of many events
     monkeypatch.setattr(eio_tuning, "version", lambda _: eio_tuning.SERIES + "9")
     plain, compressing = server(), server()
     assert eio_tuning.apply(plain, compression=False)
