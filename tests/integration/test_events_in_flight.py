@@ -57,6 +57,18 @@ async def served(answer: Held) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+async def polling_session(http: aiohttp.ClientSession, url: str) -> str:
+    """A long-polling session joined to "/" by hand (raw requests, as a client batches them);
+    its URL for POSTs and GETs."""
+    polling = f"{url}/socket.io/?EIO=4&transport=polling"
+    async with http.get(polling) as resp:
+        sid = json.loads((await resp.text())[1:])["sid"]
+    post = f"{polling}&sid={sid}"
+    async with http.post(post, data="40") as resp:
+        assert resp.status == 200
+    return post
+
+
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 async def test_a_socket_never_has_more_events_answered_at_once_than_its_limit(transport: str):
     answer = Held()
@@ -86,12 +98,7 @@ async def test_a_second_long_poll_post_while_one_is_held_closes_the_connection()
     keep its request and body: the connection is closed instead."""
     answer = Held()
     async with served(answer) as url, aiohttp.ClientSession() as http:
-        polling = f"{url}/socket.io/?EIO=4&transport=polling"
-        async with http.get(polling) as resp:
-            sid = json.loads((await resp.text())[1:])["sid"]
-        post = f"{polling}&sid={sid}"
-        async with http.post(post, data="40") as resp:
-            assert resp.status == 200
+        post = await polling_session(http, url)
         events = "\x1e".join(f'42{n}["work",{n}]' for n in range(MOST + 1))
         held = asyncio.ensure_future(http.post(post, data=events))  # the last one waits
         for _ in range(MOST):
@@ -115,12 +122,7 @@ async def test_a_long_poll_post_of_many_events_has_every_one_answered():
     for n in range(40):
         answer.release(n)
     async with served(answer) as url, aiohttp.ClientSession() as http:
-        polling = f"{url}/socket.io/?EIO=4&transport=polling"
-        async with http.get(polling) as resp:
-            sid = json.loads((await resp.text())[1:])["sid"]
-        post = f"{polling}&sid={sid}"
-        async with http.post(post, data="40") as resp:
-            assert resp.status == 200
+        post = await polling_session(http, url)
         events = "\x1e".join(f'42{n}["work",{n}]' for n in range(40))
         async with http.post(post, data=events) as resp:
             assert resp.status == 200
