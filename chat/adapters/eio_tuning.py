@@ -251,6 +251,9 @@ def apply(server: Any, *, compression: bool, queued_max: int = QUEUED_MAX) -> bo
     # POST, so a burst of 17 (a reconnect's sync, history and watches) was never answered.
     # A POST is bounded by its size instead (a packet and its separator are at least two
     # bytes); its events are read as the socket's events in flight allow (``sio_server.py``).
+    # What that lets a client make a node hold: 64 KiB of one-byte packets decode to about
+    # 3.7 MB, once per socket (a second POST while one is held closes the connection), below
+    # the 4 MiB a socket's outgoing queue may hold (``CHAT_SOCKET_QUEUE_MAX``).
     payload.Payload.max_decode_packets = max(16, server.max_http_buffer_size // 2)
     installed = version("python-engineio")
     if not installed.startswith(SERIES):
